@@ -1,0 +1,1 @@
+"""Burned-in text detection and Telea inpainting into a cleaned COVIDx copy (issue 5)."""

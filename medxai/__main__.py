@@ -1,0 +1,3 @@
+from medxai.cli import main
+
+main()

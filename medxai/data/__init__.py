@@ -1,0 +1,1 @@
+"""Data layer: COVIDx split files, image decoding, MONAI transforms, the phantom dataset."""

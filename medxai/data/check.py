@@ -1,0 +1,158 @@
+"""Validate a COVIDx-format dataset: what is there, and everything that is wrong with it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medxai.data.covidx import (
+    LABEL_SETS,
+    LineProblem,
+    Record,
+    Skipped,
+    default_image_dir,
+    parse_split_lines,
+)
+from medxai.data.imageio import read_raw
+from medxai.errors import DatasetError, ImageReadError
+
+
+@dataclass
+class SplitReport:
+    """Counts and problems of one split file."""
+
+    split: str
+    image_dir: Path
+    records: list[Record] = field(default_factory=list)
+    line_problems: list[LineProblem] = field(default_factory=list)
+    unreadable: list[Skipped] = field(default_factory=list)
+    formats: Counter = field(default_factory=Counter)
+    sizes: Counter = field(default_factory=Counter)
+    bit_depths: Counter = field(default_factory=Counter)
+
+    @property
+    def classes(self) -> Counter:
+        return Counter(r.label for r in self.records)
+
+    @property
+    def sources(self) -> Counter:
+        return Counter(r.source or "-" for r in self.records)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.line_problems or self.unreadable)
+
+
+@dataclass
+class DatasetReport:
+    root: Path
+    splits: list[SplitReport]
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.splits)
+
+    def label_order(self) -> list[str]:
+        """Labels in their label set's order (normal, pneumonia, COVID-19), present ones only."""
+        found = {label for split in self.splits for label in split.classes}
+        for names in LABEL_SETS.values():
+            if found <= set(names):
+                return [name for name in names if name in found]
+        return sorted(found)
+
+    def shared_patients(self) -> dict[tuple[str, str], set[str]]:
+        """Patients found in two splits (train/test leakage), per pair of splits."""
+        patients = {s.split: {r.patient_id for r in s.records} for s in self.splits}
+        names = list(patients)
+        return {
+            (a, b): patients[a] & patients[b]
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
+            if patients[a] & patients[b]
+        }
+
+
+def find_split_files(root: Path) -> list[str]:
+    """Every *.txt directly under the root: COVIDx ships its splits that way."""
+    return sorted(p.name for p in root.glob("*.txt") if p.is_file())
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    size: tuple[int, int]  # (width, height)
+    bit_depth: int
+
+
+def inspect_image(path: Path, decode: bool = True) -> ImageInfo | str | None:
+    """ImageInfo when the image decodes, None when it exists (decode=False), else the reason."""
+    if not decode:
+        return None if path.is_file() else "image not found"
+    try:
+        raw = read_raw(path)
+    except ImageReadError as err:
+        return str(err).removeprefix(f"{path}: ")
+    height, width = raw.pixels.shape[:2]
+    return ImageInfo(raw.format, (width, height), raw.bit_depth)
+
+
+def _inspect_all(
+    records: Sequence[Record], decode: bool, workers: int
+) -> Iterator[tuple[Record, ImageInfo | str | None]]:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(lambda r: inspect_image(r.path, decode), records)
+        yield from zip(records, results, strict=True)
+
+
+def screen_records(
+    records: Sequence[Record], decode: bool = True, workers: int = 4
+) -> tuple[list[Record], list[Skipped]]:
+    """Split records into readable ones and skipped ones, each with its reason."""
+    good, skipped = [], []
+    for record, result in _inspect_all(records, decode, workers):
+        if isinstance(result, str):
+            skipped.append(Skipped(record, result))
+        else:
+            good.append(record)
+    return good, skipped
+
+
+def check_dataset(
+    root: str | Path,
+    splits: Sequence[str] | None = None,
+    image_dirs: Mapping[str, str] | None = None,
+    decode: bool = True,
+    workers: int = 4,
+    progress: Callable[[int, int], None] | None = None,
+) -> DatasetReport:
+    """Parse every split leniently and (with `decode`) read every image once.
+
+    `progress(advance, total)` is called once per image.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset root not found")
+    splits = list(splits or find_split_files(root))
+    if not splits:
+        raise DatasetError(f"{root}: no split files (*.txt) found; expected train.txt, test.txt")
+    image_dirs = dict(image_dirs or {})
+    reports = []
+    for split in splits:
+        image_dir = root / image_dirs.get(split, default_image_dir(split))
+        records, problems = parse_split_lines(root / split, image_dir, strict=False)
+        reports.append(SplitReport(split, image_dir, records, problems))
+    total = sum(len(r.records) for r in reports)
+    for report in reports:
+        for record, result in _inspect_all(report.records, decode, workers):
+            if isinstance(result, str):
+                report.unreadable.append(Skipped(record, result))
+            elif result is not None:
+                report.formats[result.format] += 1
+                report.sizes[result.size] += 1
+                report.bit_depths[result.bit_depth] += 1
+            if progress:
+                progress(1, total)
+    return DatasetReport(root, reports)

@@ -1,0 +1,149 @@
+"""Decode PNG/JPEG (8/16-bit, gray/RGB) and DICOM radiographs.
+
+`read_raw` keeps the stored pixels at their own bit depth (the cleaner inpaints those);
+`read_image` gives what a model sees: float32 in [0, 1], bright = dense (bone), whatever
+the photometric interpretation of the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from medxai.atomic import atomic_write_bytes
+from medxai.errors import ImageReadError
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+DICOM_MAGIC_OFFSET = 128
+
+
+@dataclass(frozen=True)
+class RawImage:
+    """Pixels as stored: (H, W) or (H, W, 3) RGB, uint8 or uint16 (DICOM: stored values)."""
+
+    pixels: np.ndarray
+    format: str
+    bit_depth: int
+
+
+def sniff_format(path: Path) -> str:
+    """Tell png / jpeg / dicom apart by their magic bytes, not by the file name."""
+    with open(path, "rb") as f:
+        head = f.read(DICOM_MAGIC_OFFSET + 4)
+    if head.startswith(PNG_MAGIC):
+        return "png"
+    if head.startswith(JPEG_MAGIC):
+        return "jpeg"
+    if head[DICOM_MAGIC_OFFSET:] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom"):
+        return "dicom"
+    raise ImageReadError(f"{path}: not a PNG, JPEG or DICOM file")
+
+
+def _check_exists(path: Path) -> None:
+    if not path.is_file():
+        raise ImageReadError(f"{path}: image not found")
+
+
+def read_raw(path: str | Path) -> RawImage:
+    """Read the stored pixels without changing their values or depth."""
+    path = Path(path)
+    _check_exists(path)
+    fmt = sniff_format(path)
+    if fmt == "dicom":
+        ds = _read_dicom_dataset(path)
+        pixels = _dicom_pixels(ds, path)
+        return RawImage(pixels, fmt, int(ds.get("BitsStored", pixels.dtype.itemsize * 8)))
+    return RawImage(*_read_bitmap(path, fmt))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as float32 in [0, 1]: (H, W) for grayscale, (H, W, 3) for RGB."""
+    path = Path(path)
+    _check_exists(path)
+    fmt = sniff_format(path)
+    if fmt == "dicom":
+        return _dicom_to_unit(_read_dicom_dataset(path), path)
+    pixels, _, depth = _read_bitmap(path, fmt)
+    return (pixels.astype(np.float32) / float(2**depth - 1)).clip(0.0, 1.0)
+
+
+def _read_bitmap(path: Path, fmt: str) -> tuple[np.ndarray, str, int]:
+    data = np.fromfile(path, dtype=np.uint8)
+    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if pixels is None:
+        raise ImageReadError(f"{path}: corrupt or truncated {fmt.upper()} file")
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise ImageReadError(f"{path}: unsupported pixel type {pixels.dtype}")
+    if pixels.ndim == 3:
+        pixels = pixels[..., :3]  # drop alpha
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB) if pixels.shape[2] == 3 else pixels[..., 0]
+    return np.ascontiguousarray(pixels), fmt, 8 * pixels.dtype.itemsize
+
+
+def _read_dicom_dataset(path: Path) -> pydicom.Dataset:
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as err:
+        raise ImageReadError(f"{path}: unreadable DICOM ({err})") from err
+    if "PixelData" not in ds:
+        raise ImageReadError(f"{path}: DICOM file has no pixel data")
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        raise ImageReadError(
+            f"{path}: multi-frame DICOM ({ds.NumberOfFrames} frames) is not a radiograph"
+        )
+    return ds
+
+
+def _dicom_pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
+    try:
+        return ds.pixel_array
+    except Exception as err:  # pydicom raises several types for missing codecs/bad data
+        syntax = ds.file_meta.get("TransferSyntaxUID", "unknown")
+        name = getattr(syntax, "name", str(syntax))
+        raise ImageReadError(
+            f"{path}: cannot decode DICOM pixel data (transfer syntax {name}): {err}"
+        ) from err
+
+
+def _dicom_to_unit(ds: pydicom.Dataset, path: Path) -> np.ndarray:
+    """Modality LUT → VOI LUT/window → MONOCHROME1 inversion → [0, 1]."""
+    pixels = _dicom_pixels(ds, path)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        if pixels.ndim == 3 and pixels.shape[-1] == 3:
+            return (pixels.astype(np.float32) / float(2 ** int(ds.BitsStored) - 1)).clip(0, 1)
+        raise ImageReadError(f"{path}: unsupported photometric interpretation {photometric}")
+    values = apply_voi_lut(apply_modality_lut(pixels, ds), ds).astype(np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    unit = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+    if photometric == "MONOCHROME1":
+        unit = 1.0 - unit
+    return unit.astype(np.float32)
+
+
+def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """(H, W) or (H, W, 3) → (channels, H, W); RGB to gray by ITU-R BT.601 luma."""
+    if image.ndim == 2:
+        gray = image
+    elif channels == 3:
+        return np.ascontiguousarray(image.transpose(2, 0, 1))
+    else:
+        gray = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.repeat(gray[None].astype(np.float32), channels, axis=0)
+
+
+def write_png(path: str | Path, pixels: np.ndarray) -> None:
+    """Write uint8/uint16 gray or RGB pixels as PNG, atomically (temp name, then rename)."""
+    path = Path(path)
+    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR) if pixels.ndim == 3 else pixels
+    ok, encoded = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    if not ok:
+        raise ImageReadError(f"{path}: could not encode PNG")
+    atomic_write_bytes(path, encoded.tobytes())

@@ -1,0 +1,103 @@
+"""MONAI transform chains for radiographs: (C, H, W) float32 in [0, 1] in, tensor out.
+
+The preprocessing is a plain dict (`Preprocessing.to_dict`) so a checkpoint can carry it
+and `explain`/`evaluate` rebuild exactly the chain the model was trained with.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from monai.transforms import (
+    Compose,
+    RandAffine,
+    RandScaleIntensity,
+    RandShiftIntensity,
+    Resize,
+    ScaleIntensity,
+    Transform,
+)
+
+from medxai.errors import MedxaiError
+
+COVIDNET_TOP_CROP = 0.08  # COVID-Net crops the top 8% of every radiograph
+
+
+class CropTopBand(Transform):
+    """Remove the top `fraction` of rows, like COVID-Net's preprocessing.
+
+    Off by default in medxai: the top band is where hospitals burn in text, and hiding it
+    also hides the shortcut an audit must find.
+    """
+
+    def __init__(self, fraction: float) -> None:
+        if not 0.0 <= fraction < 1.0:
+            raise MedxaiError(f"top-crop fraction must be in [0, 1), got {fraction}")
+        self.fraction = fraction
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        rows = image.shape[-2]
+        return image[..., int(round(rows * self.fraction)) :, :]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What turns a decoded image into model input; stored in every checkpoint."""
+
+    image_size: int = 224
+    channels: int = 1
+    top_crop: float = 0.0
+    scale_intensity: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Preprocessing:
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise MedxaiError(f"unknown preprocessing fields {sorted(unknown)}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Small geometric and brightness jitter; no flips (they would mirror L/R markers)."""
+
+    rotate_deg: float = 5.0
+    shift: float = 0.05
+    zoom: float = 0.05
+    brightness: float = 0.1
+    prob: float = 0.8
+
+
+def build_transforms(
+    prep: Preprocessing, augment: Augmentation | None = None, seed: int = 0
+) -> Compose:
+    """Deterministic eval chain, or the training chain when `augment` is given."""
+    if prep.image_size < 8:
+        raise MedxaiError(f"image size must be at least 8 pixels, got {prep.image_size}")
+    steps: list = []
+    if prep.top_crop:
+        steps.append(CropTopBand(prep.top_crop))
+    steps.append(Resize((prep.image_size, prep.image_size), mode="area"))
+    if prep.scale_intensity:
+        steps.append(ScaleIntensity(minv=0.0, maxv=1.0))
+    if augment is not None:
+        size = prep.image_size
+        steps += [
+            RandAffine(
+                prob=augment.prob,
+                rotate_range=math.radians(augment.rotate_deg),
+                translate_range=(augment.shift * size, augment.shift * size),
+                scale_range=(augment.zoom, augment.zoom),
+                padding_mode="border",
+            ),
+            RandScaleIntensity(factors=augment.brightness, prob=augment.prob),
+            RandShiftIntensity(offsets=augment.brightness, prob=augment.prob),
+        ]
+    chain = Compose(steps)
+    chain.set_random_state(seed=seed)
+    return chain

@@ -1,0 +1,128 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medxai.data.covidx import (
+    CovidxDataset,
+    default_image_dir,
+    label_set_of,
+    load_covidx,
+    parse_split_file,
+    parse_split_lines,
+)
+from medxai.data.imageio import write_png
+from medxai.data.transforms import Preprocessing, build_transforms
+from medxai.errors import MedxaiError, SplitFileError
+
+
+def write_split(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_good_lines_parse_with_optional_source_and_blank_lines(tmp_path):
+    split = write_split(
+        tmp_path / "train.txt",
+        "p1 a.png normal\n\n   \np2 b.png COVID-19 hospitalA\np3  c.jpg\tpneumonia\n",
+    )
+    records = parse_split_file(split, tmp_path / "train")
+    assert [(r.patient_id, r.filename, r.label, r.source) for r in records] == [
+        ("p1", "a.png", "normal", None),
+        ("p2", "b.png", "COVID-19", "hospitalA"),
+        ("p3", "c.jpg", "pneumonia", None),
+    ]
+    assert [r.line for r in records] == [1, 4, 5]
+    assert records[1].path == tmp_path / "train" / "b.png"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("p1 a.png", "got 2 fields"),
+        ("p1 a.png normal src extra", "got 5 fields"),
+        ("p1 a.png covid", "unknown label 'covid'"),
+        ("p1 a.png Normal", "allowed labels: normal|pneumonia|COVID-19 or negative|positive"),
+    ],
+)
+def test_malformed_line_names_file_and_line(tmp_path, line, expected):
+    split = write_split(tmp_path / "test.txt", f"p0 ok.png normal\n{line}\np9 z.png normal\n")
+    with pytest.raises(SplitFileError) as err:
+        parse_split_file(split, tmp_path)
+    assert f"{split}:2:" in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_lenient_parse_collects_every_problem(tmp_path):
+    split = write_split(tmp_path / "s.txt", "x\np a.png normal\ny y y y y\nq b.png bad\n")
+    records, problems = parse_split_lines(split, tmp_path, strict=False)
+    assert [r.filename for r in records] == ["a.png"]
+    assert [p.line for p in problems] == [1, 3, 4]
+
+
+def test_missing_and_non_text_split_files(tmp_path):
+    with pytest.raises(SplitFileError, match="split file not found"):
+        parse_split_file(tmp_path / "nope.txt", tmp_path)
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"\xff\xfe\x00\x81garbage")
+    with pytest.raises(SplitFileError, match="not a UTF-8"):
+        parse_split_file(binary, tmp_path)
+
+
+def test_label_sets_are_not_mixed():
+    assert label_set_of(["positive", "negative"]) == ("negative", "positive")
+    assert label_set_of(["COVID-19"]) == ("normal", "pneumonia", "COVID-19")
+    with pytest.raises(MedxaiError, match="mix label sets"):
+        label_set_of(["normal", "positive"])
+
+
+def test_image_dir_follows_covidx_convention():
+    assert default_image_dir("train.txt") == "train"
+    assert default_image_dir("test_balanced.txt") == "test"
+    assert default_image_dir("val.txt") == "val"
+
+
+def make_dataset(root: Path) -> None:
+    (root / "train").mkdir(parents=True)
+    (root / "test").mkdir()
+    rng = np.random.default_rng(0)
+    lines = []
+    for i, label in enumerate(["normal", "pneumonia", "COVID-19"]):
+        image = (rng.random((40, 30)) * 255).astype(np.uint8)
+        write_png(root / "train" / f"{i}.png", image)
+        lines.append(f"p{i} {i}.png {label} s{i % 2}")
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    write_png(root / "test" / "t.png", np.full((20, 20, 3), 100, np.uint8))
+    (root / "test.txt").write_text("pt t.png COVID-19\n")
+
+
+def test_dataset_yields_resized_tensors_and_class_indices(tmp_path):
+    make_dataset(tmp_path)
+    splits = load_covidx(tmp_path)
+    assert set(splits) == {"train.txt", "test.txt"}
+    prep = Preprocessing(image_size=16, channels=3)
+    train = CovidxDataset(splits["train.txt"], channels=3, transform=build_transforms(prep))
+    image, label = train[2]
+    assert type(image) is torch.Tensor and image.shape == (3, 16, 16)
+    assert label == 2 and train.targets == [0, 1, 2]
+    assert float(image.min()) == pytest.approx(0.0) and float(image.max()) == pytest.approx(1.0)
+    assert torch.equal(image[0], image[1]), "gray image repeated into 3 channels"
+    test = CovidxDataset(splits["test.txt"], classes=train.classes)
+    assert test[0][1] == 2
+
+
+def test_dataset_rejects_labels_outside_classes(tmp_path):
+    make_dataset(tmp_path)
+    records = load_covidx(tmp_path)["train.txt"]
+    with pytest.raises(MedxaiError, match="not among classes"):
+        CovidxDataset(records, classes=("normal", "pneumonia"))
+
+
+def test_load_covidx_honours_image_dirs(tmp_path):
+    make_dataset(tmp_path)
+    (tmp_path / "val.txt").write_text("pv t.png normal\n")
+    splits = load_covidx(tmp_path, ["val.txt"], image_dirs={"val.txt": "test"})
+    assert splits["val.txt"][0].path == tmp_path / "test" / "t.png"
+    with pytest.raises(SplitFileError, match="dataset root not found"):
+        load_covidx(tmp_path / "missing")

@@ -1,0 +1,23 @@
+"""CI must install and test exactly as the README tells a new user to."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands(heading: str) -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_ci_runs_the_readme_commands_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    setup, test = readme_commands("Set up and run"), readme_commands("Test")
+    assert setup and test
+    for command in setup:
+        assert command in ci, f"README set-up command missing from .ci/run: {command}"
+    for command in test:
+        assert any(line.strip() == command for line in ci), f"not in .ci/run: {command}"
