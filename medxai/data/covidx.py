@@ -173,7 +173,7 @@ class CovidxDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         record = self.records[index]
         image = to_channels(read_image(record.path), self.channels)  # (C, H, W)
-        out = self.transform(image) if self.transform else image
+        out = image if self.transform is None else self.transform(image)
         tensor = convert_to_tensor(out, dtype=torch.float32, track_meta=False)
         return tensor, self.class_index[record.label]
 
