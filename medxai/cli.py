@@ -160,6 +160,231 @@ def data_check(
     raise typer.Exit(0 if report.ok else 1)
 
 
+def _load_split(root: Path, split: str, image_dir: list[str] | None):
+    from medxai.data.covidx import load_covidx
+
+    return load_covidx(root, [split], _parse_image_dirs(image_dir or []))[split]
+
+
+def _screened(records: list, skip_unreadable: bool) -> list:
+    """Stop at the first unreadable image, or skip them all knowingly (counted and listed)."""
+    from medxai.data.check import screen_records
+
+    good, skipped = screen_records(records, decode=skip_unreadable)
+    if skipped and not skip_unreadable:
+        first = skipped[0]
+        raise MedxaiError(f"{first.record.path}: {first.reason} ({len(skipped)} image(s) missing)")
+    for item in skipped:
+        err_console.print(f"skipped {item.record.path}: {item.reason}", highlight=False)
+    if skipped:
+        err_console.print(f"skipped {len(skipped)} of {len(records)} images")
+    return good
+
+
+@app.command()
+def train(
+    root: Annotated[Path, typer.Option(help="Dataset root (COVIDx layout).")],
+    out: Annotated[Path, typer.Option(help="Run folder: model.pt, metrics.json, last.pt.")],
+    dataset: Annotated[str, typer.Option(help="Dataset format.")] = "covidx",
+    train_split: Annotated[str, typer.Option(help="Training split file.")] = "train.txt",
+    test_split: Annotated[
+        list[str] | None, typer.Option(help="Split(s) to evaluate the best model on.")
+    ] = None,
+    model: Annotated[str, typer.Option(help="Architecture (see README).")] = "covidnet-s",
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    batch_size: Annotated[int, typer.Option(min=2)] = 32,
+    image_size: Annotated[int, typer.Option(min=16)] = 224,
+    channels: Annotated[int, typer.Option(min=1, max=3)] = 1,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    balance: Annotated[str, typer.Option(help="covid-share, class-weights or none.")] = (
+        "covid-share"
+    ),
+    covid_share: Annotated[float, typer.Option(help="Share of COVID-19 images a batch.")] = 0.3,
+    val_fraction: Annotated[float, typer.Option(help="Validation share (by patient).")] = 0.1,
+    patience: Annotated[int, typer.Option(min=1, help="Early stop after N flat epochs.")] = 5,
+    top_crop: Annotated[float, typer.Option(help="COVID-Net top-band crop (0: off).")] = 0.0,
+    weights: Annotated[Path | None, typer.Option(help="Local state-dict to start from.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    skip_unreadable: Annotated[bool, typer.Option(help="Skip (and list) bad images.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 1,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train a classifier; keep the best by validation macro-F1; write RUN/metrics.json."""
+    from medxai import distributed
+    from medxai.device import resolve_device
+    from medxai.models.training import TrainConfig, evaluate_checkpoint, fit, write_metrics
+
+    if dataset != "covidx":
+        raise MedxaiError(f"unknown dataset {dataset!r}; only covidx is supported by train")
+    config = TrainConfig(
+        model=model, epochs=epochs, batch_size=batch_size, image_size=image_size,
+        channels=channels, top_crop=top_crop, lr=lr, val_fraction=val_fraction,
+        balance=balance, covid_share=covid_share, patience=patience, seed=seed,
+        weights=str(weights) if weights else None,
+    )  # fmt: skip
+    records = _screened(_load_split(root, train_split, None), skip_unreadable)
+    run_device = distributed.init_from_env(resolve_device(device))
+    show = distributed.is_main()
+    with progress_bar() as bar:
+        task = bar.add_task("training", total=None, visible=show)
+
+        def on_batch(n: int, loss: float) -> None:
+            bar.update(task, advance=n, description=f"training (loss {loss:.3f})")
+
+        def on_epoch(entry: dict) -> None:
+            bar.console.print(
+                f"epoch {entry['epoch']}: loss {entry['loss']:.4f}, val accuracy "
+                f"{entry['val_accuracy']:.3f}, val macro-F1 {entry['val_macro_f1']:.3f} "
+                f"({entry['seconds']:.0f} s)"
+            )
+
+        state, _ = fit(config, records, out, run_device, resume, workers, on_epoch, on_batch)
+    if show:
+        splits = test_split or [s for s in ("test.txt",) if (root / s).is_file()]
+        results = {
+            split: evaluate_checkpoint(
+                out / "model.pt", _load_split(root, split, None), run_device, seed
+            )
+            for split in splits
+        }
+        write_metrics(out / "metrics.json", results, state)
+        for split, metrics in results.items():
+            console.print(
+                f"{split}: accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
+            )
+        console.print(f"best epoch {state.best_epoch}; wrote {out / 'model.pt'}")
+    distributed.shutdown()
+
+
+@app.command("evaluate-model")
+def evaluate_model(
+    checkpoint: Annotated[Path, typer.Option(help="A model.pt written by medxai train.")],
+    root: Annotated[Path, typer.Option(help="Dataset root (COVIDx layout).")],
+    split: Annotated[str, typer.Option(help="Split file to score.")] = "test.txt",
+    out: Annotated[Path | None, typer.Option(help="Write the metrics JSON here.")] = None,
+    image_dir: Annotated[list[str] | None, typer.Option(help="SPLIT=DIR.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+) -> None:
+    """Score a checkpoint on any split: accuracy, per-class P/R/F1 with bootstrap 95% CIs."""
+    import json
+
+    from medxai.atomic import atomic_write_text
+    from medxai.device import resolve_device
+    from medxai.models.training import evaluate_checkpoint
+
+    records = _load_split(root, split, image_dir)
+    metrics = evaluate_checkpoint(checkpoint, records, resolve_device(device), seed)
+    if out:
+        atomic_write_text(out, json.dumps(metrics, indent=2) + "\n")
+    table = Table(title=f"{checkpoint} on {split} (accuracy {metrics['accuracy']:.4f})")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, entry in metrics["per_class"].items():
+        cells = [
+            f"{entry[k]:.3f} [{entry['ci'][k][0]:.3f}, {entry['ci'][k][1]:.3f}]"
+            for k in ("precision", "recall", "f1")
+        ]
+        table.add_row(name, *cells, str(entry["support"]))
+    console.print(table)
+
+
+def _import_model(spec: str):
+    """`package.module:factory` → the nn.Module that factory() returns."""
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise MedxaiError(f"--model-import expects package.module:factory, got {spec!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as err:
+        raise MedxaiError(f"cannot import {spec!r}: {err}") from err
+    return factory()
+
+
+@app.command()
+def explain(
+    out: Annotated[Path, typer.Option(help="Folder for maps/, overlays/ and scores.csv.")],
+    checkpoint: Annotated[Path | None, typer.Option(help="A model.pt from medxai train.")] = None,
+    model_import: Annotated[
+        str | None, typer.Option(help="Instead of --checkpoint: package.module:factory.")
+    ] = None,
+    image: Annotated[list[Path] | None, typer.Option(help="Image file (repeatable).")] = None,
+    root: Annotated[Path | None, typer.Option(help="COVIDx root (with --split).")] = None,
+    split: Annotated[str, typer.Option(help="Split file under --root.")] = "test.txt",
+    limit: Annotated[int, typer.Option(min=0, help="At most N images (0: all).")] = 0,
+    method: Annotated[
+        list[str] | None, typer.Option(help="Saliency method (repeatable; see README).")
+    ] = None,
+    resolution: Annotated[int, typer.Option(help="Mask resolution: 7, 14, 28, 224…")] = 28,
+    target: Annotated[str, typer.Option(help="predicted, label or a class index.")] = ("predicted"),
+    ranking: Annotated[str, typer.Option(help="Deletion/insertion ranking: pixel|mask.")] = (
+        "pixel"
+    ),
+    image_size: Annotated[int, typer.Option(help="Input size (with --model-import).")] = 224,
+    channels: Annotated[int, typer.Option(help="Input channels (with --model-import).")] = 1,
+    target_layer: Annotated[str | None, typer.Option(help="Module name for CAMs.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Saliency maps, overlays and deletion/insertion AUCs for images or a COVIDx split."""
+    from medxai.data.transforms import Preprocessing
+    from medxai.device import resolve_device
+    from medxai.explain import method_names
+    from medxai.models.checkpoint import load_checkpoint
+    from medxai.models.zoo import target_layer as zoo_target_layer
+    from pipelines.explain_images import explain_images, items_from_paths, items_from_records
+
+    methods = method or ["gradcam", "igos++"]
+    known = set(method_names())
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        raise MedxaiError(f"unknown method {unknown[0]!r}; choose from {', '.join(sorted(known))}")
+    if ranking not in ("pixel", "mask"):
+        raise MedxaiError(f"--ranking must be pixel or mask, got {ranking!r}")
+    if (checkpoint is None) == (model_import is None):
+        raise MedxaiError("give exactly one of --checkpoint or --model-import")
+    run_device = resolve_device(device)
+    if checkpoint is not None:
+        model, spec = load_checkpoint(checkpoint, run_device)
+        prep, classes = spec.preprocessing, spec.classes
+        target_layer = target_layer or zoo_target_layer(spec.name)
+    else:
+        model, prep, classes = (
+            _import_model(model_import),
+            Preprocessing(image_size, channels),
+            None,
+        )
+    if bool(image) == (root is not None):
+        raise MedxaiError("give images with --image, or a dataset with --root/--split")
+    if image:
+        items = items_from_paths(image)
+    else:
+        records = _load_split(root, split, None)
+        items = items_from_records(records, classes or sorted({r.label for r in records}))
+    items = items[:limit] if limit else items
+    with progress_bar() as bar:
+        task = bar.add_task("explaining", total=len(items) * len(methods))
+        rows = explain_images(
+            model, items, methods, prep, out, run_device, classes=classes, target=target,
+            resolution=resolution, ranking=ranking, batch_size=batch_size, seed=seed,
+            target_layer=target_layer, progress=lambda k: bar.advance(task, k),
+        )  # fmt: skip
+    used = rows[0]["ranking"] if rows else ranking
+    table = Table(title=f"mean deletion/insertion AUC over {len(items)} images ({used} ranking)")
+    for column in ("method", "deletion ↓", "insertion ↑", "over-all ↑"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for name in methods:
+        mine = [r for r in rows if r["method"] == name]
+        keys = ("deletion_auc", "insertion_auc", "overall")
+        table.add_row(name, *(f"{sum(r[k] for r in mine) / len(mine):.4f}" for k in keys))
+    console.print(table)
+    console.print(f"wrote {out / 'scores.csv'}, {out / 'maps'}, {out / 'overlays'}")
+
+
 def _counter_text(counter: Counter, limit: int = 4) -> str:
     items = counter.most_common(limit)
     text = ", ".join(f"{k}: {v}" for k, v in items)

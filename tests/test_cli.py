@@ -64,3 +64,27 @@ def test_console_entry_point_exit_codes():
     )
     assert bad.returncode == 2 and b"Traceback" not in bad.stderr
     assert len(bad.stderr.decode().strip().splitlines()) == 1
+
+
+def test_synth_output_passes_data_check_and_loads_through_the_covidx_loader(tmp_path, capsys):
+    from medxai.data.covidx import CovidxDataset, load_covidx
+    from medxai.data.transforms import Preprocessing, build_transforms
+
+    out = tmp_path / "phantom"
+    args = ["synth", "--out", str(out), "--n-per-class", "6", "--size", "64", "--workers", "1"]
+    code, stdout, _ = run_cli(args, capsys)
+    assert code == 0 and "21 images" in stdout
+    code, stdout, _ = run_cli(args, capsys)
+    assert code == 0, "re-running with the same arguments finds the dataset done"
+    code, stdout, _ = run_cli(["data-check", "--root", str(out)], capsys)
+    assert code == 0 and "all is well" in stdout
+    splits = load_covidx(out, ["train.txt", "test.txt", "test_balanced.txt"])
+    assert sum(len(v) for v in splits.values()) == 3 * (6 + 1)  # round(0.2 * 6) balanced
+    dataset = CovidxDataset(
+        splits["test_balanced.txt"], transform=build_transforms(Preprocessing(32))
+    )
+    image, label = dataset[0]
+    assert (
+        image.shape == (1, 32, 32)
+        and dataset.classes[label] == splits["test_balanced.txt"][0].label
+    )

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from medxai.atomic import atomic_write_bytes
 from medxai.data.phantom_text import COVID_SOURCES, GENERAL_SOURCES, SOURCES, stamp_text
 from medxai.errors import DatasetError
 
@@ -96,7 +97,7 @@ def synthesize(
     workers: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> SynthSummary:
-    """Write a phantom COVIDx dataset to `out` (must be absent or empty); see the module doc.
+    """Write a phantom COVIDx dataset to `out` (absent, empty, or an unfinished run of it).
 
     Per class, `n_per_class` images are split patient-disjointly into train/test, plus
     round(test_fraction * n_per_class) images of `test_balanced.txt`, whose source never
@@ -104,7 +105,9 @@ def synthesize(
     `workers` > 1 spawns processes, so a calling script needs an `if __name__ == "__main__":`.
     """
     out = Path(out)
-    _validate(out, n_per_class, size, seed, shortcut_strength, test_fraction, workers)
+    _validate(n_per_class, size, seed, shortcut_strength, test_fraction, workers)
+    info = _describe(n_per_class, size, seed, shortcut_strength, test_fraction)
+    _claim(out, info)
     start = time.perf_counter()
     jobs = _plan(n_per_class, seed, shortcut_strength, test_fraction)
     for folder in sorted(set(SPLIT_DIRS.values())):
@@ -119,8 +122,6 @@ def synthesize(
                 progress(done)
     else:
         _run_pool(chunks, seed, size, out, workers, progress)
-    info = _describe(n_per_class, size, seed, shortcut_strength, test_fraction)
-    _write_atomic(out / "phantom.json", json.dumps(info, indent=2).encode())
     counts = {}
     for split_idx, split in enumerate(SPLITS):  # split files last: their presence means "done"
         mine = [job for job in jobs if job.split == split_idx]
@@ -128,13 +129,35 @@ def synthesize(
             f"{j.patient_id} {j.filename} {CLASSES[j.label]} {SOURCES[j.source].name}\n"
             for j in mine
         ]
-        _write_atomic(out / f"{split}.txt", "".join(lines).encode())
+        atomic_write_bytes(out / f"{split}.txt", "".join(lines).encode())
         counts[f"{split}.txt"] = {c: sum(j.label == k for j in mine) for k, c in enumerate(CLASSES)}
     return SynthSummary(out, counts, len(jobs), time.perf_counter() - start)
 
 
+def _claim(out: Path, info: dict) -> None:
+    """Take `out` for this dataset: empty, or a run of the very same parameters to finish.
+
+    phantom.json is written first, so a killed run is recognised and resumed: images already
+    under their final names are complete (atomic writes) and identical to what would be drawn.
+    """
+    manifest = out / "phantom.json"
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"output {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            same = json.loads(manifest.read_text()) == json.loads(json.dumps(info))
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            raise DatasetError(
+                f"output {out} is not empty and holds no phantom of these parameters; "
+                "choose another --out"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(manifest, json.dumps(info, indent=2).encode())
+
+
 def _validate(
-    out: Path,
     n_per_class: int,
     size: int,
     seed: int,
@@ -154,8 +177,6 @@ def _validate(
         raise DatasetError(f"test_fraction must lie in [0, 1), got {test_fraction}")
     if workers < 0:
         raise DatasetError(f"workers must be 0 (all cores) or more, got {workers}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DatasetError(f"output {out} already exists and is not an empty folder")
 
 
 def _plan(n_per_class: int, seed: int, strength: float, test_fraction: float) -> list[_Job]:
@@ -243,9 +264,13 @@ def _init_worker() -> None:
 def _write_chunk(jobs: Sequence[_Job], seed: int, size: int, out: str) -> int:
     root = Path(out)
     for job in jobs:
+        image_path = root / job.folder / job.filename
+        mask_path = root / MASK_DIR / job.folder / job.filename
+        if image_path.is_file() and mask_path.is_file():
+            continue  # finished by an earlier, interrupted run of the same parameters
         image, mask = _render(job, seed, size)
-        _write_atomic(root / job.folder / job.filename, _encode(image))
-        _write_atomic(root / MASK_DIR / job.folder / job.filename, _encode(mask))
+        atomic_write_bytes(image_path, _encode(image))
+        atomic_write_bytes(mask_path, _encode(mask))
     return len(jobs)
 
 
@@ -254,13 +279,6 @@ def _encode(array: np.ndarray) -> bytes:
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buffer.tobytes()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp name in the same folder, then rename: no half-written file under `path`."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _render(job: _Job, seed: int, size: int, stamp: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from monai.transforms import (
     Compose,
+    NormalizeIntensity,
     RandAffine,
     RandScaleIntensity,
     RandShiftIntensity,
@@ -23,6 +24,13 @@ from monai.transforms import (
 from medxai.errors import MedxaiError
 
 COVIDNET_TOP_CROP = 0.08  # COVID-Net crops the top 8% of every radiograph
+INTENSITY_MODES = {
+    # Zero mean, unit variance per image: exposure-invariant, and it keeps first-layer
+    # activations near the scale batch norm's running statistics start from.
+    "standardize": "per-image zero mean, unit standard deviation",
+    "unit": "per-image min-max to [0, 1]",
+    "none": "decoded values in [0, 1], unchanged",
+}
 
 
 class CropTopBand(Transform):
@@ -49,7 +57,7 @@ class Preprocessing:
     image_size: int = 224
     channels: int = 1
     top_crop: float = 0.0
-    scale_intensity: bool = True
+    intensity: str = "standardize"  # standardize | unit | none (see INTENSITY_MODES)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,7 +91,13 @@ def build_transforms(
     if prep.top_crop:
         steps.append(CropTopBand(prep.top_crop))
     steps.append(Resize((prep.image_size, prep.image_size), mode="area"))
-    if prep.scale_intensity:
+    if prep.intensity not in INTENSITY_MODES:
+        raise MedxaiError(
+            f"unknown intensity mode {prep.intensity!r}; use {', '.join(INTENSITY_MODES)}"
+        )
+    if prep.intensity == "standardize":
+        steps.append(NormalizeIntensity())
+    elif prep.intensity == "unit":
         steps.append(ScaleIntensity(minv=0.0, maxv=1.0))
     if augment is not None:
         size = prep.image_size

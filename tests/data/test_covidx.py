@@ -101,7 +101,7 @@ def test_dataset_yields_resized_tensors_and_class_indices(tmp_path):
     make_dataset(tmp_path)
     splits = load_covidx(tmp_path)
     assert set(splits) == {"train.txt", "test.txt"}
-    prep = Preprocessing(image_size=16, channels=3)
+    prep = Preprocessing(image_size=16, channels=3, intensity="unit")
     train = CovidxDataset(splits["train.txt"], channels=3, transform=build_transforms(prep))
     image, label = train[2]
     assert type(image) is torch.Tensor and image.shape == (3, 16, 16)

@@ -269,6 +269,24 @@ def test_bad_arguments_raise_dataset_error(tmp_path, kwargs):
 
 def test_refuses_to_write_into_a_non_empty_folder(tmp_path):
     (tmp_path / "keep.txt").write_text("data")
-    with pytest.raises(DatasetError, match="not an empty folder"):
+    with pytest.raises(DatasetError, match="not empty and holds no phantom of these parameters"):
         synthesize(tmp_path, n_per_class=1, size=64)
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_a_killed_run_resumes_to_the_same_files_and_other_parameters_are_refused(small, tmp_path):
+    out, _, _ = small
+    cut = tmp_path / "cut"
+    synthesize(cut, workers=1, **SMALL)
+    for path in [*sorted((cut / "train").iterdir())[::2], *cut.glob("*.txt")]:
+        path.unlink()  # as if killed before these images and the split files were written
+    (cut / "train" / ".tr00001.png.99.tmp").write_bytes(b"half a png")  # a killed write
+    calls: list[int] = []
+    synthesize(cut, workers=1, progress=calls.append, **SMALL)
+    digest = {k: v for k, v in _tree_digest(cut).items() if not k.endswith(".tmp")}
+    assert digest == _tree_digest(out)
+    assert sum(calls) == 3 * 7
+    synthesize(cut, workers=1, **SMALL)  # finished: running again changes nothing
+    assert {k: v for k, v in _tree_digest(cut).items() if not k.endswith(".tmp")} == digest
+    with pytest.raises(DatasetError, match="holds no phantom of these parameters"):
+        synthesize(cut, workers=1, **{**SMALL, "seed": 4})

@@ -26,19 +26,26 @@ def as_tensor(x) -> torch.Tensor:
 def test_top_band_crop_is_off_by_default_and_removes_the_band_when_on():
     assert Preprocessing().top_crop == 0.0
     kept = as_tensor(
-        build_transforms(Preprocessing(image_size=50, scale_intensity=False))(banded_image())
+        build_transforms(Preprocessing(image_size=50, intensity="none"))(banded_image())
     )
     assert kept.shape == (1, 50, 50) and kept[0, 0].min() == 1.0
-    crop = Preprocessing(image_size=50, top_crop=COVIDNET_TOP_CROP, scale_intensity=False)
+    crop = Preprocessing(image_size=50, top_crop=COVIDNET_TOP_CROP, intensity="none")
     cropped = as_tensor(build_transforms(crop)(banded_image()))
     assert cropped.shape == (1, 50, 50)
     assert cropped.max() == pytest.approx(0.5), "the band is gone, the body is kept"
 
 
-def test_intensity_scaling_stretches_to_unit_range():
+def test_intensity_modes():
     image = banded_image() * 0.4 + 0.1
-    out = as_tensor(build_transforms(Preprocessing(image_size=32))(image))
-    assert float(out.min()) == pytest.approx(0.0) and float(out.max()) == pytest.approx(1.0)
+    unit = as_tensor(build_transforms(Preprocessing(image_size=32, intensity="unit"))(image))
+    assert float(unit.min()) == pytest.approx(0.0) and float(unit.max()) == pytest.approx(1.0)
+    standard = as_tensor(build_transforms(Preprocessing(image_size=32))(image))
+    assert float(standard.mean()) == pytest.approx(0.0, abs=1e-5)
+    assert float(standard.std(unbiased=False)) == pytest.approx(1.0, abs=1e-4)
+    brighter = as_tensor(build_transforms(Preprocessing(image_size=32))(image * 2 + 0.3))
+    torch.testing.assert_close(brighter, standard, atol=1e-4, rtol=0)  # exposure-invariant
+    with pytest.raises(MedxaiError, match="unknown intensity mode 'gamma'"):
+        build_transforms(Preprocessing(intensity="gamma"))
 
 
 def test_augmentation_is_seeded_and_actually_changes_images():

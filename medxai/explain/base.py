@@ -1,0 +1,172 @@
+"""The Explainer contract (DESIGN.md) kept in one place: validation, model guard, counting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from medxai.errors import MedxaiError, ModelOutputError
+
+
+@contextmanager
+def model_guard(model: nn.Module) -> Iterator[nn.Module]:
+    """Puts every module in eval mode for the call and restores each training flag after."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+class ModelRunner:
+    """Runs the model on chunks, counts the images it sees, and watches for NaN/inf outputs.
+
+    The finiteness flag stays on the device; `check()` is the one host sync, called by the
+    explainers at points where they synchronise anyway.
+    """
+
+    def __init__(self, model: nn.Module, batch_size: int, softmax: bool = True) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.softmax = softmax
+        self.images = 0
+        self._bad: Tensor | None = None
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Raw model output for one chunk, (B, C, H, W) -> (B, K)."""
+        out = self.model(x)
+        if not isinstance(out, Tensor) or out.dim() != 2:
+            raise MedxaiError(
+                "model output must be a (batch, classes) tensor of scores; got "
+                + (f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__)
+            )
+        self.images += x.shape[0]
+        bad = ~torch.isfinite(out.detach()).all()
+        self._bad = bad if self._bad is None else self._bad | bad
+        return out
+
+    def scores(self, x: Tensor, targets: Tensor) -> Tensor:
+        """p_c = softmax(model(x))[c], or the raw logit when softmax=False, (B,)."""
+        out = self.logits(x)
+        if self.softmax:
+            out = torch.softmax(out, dim=1)
+        return out.gather(1, targets.view(-1, 1)).squeeze(1)
+
+    def check(self) -> None:
+        """Raises ModelOutputError if any output seen so far was NaN or infinite."""
+        if self._bad is not None and bool(self._bad):
+            raise ModelOutputError("model produced NaN or infinite scores; saliency undefined")
+
+
+def validate_inputs(images: Tensor, targets: Tensor | int | list[int]) -> tuple[Tensor, Tensor]:
+    """Checks the contract's inputs: images (N, C, H, W) float, one integer target per sample."""
+    if not isinstance(images, Tensor) or images.dim() != 4 or not images.is_floating_point():
+        raise MedxaiError("images must be a float tensor of shape (N, C, H, W)")
+    if images.shape[0] == 0:
+        raise MedxaiError("images is an empty batch")
+    targets = torch.as_tensor(targets, device=images.device)
+    if targets.dim() == 0:
+        targets = targets.expand(images.shape[0])
+    if targets.dtype.is_floating_point or targets.shape != (images.shape[0],):
+        raise MedxaiError(
+            f"targets must be integer class indices, one per image ({images.shape[0]}); "
+            f"got shape {tuple(targets.shape)}"
+        )
+    return images.detach(), targets.long()
+
+
+def check_targets(logits: Tensor, targets: Tensor) -> None:
+    """Targets must index the model's classes."""
+    k = logits.shape[1]
+    if bool(((targets < 0) | (targets >= k)).any()):
+        raise MedxaiError(f"targets must lie in 0..{k - 1} (the model has {k} classes)")
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """An integer parameter within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise MedxaiError(f"{name} must be an integer >= {low}; got {value!r}")
+    if high is not None and value > high:
+        raise MedxaiError(f"{name} must be an integer in {low}..{high}; got {value!r}")
+    return value
+
+
+def check_float(name: str, value: Any, low: float, high: float | None = None) -> float:
+    """A real parameter within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+        raise MedxaiError(f"{name} must be a number >= {low}; got {value!r}")
+    if high is not None and value > high:
+        raise MedxaiError(f"{name} must be a number in [{low}, {high}]; got {value!r}")
+    return float(value)
+
+
+def minmax(maps: Tensor) -> Tensor:
+    """Per-map min-max normalisation to [0, 1]; a constant map becomes zeros, (N, 1, H, W)."""
+    flat = maps.flatten(1)
+    lo = flat.min(1, keepdim=True).values
+    hi = flat.max(1, keepdim=True).values
+    span = hi - lo
+    out = torch.where(span > 0, (flat - lo) / span.clamp_min(1e-30), torch.zeros_like(flat))
+    return out.view_as(maps)
+
+
+class Explainer:
+    """Base of every method: `explainer(model, images, targets) -> Tensor[N, 1, H, W]` in [0, 1].
+
+    Subclasses implement `_explain(runner, images, targets)`; this class validates inputs,
+    keeps the model in eval mode without changing it, times the call and fills `stats`
+    (images through the model, per explained image, seconds, plus method figures).
+    """
+
+    name: ClassVar[str] = ""
+    uses_softmax: ClassVar[bool] = True
+
+    def __init__(self, *, batch_size: int = 64, seed: int = 0) -> None:
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.seed = check_int("seed", seed, 0)
+        self.stats: dict[str, float] = {}
+        self._extra: dict[str, float] = {}
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        """A fresh generator seeded with `seed`, on the images' device."""
+        return torch.Generator(device=device).manual_seed(self.seed)
+
+    def __call__(
+        self, model: nn.Module, images: Tensor, targets: Tensor | int | list[int]
+    ) -> Tensor:
+        images, targets = validate_inputs(images, targets)
+        runner = ModelRunner(model, self.batch_size, softmax=self.uses_softmax)
+        self._extra = {}
+        start = time.perf_counter()
+        with model_guard(model):
+            with torch.no_grad():
+                check_targets(runner.logits(images[:1]), targets)
+            runner.images = 0
+            maps = self._explain(runner, images, targets)
+        runner.check()
+        maps = maps.detach()
+        if not bool(torch.isfinite(maps).all()):
+            raise ModelOutputError(f"{self.name} produced a non-finite saliency map")
+        maps = maps.clamp(0.0, 1.0)
+        n = images.shape[0]
+        self.stats = {
+            "images": float(n),
+            "seconds": time.perf_counter() - start,
+            "model_images": float(runner.images),
+            "model_images_per_image": runner.images / n,
+            **self._extra,
+        }
+        return maps
+
+    def _explain(self, runner: ModelRunner, images: Tensor, targets: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"

@@ -1,0 +1,76 @@
+"""Target-layer lookup for the activation methods, and an owned activation hook."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+from medxai.errors import MedxaiError
+
+_LAYER_TYPES = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm)
+
+
+def find_target_layer(model: nn.Module, images: Tensor, name: str | None = None) -> str:
+    """Name of the module whose activations a CAM reads: `name` if given, else the last block.
+
+    The default is found by a one-image forward probe: among convolutions, norms and
+    container blocks (not the model itself) whose output is a 4-D tensor, the one that
+    finishes last, preferring maps larger than 1x1. A block finishes after its children,
+    so this gives ResNet50 `layer4`, torchvision DenseNet `features` (ending in norm5),
+    VGG19 `features` (ending in features.36) and Inception v3 `Mixed_7c`.
+    """
+    modules = dict(model.named_modules())
+    if name is not None:
+        if name not in modules or name == "":
+            blocks = [n for n, m in modules.items() if n and isinstance(m, _LAYER_TYPES)][-5:]
+            raise MedxaiError(
+                f"unknown target layer {name!r}; expected a module name of the model, "
+                f"e.g. {', '.join(blocks) or 'none found'}"
+            )
+        return name
+    finished: list[tuple[str, bool]] = []
+
+    def record(label: str):
+        def hook(module: nn.Module, args: object, out: object) -> None:
+            if isinstance(out, Tensor) and out.dim() == 4:
+                finished.append((label, out.shape[-2] * out.shape[-1] > 1))
+
+        return hook
+
+    handles = [
+        m.register_forward_hook(record(n))
+        for n, m in modules.items()
+        if n and (isinstance(m, _LAYER_TYPES) or len(m._modules) > 0)
+    ]
+    try:
+        with torch.no_grad():
+            model(images[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    if not finished:
+        raise MedxaiError(
+            "no convolution, norm or block with a 4-D output found; give target_layer by name"
+        )
+    spatial = [n for n, big in finished if big]
+    return (spatial or [n for n, _ in finished])[-1]
+
+
+@contextmanager
+def capture(model: nn.Module, name: str) -> Iterator[list[Tensor]]:
+    """Collects the outputs of module `name` during forwards; the hook is removed on exit."""
+    store: list[Tensor] = []
+
+    def hook(module: nn.Module, args: object, out: object) -> None:
+        if not isinstance(out, Tensor) or out.dim() != 4:
+            raise MedxaiError(f"target layer {name!r} must output a (N, K, h, w) tensor")
+        store.append(out)
+
+    handle = dict(model.named_modules())[name].register_forward_hook(hook)
+    try:
+        yield store
+    finally:
+        handle.remove()

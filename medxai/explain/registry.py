@@ -1,0 +1,94 @@
+"""One name -> class map feeds get_explainer, the CLI choices, the docs table and the tests."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from medxai.errors import MedxaiError
+from medxai.explain.aop import AOP, AOP_BASES, AOP_OPTIMIZERS, SIGCAM
+from medxai.explain.base import Explainer
+from medxai.explain.cam import GradCAM, GradCAMPlusPlus, WGradCAM
+from medxai.explain.gradients import Gradient, IntegratedGradients, SmoothGrad
+from medxai.explain.igos import IGOS, IGOSPlusPlus
+from medxai.explain.mask import MeaningfulPerturbation
+from medxai.explain.rise import RISE
+
+METHODS: dict[str, type[Explainer]] = {
+    "gradcam": GradCAM,
+    "gradcam++": GradCAMPlusPlus,
+    "wgradcam": WGradCAM,
+    "gradient": Gradient,
+    "ig": IntegratedGradients,
+    "smoothgrad": SmoothGrad,
+    "rise": RISE,
+    "mask": MeaningfulPerturbation,
+    "igos": IGOS,
+    "igos++": IGOSPlusPlus,
+    "sigcam": SIGCAM,
+}
+
+
+def method_names(aop: bool = True) -> list[str]:
+    """Every accepted method name; with aop=True also every `aop:<base>+<optimizer>`."""
+    names = list(METHODS)
+    if aop:
+        names += [f"aop:{b}+{o}" for b in AOP_BASES for o in AOP_OPTIMIZERS]
+    return names
+
+
+def method_summaries() -> dict[str, str]:
+    """Name -> first docstring line of its class, for the CLI help and the README table."""
+    out = {name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in METHODS.items()}
+    out["aop:<base>+<optimizer>"] = (AOP.__doc__ or "").strip().splitlines()[0]
+    return out
+
+
+def _params(cls: type) -> set[str]:
+    return {
+        n
+        for n, p in inspect.signature(cls.__init__).parameters.items()
+        if n != "self" and p.kind is p.KEYWORD_ONLY
+    }
+
+
+def _parse_aop(name: str) -> tuple[str, str]:
+    rest = name[4:]
+    pairs = [(rest[: -len(o) - 1], o) for o in AOP_OPTIMIZERS if rest.endswith("+" + o)]
+    base, optimizer = next(((b, o) for b, o in pairs if b in AOP_BASES), ("", ""))
+    if not base:
+        raise MedxaiError(
+            f"unknown AOP method {name!r}; expected aop:<base>+<optimizer> with base in "
+            f"{{{', '.join(AOP_BASES)}}} and optimizer in {{{', '.join(AOP_OPTIMIZERS)}}}"
+        )
+    return base, optimizer
+
+
+def method_parameters(name: str) -> set[str]:
+    """The keyword parameters `get_explainer(name, ...)` accepts."""
+    if isinstance(name, str) and name.startswith("aop:"):
+        optimizer = _parse_aop(name)[1]
+        return (_params(AOP) | _params(AOP_OPTIMIZERS[optimizer])) - {"base", "optimizer"}
+    if name not in METHODS:
+        raise MedxaiError(
+            f"unknown saliency method {name!r}; expected one of {', '.join(METHODS)} "
+            "or aop:<base>+<optimizer>"
+        )
+    if METHODS[name] is SIGCAM:
+        return (_params(AOP) | _params(IGOS)) - {"base", "optimizer"}
+    return _params(METHODS[name])
+
+
+def get_explainer(name: str, **params: Any) -> Explainer:
+    """Builds a method by name (see `method_names()`); unknown names or parameters raise."""
+    allowed = method_parameters(name)
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise MedxaiError(
+            f"unknown parameter(s) {', '.join(unknown)} for {name}; "
+            f"expected some of {', '.join(sorted(allowed))}"
+        )
+    if name.startswith("aop:"):
+        base, optimizer = _parse_aop(name)
+        return AOP(base=base, optimizer=optimizer, **params)
+    return METHODS[name](**params)

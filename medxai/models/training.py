@@ -1,0 +1,378 @@
+"""Train and evaluate classifiers on COVIDx records: resumable, seeded, torchrun-ready.
+
+Reproducibility does not depend on saved RNG state: every epoch's batch order and every
+image's augmentation are drawn from generators seeded by (seed, epoch[, index]), so a run
+resumed at epoch k draws exactly what an uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import StratifiedGroupKFold
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from medxai import distributed
+from medxai.atomic import atomic_write_text
+from medxai.data.covidx import CovidxDataset, Record, label_set_of
+from medxai.data.transforms import Augmentation, Preprocessing, build_transforms
+from medxai.errors import MedxaiError
+from medxai.metrics.classification import classification_metrics
+from medxai.models.checkpoint import (
+    ModelSpec,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from medxai.models.zoo import build_model
+
+POSITIVE_CLASSES = ("COVID-19", "positive")  # the class COVID-Net oversamples
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the trained weights (stored in checkpoints, checked on resume)."""
+
+    model: str = "covidnet-s"
+    epochs: int = 10
+    batch_size: int = 32
+    image_size: int = 224
+    channels: int = 1
+    top_crop: float = 0.0
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.1
+    balance: str = "covid-share"  # covid-share | class-weights | none
+    covid_share: float = 0.3  # COVID-Net's share of COVID-19 images per batch
+    patience: int = 5
+    augment: bool = True
+    seed: int = 0
+    weights: str | None = None
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(self.image_size, self.channels, self.top_crop)
+
+    def validate(self) -> None:
+        if self.balance not in ("covid-share", "class-weights", "none"):
+            raise MedxaiError(
+                f"unknown balance {self.balance!r}; use covid-share, class-weights or none"
+            )
+        if not 0.0 < self.val_fraction < 0.5:
+            raise MedxaiError(f"val fraction must be in (0, 0.5), got {self.val_fraction}")
+        if not 0.0 < self.covid_share < 1.0:
+            raise MedxaiError(f"covid share must be in (0, 1), got {self.covid_share}")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise MedxaiError("need at least 1 epoch and a batch size of at least 2")
+
+
+@dataclass
+class TrainState:
+    """What `last.pt` holds besides weights and optimiser: where training stands."""
+
+    epoch: int = 0  # epochs finished
+    best_f1: float = -1.0
+    best_epoch: int = 0
+    stale_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def patient_split(
+    records: Sequence[Record], val_fraction: float, seed: int
+) -> tuple[list[Record], list[Record]]:
+    """Carve a validation split by patient (no patient on both sides), stratified by class."""
+    folds = max(2, round(1.0 / val_fraction))
+    labels = [r.label for r in records]
+    groups = [r.patient_id for r in records]
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    try:
+        train_index, val_index = next(splitter.split(np.zeros(len(records)), labels, groups))
+    except ValueError as err:
+        raise MedxaiError(f"cannot carve a validation split by patient: {err}") from err
+    return [records[i] for i in train_index], [records[i] for i in val_index]
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([abs(k) for k in key]))
+
+
+class BalancedBatchSampler(Sampler[list[int]]):
+    """COVID-Net batches: a fixed share of each batch is positive-class, drawn with repetition.
+
+    Every other image is seen once per epoch. Batches are dealt round-robin to torchrun
+    ranks, so each rank sees a disjoint share. `set_epoch` reseeds the draw.
+    """
+
+    def __init__(self, targets: Sequence[int], positive: int | None, batch_size: int,
+                 share: float, seed: int, rank: int = 0, world: int = 1) -> None:  # fmt: skip
+        targets = np.asarray(targets)
+        self.positive = np.flatnonzero(targets == positive) if positive is not None else []
+        self.others = np.flatnonzero(targets != positive) if positive is not None else None
+        if positive is None or len(self.positive) == 0 or len(self.others) == 0:
+            self.positive, self.others = np.array([], int), np.arange(len(targets))
+            share = 0.0
+        self.n_pos = int(round(share * batch_size)) if len(self.positive) else 0
+        self.n_other = batch_size - self.n_pos
+        self.seed, self.rank, self.world, self.epoch = seed, rank, world, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _all_batches(self) -> list[list[int]]:
+        rng = _rng(self.seed, self.epoch, 7)
+        others = rng.permutation(self.others)
+        n_batches = math.ceil(len(others) / self.n_other)
+        n_batches += (-n_batches) % self.world  # every rank gets the same number of batches
+        positives = rng.choice(self.positive, n_batches * self.n_pos) if self.n_pos else []
+        batches = []
+        for b in range(n_batches):
+            chunk = others[(b * self.n_other) % len(others) :][: self.n_other]
+            pos = positives[b * self.n_pos : (b + 1) * self.n_pos] if self.n_pos else []
+            batches.append([int(i) for i in rng.permutation(np.concatenate([chunk, pos]))])
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self._all_batches()[self.rank :: self.world]
+
+    def __len__(self) -> int:
+        n_batches = math.ceil(len(self.others) / self.n_other)
+        return (n_batches + (-n_batches) % self.world) // self.world
+
+
+class SeededAugment(Dataset):
+    """Wraps a dataset so that image i in epoch e is augmented by a generator seeded (seed, e, i).
+
+    Independent of DataLoader workers and of where a run was resumed.
+    """
+
+    def __init__(self, dataset: CovidxDataset, seed: int) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        seed = int(_rng(self.seed, self.epoch, index).integers(2**31))
+        self.dataset.transform.set_random_state(seed=seed)
+        return self.dataset[index]
+
+
+def _loader(dataset: Dataset, workers: int, **kwargs) -> DataLoader:
+    return DataLoader(dataset, num_workers=workers, pin_memory=False, **kwargs)
+
+
+def eval_dataset(records: Sequence[Record], spec: ModelSpec) -> CovidxDataset:
+    transform = build_transforms(spec.preprocessing)
+    return CovidxDataset(records, spec.classes, spec.preprocessing.channels, transform)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    dataset: Dataset,
+    device: torch.device,
+    batch_size: int = 64,
+    workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, class probabilities) for every image of `dataset`, in order."""
+    model.eval()
+    labels, probs = [], []
+    for images, targets in _loader(dataset, workers, batch_size=batch_size, shuffle=False):
+        logits = model(images.to(device))
+        if not torch.isfinite(logits).all():
+            raise MedxaiError("the model produced NaN or infinite scores")
+        probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        labels.append(targets.numpy())
+        if progress:
+            progress(len(targets))
+    return np.concatenate(labels), np.concatenate(probs)
+
+
+def evaluate(
+    model: nn.Module,
+    records: Sequence[Record],
+    spec: ModelSpec,
+    device: torch.device,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    workers: int = 0,
+) -> dict:
+    """The DESIGN.md metrics dict (with bootstrap CIs) of `model` on `records`."""
+    labels, probs = predict(model, eval_dataset(records, spec), device, workers=workers)
+    metrics = classification_metrics(
+        labels, probs.argmax(1), spec.classes, n_bootstrap=n_bootstrap, seed=seed
+    )
+    metrics["predictions"] = probs.argmax(1).tolist()
+    return metrics
+
+
+def _class_weights(targets: Sequence[int], n_classes: int) -> torch.Tensor:
+    counts = np.bincount(np.asarray(targets), minlength=n_classes).astype(float)
+    weights = counts.sum() / np.maximum(counts, 1.0) / n_classes
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def fit(
+    config: TrainConfig,
+    records: Sequence[Record],
+    out: str | Path,
+    device: torch.device,
+    resume: bool = False,
+    workers: int = 0,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_batch: Callable[[int, float], None] | None = None,
+) -> tuple[TrainState, ModelSpec]:
+    """Train on `records` (validation carved by patient), keeping the best model by val macro-F1.
+
+    Writes OUT/model.pt (best), OUT/last.pt (resume point, every epoch) and
+    OUT/history.json. Under torchrun, ranks share batches and rank 0 writes.
+    """
+    config.validate()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    classes = label_set_of(r.label for r in records)
+    spec = ModelSpec(config.model, classes, config.preprocessing())
+    train_records, val_records = patient_split(records, config.val_fraction, config.seed)
+    model = build_model(config.model, len(classes), config.channels, config.weights, config.seed)
+    model.to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    state = TrainState()
+    last = out / "last.pt"
+    if resume and last.is_file():
+        state = _restore(last, config, model, optimizer, scheduler, scaler)
+    elif resume:
+        raise MedxaiError(f"{last}: nothing to resume from")
+    elif last.exists():
+        raise MedxaiError(f"{out} already holds a run; pass --resume or choose another --out")
+
+    train_set = CovidxDataset(
+        train_records, classes, config.channels,
+        build_transforms(spec.preprocessing, Augmentation() if config.augment else None),
+    )  # fmt: skip
+    seeded = SeededAugment(train_set, config.seed)
+    positive = next((classes.index(c) for c in POSITIVE_CLASSES if c in classes), None)
+    sampler = BalancedBatchSampler(
+        train_set.targets,
+        positive if config.balance == "covid-share" else None,
+        config.batch_size, config.covid_share, config.seed,
+        distributed.rank(), distributed.world_size(),
+    )  # fmt: skip
+    weights = None
+    if config.balance == "class-weights":
+        weights = _class_weights(train_set.targets, len(classes)).to(device)
+    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    net = DistributedDataParallel(model) if distributed.world_size() > 1 else model
+
+    while state.epoch < config.epochs:
+        epoch = state.epoch
+        sampler.set_epoch(epoch)
+        seeded.set_epoch(epoch)
+        torch.manual_seed(config.seed * 100003 + epoch)
+        net.train()
+        started, losses = time.perf_counter(), []
+        for images, targets in _loader(seeded, workers, batch_sampler=sampler):
+            images, targets = images.to(device), targets.to(device)
+            with torch.autocast(device.type, enabled=device.type == "cuda"):
+                loss = loss_fn(net(images), targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(loss.detach())
+            if on_batch:
+                on_batch(len(targets), float(loss.detach()))
+        scheduler.step()
+        mean_loss = float(torch.stack(losses).mean())
+        if not math.isfinite(mean_loss):
+            raise MedxaiError(f"training diverged at epoch {epoch + 1} (loss {mean_loss})")
+        stop = False
+        if distributed.is_main():
+            val = evaluate(model, val_records, spec, device, n_bootstrap=0, workers=workers)
+            entry = {
+                "epoch": epoch + 1,
+                "loss": mean_loss,
+                "val_accuracy": val["accuracy"],
+                "val_macro_f1": val["macro_f1"],
+                "seconds": time.perf_counter() - started,
+            }
+            state.history.append(entry)
+            state.epoch = epoch + 1
+            if val["macro_f1"] > state.best_f1:
+                state.best_f1, state.best_epoch, state.stale_epochs = val["macro_f1"], epoch + 1, 0
+                save_checkpoint(
+                    out / "model.pt", model, spec, epoch=epoch + 1, config=asdict(config)
+                )
+            else:
+                state.stale_epochs += 1
+            _save_last(last, config, model, optimizer, scheduler, scaler, state, spec)
+            _write_json(out / "history.json", {"history": state.history, **_summary(state)})
+            stop = state.stale_epochs >= config.patience
+            if on_epoch:
+                on_epoch(entry)
+        else:
+            state.epoch = epoch + 1
+        if distributed.broadcast_flag(stop):
+            break
+    distributed.barrier()
+    return state, spec
+
+
+def _summary(state: TrainState) -> dict:
+    return {"best_epoch": state.best_epoch, "best_val_macro_f1": state.best_f1}
+
+
+def _save_last(path, config, model, optimizer, scheduler, scaler, state, spec) -> None:
+    save_checkpoint(
+        path, model, spec,
+        config=asdict(config), train_state=asdict(state),
+        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+        scaler=scaler.state_dict(),
+    )  # fmt: skip
+
+
+def _restore(path, config, model, optimizer, scheduler, scaler) -> TrainState:
+    payload = read_checkpoint(path)
+    saved = payload.get("config", {})
+    free = ("epochs", "patience")  # when to stop may change; what to learn may not
+    changed = {k for k, v in asdict(config).items() if k not in free and saved.get(k) != v}
+    if changed:
+        raise MedxaiError(f"{path}: cannot resume with changed settings {sorted(changed)}")
+    model.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    scaler.load_state_dict(payload["scaler"])
+    return TrainState(**payload["train_state"])
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path, records: Sequence[Record], device: torch.device, seed: int = 0
+) -> dict:
+    model, spec = load_checkpoint(checkpoint, device)
+    return evaluate(model, records, spec, device, seed=seed)
+
+
+def write_metrics(path: Path, results: dict[str, dict], state: TrainState) -> None:
+    """RUN/metrics.json: the first test split's metrics on top (DESIGN.md), all under 'splits'."""
+    first = next(iter(results.values()), {})
+    payload = {**first, "splits": results, **_summary(state), "history": state.history}
+    _write_json(path, payload)

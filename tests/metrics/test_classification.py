@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+from sklearn.metrics import classification_report, f1_score
+
+from medxai.errors import MedxaiError
+from medxai.metrics.classification import classification_metrics, mcnemar
+
+CLASSES = ("normal", "pneumonia", "COVID-19")
+
+
+def predictions(n=300, error_rate=0.2, seed=1):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 3, n)
+    wrong = rng.random(n) < error_rate
+    y_pred = np.where(wrong, (y_true + rng.integers(1, 3, n)) % 3, y_true)
+    return y_true, y_pred
+
+
+def test_point_metrics_equal_scikit_learn():
+    y_true, y_pred = predictions()
+    metrics = classification_metrics(y_true, y_pred, CLASSES, n_bootstrap=0)
+    report = classification_report(y_true, y_pred, output_dict=True, zero_division=0)
+    for k, name in enumerate(CLASSES):
+        for field in ("precision", "recall", "f1-score", "support"):
+            ours = metrics["per_class"][name]["f1" if field == "f1-score" else field]
+            assert ours == pytest.approx(report[str(k)][field])
+    assert metrics["accuracy"] == pytest.approx(report["accuracy"])
+    assert metrics["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    confusion = np.array(metrics["confusion"])
+    assert confusion.sum() == 300 and np.trace(confusion) == int((y_true == y_pred).sum())
+    assert confusion[0, 1] == int(((y_true == 0) & (y_pred == 1)).sum())
+
+
+def test_bootstrap_intervals_bracket_the_estimate_shrink_with_n_and_repeat_with_seed():
+    small = classification_metrics(*predictions(100), CLASSES, n_bootstrap=300, seed=0)
+    large = classification_metrics(*predictions(3000), CLASSES, n_bootstrap=300, seed=0)
+    again = classification_metrics(*predictions(100), CLASSES, n_bootstrap=300, seed=0)
+    assert small["ci"] == again["ci"]
+    for metrics in (small, large):
+        lo, hi = metrics["ci"]["accuracy"]
+        assert lo < metrics["accuracy"] < hi
+        lo, hi = metrics["per_class"]["COVID-19"]["ci"]["recall"]
+        assert lo <= metrics["per_class"]["COVID-19"]["recall"] <= hi
+    width = lambda m: m["ci"]["macro_f1"][1] - m["ci"]["macro_f1"][0]  # noqa: E731
+    assert width(large) < width(small) / 3  # ~ 1/sqrt(30)
+    assert 0.7 < large["accuracy"] < 0.9
+
+
+def test_mcnemar_known_answers():
+    y_true = np.zeros(20, int)
+    a = np.zeros(20, int)
+    b = np.zeros(20, int)
+    b[:10] = 1  # B wrong on 10 images A gets right
+    result = mcnemar(y_true, a, b)
+    assert (result["only_a_correct"], result["only_b_correct"]) == (10, 0)
+    assert result["p_value"] == pytest.approx(2 * 0.5**10)
+    assert mcnemar(y_true, a, a)["p_value"] == 1.0
+
+
+def test_bad_inputs_are_clear_errors():
+    with pytest.raises(MedxaiError, match="differ in shape"):
+        classification_metrics([0, 1], [0], CLASSES)
+    with pytest.raises(MedxaiError, match="class indices"):
+        classification_metrics([0, 3], [0, 1], CLASSES)

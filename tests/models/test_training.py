@@ -1,0 +1,115 @@
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from medxai.cli import main
+from medxai.data.covidx import load_covidx
+from medxai.errors import MedxaiError
+from medxai.models.checkpoint import read_checkpoint
+from medxai.models.training import BalancedBatchSampler, TrainConfig, fit, patient_split
+
+CPU = torch.device("cpu")
+TINY = dict(model="covidnet-s", epochs=3, batch_size=8, image_size=32, lr=3e-3, seed=5)
+
+
+def test_validation_split_is_patient_disjoint_and_covers_every_class(toy_covidx):
+    records = load_covidx(toy_covidx)["train.txt"]
+    train, val = patient_split(records, 0.25, seed=1)
+    assert len(train) + len(val) == len(records)
+    assert not {r.patient_id for r in train} & {r.patient_id for r in val}
+    assert {r.label for r in val} == {"normal", "pneumonia", "COVID-19"}
+    assert patient_split(records, 0.25, seed=1) == (train, val)
+    assert patient_split(records, 0.25, seed=2) != (train, val)
+
+
+def test_balanced_batches_hold_the_covid_share_and_every_other_image_once():
+    targets = [0] * 50 + [1] * 40 + [2] * 10
+    sampler = BalancedBatchSampler(targets, positive=2, batch_size=10, share=0.3, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 13  # ceil(90 others / 7 per batch)
+    assert [len(b) for b in batches] == [10] * 12 + [9]
+    assert all(sum(targets[i] == 2 for i in batch) == 3 for batch in batches)
+    others = Counter(i for batch in batches for i in batch if targets[i] != 2)
+    assert set(others) == set(range(90)) and set(others.values()) == {1}
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    shards = [
+        list(BalancedBatchSampler(targets, 2, 10, 0.3, seed=0, rank=r, world=2)) for r in (0, 1)
+    ]
+    assert len(shards[0]) == len(shards[1]) == 7
+    seen = [{i for batch in shard for i in batch if targets[i] != 2} for shard in shards]
+    assert seen[0] | seen[1] == set(range(90))
+
+
+def read_state(path):
+    return read_checkpoint(path)["state_dict"]
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(toy_covidx, tmp_path):
+    records = load_covidx(toy_covidx)["train.txt"]
+    config = TrainConfig(**TINY, patience=10)
+    fit(config, records, tmp_path / "full", CPU)
+
+    def crash_after_first_epoch(entry):
+        if entry["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, records, tmp_path / "cut", CPU, on_epoch=crash_after_first_epoch)
+    state, _ = fit(config, records, tmp_path / "cut", CPU, resume=True)
+    assert [e["epoch"] for e in state.history] == [1, 2, 3]
+    full, resumed = (
+        read_state(tmp_path / "full" / "last.pt"),
+        read_state(tmp_path / "cut" / "last.pt"),
+    )
+    for key in full:
+        torch.testing.assert_close(resumed[key], full[key], rtol=0, atol=0, msg=key)
+    history = json.loads((tmp_path / "cut" / "history.json").read_text())["history"]
+    full_history = json.loads((tmp_path / "full" / "history.json").read_text())["history"]
+    assert [h["loss"] for h in history] == [h["loss"] for h in full_history]
+
+    with pytest.raises(MedxaiError, match="already holds a run"):
+        fit(config, records, tmp_path / "full", CPU)
+    changed = TrainConfig(**{**TINY, "lr": 1e-2}, patience=3)
+    with pytest.raises(MedxaiError, match=r"changed settings \['lr'\]"):
+        fit(changed, records, tmp_path / "full", CPU, resume=True)
+
+
+def test_train_and_evaluate_commands_write_the_metrics_contract(toy_covidx, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--root", str(toy_covidx), "--out", str(run), "--epochs", "2",
+            "--batch-size", "8", "--image-size", "32", "--lr", "3e-3", "--workers", "0",
+            "--device", "cpu", "--seed", "1"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) >= {"accuracy", "macro_f1", "per_class", "confusion"}
+    assert set(metrics["per_class"]["COVID-19"]) >= {"precision", "recall", "f1", "support", "ci"}
+    assert np.array(metrics["confusion"]).sum() == 12
+    assert metrics["best_epoch"] in (1, 2) and len(metrics["history"]) == 2
+    out = tmp_path / "balanced.json"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate-model", "--checkpoint", str(run / "model.pt"), "--root", str(toy_covidx),
+              "--split", "test.txt", "--out", str(out), "--device", "cpu"])  # fmt: skip
+    assert exit_info.value.code == 0
+    again = json.loads(out.read_text())
+    assert again["accuracy"] == metrics["accuracy"] and again["confusion"] == metrics["confusion"]
+
+
+def test_torchrun_with_two_cpu_processes(toy_covidx, tmp_path):
+    run = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+               "--master-port", "29531", "-m", "medxai", "train", "--root", str(toy_covidx),
+               "--out", str(run), "--epochs", "1", "--batch-size", "8", "--image-size", "32",
+               "--workers", "0", "--device", "cpu"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (run / "model.pt").is_file() and (run / "metrics.json").is_file()
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert len(history) == 1
