@@ -21,3 +21,11 @@ def test_ci_runs_the_readme_commands_verbatim():
         assert command in ci, f"README set-up command missing from .ci/run: {command}"
     for command in test:
         assert any(line.strip() == command for line in ci), f"not in .ci/run: {command}"
+
+
+def test_readme_lists_every_saliency_method_of_the_registry():
+    from medxai.explain import method_summaries
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in method_summaries():
+        assert f"| `{name}` |" in text, f"README methods table misses {name}"
