@@ -59,8 +59,9 @@ def items_from_records(records: Sequence[Record], classes: Sequence[str]) -> lis
 
 
 def slug(method: str) -> str:
-    """A method name as a file-name part: aop:gradcam+igos → aop-gradcam_igos."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "", method.replace(":", "-").replace("+", "_"))
+    """A method name as a file-name part: igos++ → igospp, aop:gradcam+igos → aop-gradcam_igos."""
+    name = method.replace("++", "pp").replace(":", "-").replace("+", "_")
+    return re.sub(r"[^A-Za-z0-9_.-]", "", name)
 
 
 def load_batch(items: Sequence[ImageItem], prep: Preprocessing) -> torch.Tensor:

@@ -74,3 +74,12 @@ def test_explain_user_errors(extra, message, square_pngs, tmp_path, capsys):
         base += ["--model-import", "medxai.explain.toy:SquareEvidenceNet"]
     code, captured = run(base + extra, capsys)
     assert code == 2 and message in captured.err
+
+
+def test_every_method_gets_its_own_file_name():
+    from medxai.explain import method_names
+    from pipelines.explain_images import slug
+
+    slugs = [slug(name) for name in method_names()]
+    assert len(set(slugs)) == len(slugs)
+    assert slug("igos++") == "igospp" and slug("aop:gradcam++") == "aop-gradcampp"
