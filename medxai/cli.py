@@ -175,7 +175,9 @@ def _screened(records: list, skip_unreadable: bool) -> list:
         first = skipped[0]
         raise MedxaiError(f"{first.record.path}: {first.reason} ({len(skipped)} image(s) missing)")
     for item in skipped:
-        err_console.print(f"skipped {item.record.path}: {item.reason}", highlight=False)
+        err_console.print(
+            f"skipped {item.record.path}: {item.reason}", highlight=False, soft_wrap=True
+        )
     if skipped:
         err_console.print(f"skipped {len(skipped)} of {len(records)} images")
     return good
@@ -385,6 +387,50 @@ def explain(
     console.print(f"wrote {out / 'scores.csv'}, {out / 'maps'}, {out / 'overlays'}")
 
 
+@app.command()
+def clean(
+    root: Annotated[Path, typer.Option(help="Source dataset (COVIDx layout); never written.")],
+    out: Annotated[Path, typer.Option(help="Where the cleaned copy goes (not inside --root).")],
+    splits: Annotated[
+        list[str] | None, typer.Option(help="Split files (default: ROOT/*.txt).")
+    ] = None,
+    detector: Annotated[str, typer.Option(help="craft, rapidocr or both (union).")] = "craft",
+    text_threshold: Annotated[float, typer.Option(help="CRAFT text confidence.")] = 0.7,
+    radius: Annotated[int, typer.Option(min=1, help="Telea inpainting radius.")] = 10,
+    dilate: Annotated[int, typer.Option(min=0, help="Grow text boxes by PX pixels.")] = 4,
+    workers: Annotated[int, typer.Option(min=1, help="Processes.")] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (CRAFT).")] = "auto",
+) -> None:
+    """Detect burned-in text, inpaint it (Telea) and write a cleaned COVIDx copy + manifest."""
+    from data_cleaning.clean import CleanSettings, clean_dataset
+    from data_cleaning.detect import DETECTORS
+    from medxai.device import resolve_device
+
+    if detector not in DETECTORS:
+        raise MedxaiError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+    settings = CleanSettings(
+        detector=detector, text_threshold=text_threshold, radius=radius, dilate=dilate,
+        gpu=resolve_device(device).type == "cuda",
+    )  # fmt: skip
+    with progress_bar() as bar:
+        task = bar.add_task("cleaning", total=None)
+        summary = clean_dataset(
+            root, out, _split_names(splits), settings, workers,
+            progress=lambda k, total: bar.update(task, advance=k, total=total),
+        )  # fmt: skip
+    console.print(
+        f"{summary.images} images ({summary.skipped_done} already done), "
+        f"{summary.with_text} with text, {summary.boxes} boxes, {len(summary.failed)} failed, "
+        f"{summary.seconds:.1f} s; wrote {out}",
+        highlight=False,
+    )
+    for failure in summary.failed:
+        console.print(
+            f"[red]failed[/red] {failure['source']}: {failure['reason']}", highlight=False
+        )
+    raise typer.Exit(1 if summary.failed else 0)
+
+
 def _counter_text(counter: Counter, limit: int = 4) -> str:
     items = counter.most_common(limit)
     text = ", ".join(f"{k}: {v}" for k, v in items)
@@ -444,6 +490,14 @@ def _print_check_report(report: DatasetReport) -> None:
     console.print(verdict)
 
 
+def _one_line(message: str) -> str:
+    """A DataLoader worker re-raises our error with its traceback inside: keep the last line."""
+    lines = message.strip().splitlines()
+    if len(lines) > 1 and lines[0].startswith("Caught "):
+        return lines[-1].split(": ", 1)[-1]
+    return lines[0] if lines else message
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     command = typer.main.get_command(app)
@@ -456,6 +510,9 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"medxai: error: {err.format_message()}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except MedxaiError as err:
-        err_console.print(f"medxai: error: {err}", highlight=False, soft_wrap=True, markup=False)
+        message = _one_line(str(err))
+        err_console.print(
+            f"medxai: error: {message}", highlight=False, soft_wrap=True, markup=False
+        )
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

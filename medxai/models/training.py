@@ -105,7 +105,7 @@ def _rng(*key: int) -> np.random.Generator:
 
 
 class BalancedBatchSampler(Sampler[list[int]]):
-    """COVID-Net batches: a fixed share of each batch is positive-class, drawn with repetition.
+    """COVID-Net batches: a fixed share of each batch is positive-class, repeated as needed.
 
     Every other image is seen once per epoch. Batches are dealt round-robin to torchrun
     ranks, so each rank sees a disjoint share. `set_epoch` reseeds the draw.
@@ -126,16 +126,24 @@ class BalancedBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @staticmethod
+    def _cycled(pool: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+        """`count` draws from `pool`: whole shuffled passes, so each is used before any repeats."""
+        if count == 0:
+            return np.array([], dtype=int)
+        passes = [rng.permutation(pool) for _ in range(math.ceil(count / len(pool)))]
+        return np.concatenate(passes)[:count]
+
     def _all_batches(self) -> list[list[int]]:
         rng = _rng(self.seed, self.epoch, 7)
         others = rng.permutation(self.others)
         n_batches = math.ceil(len(others) / self.n_other)
         n_batches += (-n_batches) % self.world  # every rank gets the same number of batches
-        positives = rng.choice(self.positive, n_batches * self.n_pos) if self.n_pos else []
+        positives = self._cycled(self.positive, n_batches * self.n_pos, rng)
         batches = []
         for b in range(n_batches):
             chunk = others[(b * self.n_other) % len(others) :][: self.n_other]
-            pos = positives[b * self.n_pos : (b + 1) * self.n_pos] if self.n_pos else []
+            pos = positives[b * self.n_pos : (b + 1) * self.n_pos]
             batches.append([int(i) for i in rng.permutation(np.concatenate([chunk, pos]))])
         return batches
 

@@ -34,6 +34,9 @@ def test_balanced_batches_hold_the_covid_share_and_every_other_image_once():
     assert len(batches) == len(sampler) == 13  # ceil(90 others / 7 per batch)
     assert [len(b) for b in batches] == [10] * 12 + [9]
     assert all(sum(targets[i] == 2 for i in batch) == 3 for batch in batches)
+    positives = Counter(i for batch in batches for i in batch if targets[i] == 2)
+    assert set(positives) == set(range(90, 100)), "every positive is used before any repeats"
+    assert max(positives.values()) - min(positives.values()) <= 1
     others = Counter(i for batch in batches for i in batch if targets[i] != 2)
     assert set(others) == set(range(90)) and set(others.values()) == {1}
     sampler.set_epoch(1)
@@ -113,3 +116,26 @@ def test_torchrun_with_two_cpu_processes(toy_covidx, tmp_path):
     assert (run / "model.pt").is_file() and (run / "metrics.json").is_file()
     history = json.loads((run / "history.json").read_text())["history"]
     assert len(history) == 1
+
+
+def test_unreadable_training_image_stops_with_one_line_or_is_skipped_and_listed(
+    toy_covidx, tmp_path, capsys
+):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(toy_covidx, root)
+    broken = sorted((root / "train").iterdir())[0]
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)
+    args = ["train", "--root", str(root), "--epochs", "1", "--batch-size", "64",
+            "--image-size", "16", "--workers", "1", "--device", "cpu"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--out", str(tmp_path / "stop")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2
+    assert err[-1] == f"medxai: error: {broken}: corrupt or truncated PNG file"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--out", str(tmp_path / "skip"), "--skip-unreadable"])
+    assert exit_info.value.code == 0
+    err = capsys.readouterr().err
+    assert f"skipped {broken}: corrupt or truncated PNG file" in err and "skipped 1 of 48" in err

@@ -1,0 +1,135 @@
+import hashlib
+import json
+
+import cv2
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from data_cleaning.clean import MANIFEST, SUMMARY, CleanSettings, clean_dataset
+from data_cleaning.detect import make_detector
+from data_cleaning.inpaint import boxes_to_mask
+from medxai.cli import main
+from medxai.data.imageio import read_raw
+from medxai.data.phantom import synthesize
+from medxai.errors import DatasetError
+
+
+def digest(root):
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != SUMMARY
+    }
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    root = tmp_path_factory.mktemp("src") / "phantom"
+    synthesize(root, n_per_class=3, size=128, seed=2, workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def craft():
+    return make_detector("craft")
+
+
+def test_phantom_text_pixel_recall_with_the_default_detector(craft, tmp_path):
+    root = tmp_path / "p"
+    synthesize(root, n_per_class=5, size=224, seed=7, workers=1)
+    names = [line.split()[1] for line in (root / "test_balanced.txt").read_text().splitlines()]
+    found = text = 0
+    for name in names:
+        image = cv2.cvtColor(cv2.imread(str(root / "test" / name)), cv2.COLOR_BGR2RGB)
+        truth = cv2.imread(str(root / "text_masks" / "test" / name), 0) > 0
+        mask = boxes_to_mask(truth.shape, craft.detect(image), CleanSettings().dilate) > 0
+        found += int((mask & truth).sum())
+        text += int(truth.sum())
+    assert found / text >= 0.9
+
+
+def test_clean_run_keeps_the_source_resumes_identically_and_records_failures(phantom, tmp_path):
+    (phantom / "train" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    with open(phantom / "train.txt", "a") as f:
+        f.write("pbroken broken.png normal src-a\n")
+    before = digest(phantom)
+    full = clean_dataset(phantom, tmp_path / "full")
+    assert digest(phantom) == before, "the source dataset is never written"
+    assert [f["source"] for f in full.failed] == ["train/broken.png"]
+    assert full.with_text >= full.images - 3 and full.boxes >= full.with_text
+
+    def stop_after_five(advance, total, seen=[0]):  # noqa: B006
+        seen[0] += advance
+        if seen[0] >= 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        clean_dataset(phantom, tmp_path / "cut", progress=stop_after_five)
+    resumed = clean_dataset(phantom, tmp_path / "cut")
+    assert resumed.skipped_done == 5
+    assert digest(tmp_path / "cut") == digest(tmp_path / "full")
+
+    entries = [json.loads(line) for line in (tmp_path / "full" / MANIFEST).read_text().splitlines()]
+    assert len(entries) == full.images
+    broken = next(e for e in entries if e["source"] == "train/broken.png")
+    assert broken["status"] == "failed" and "corrupt or truncated PNG" in broken["reason"]
+    cleaned = next(e for e in entries if e["status"] == "cleaned")
+    assert cleaned["inpaint"] == {"method": "telea", "radius": 10, "dilate": 4}
+    assert cleaned["detector"]["name"] == "craft" and cleaned["detector"]["text_threshold"] == 0.7
+    out = read_raw(tmp_path / "full" / cleaned["output"])
+    source = read_raw(phantom / cleaned["source"])
+    assert out.bit_depth == source.bit_depth == 8 and out.pixels.shape == source.pixels.shape
+    inside = boxes_to_mask(out.pixels.shape, cleaned["boxes"], 4) > 0
+    assert np.array_equal(out.pixels[~inside], source.pixels[~inside]), "only text is touched"
+    assert not np.array_equal(out.pixels[inside], source.pixels[inside])
+    for split in ("train.txt", "test.txt", "test_balanced.txt"):
+        assert (tmp_path / "full" / split).read_bytes() == (phantom / split).read_bytes()
+
+
+def test_destination_inside_or_equal_to_source_is_refused(phantom, tmp_path):
+    for bad in (phantom, phantom / "cleaned"):
+        with pytest.raises(DatasetError, match="inside the source"):
+            clean_dataset(phantom, bad)
+    (tmp_path / "occupied").mkdir()
+    (tmp_path / "occupied" / "x.txt").write_text("keep")
+    with pytest.raises(DatasetError, match="holds no manifest.jsonl"):
+        clean_dataset(phantom, tmp_path / "occupied")
+
+
+def text_mask(shape) -> np.ndarray:
+    canvas = np.zeros(shape, np.uint8)
+    cv2.putText(canvas, "PORTABLE", (1200, 150), cv2.FONT_HERSHEY_SIMPLEX, 3.0, 255, 8)
+    cv2.putText(canvas, "R", (80, 1000), cv2.FONT_HERSHEY_SIMPLEX, 4.0, 255, 10)
+    return canvas > 0
+
+
+def test_real_radiograph_with_burned_in_text_is_cleaned_and_tagged(tmp_path, capsys):
+    ds = pydicom.dcmread(get_testdata_file("RG1_UNCR.dcm"))
+    original = ds.pixel_array
+    white = int(original.min())  # MONOCHROME1: the lowest stored value displays brightest
+    text = text_mask(original.shape)
+    stamped = np.where(text, white, original).astype(original.dtype)
+    ds.PixelData = stamped.tobytes()
+    src = tmp_path / "src"
+    (src / "test").mkdir(parents=True)
+    ds.save_as(src / "test" / "cxr.dcm")
+    (src / "test.txt").write_text("p1 cxr.dcm COVID-19 rg1\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["clean", "--root", str(src), "--out", str(tmp_path / "dst"), "--device", "cpu"])
+    assert exit_info.value.code == 0
+    entry = json.loads((tmp_path / "dst" / MANIFEST).read_text())
+    boxes = boxes_to_mask(original.shape, entry["boxes"], 0) > 0
+    assert (boxes & text).sum() / text.sum() > 0.9, "the burned-in words are found"
+    cleaned = pydicom.dcmread(tmp_path / "dst" / "test" / "cxr.dcm")
+    pixels = cleaned.pixel_array.astype(float)
+    error_before = np.abs(stamped.astype(float) - original)[text].mean()
+    error_after = np.abs(pixels - original)[text].mean()
+    assert error_after < 0.25 * error_before, "inpainting brings the text pixels back near the film"
+    assert cleaned.SOPInstanceUID != ds.SOPInstanceUID
+    assert cleaned.file_meta.MediaStorageSOPInstanceUID == cleaned.SOPInstanceUID
+    assert cleaned.ImageType[0] == "DERIVED" and cleaned.BurnedInAnnotation == "NO"
+    for tag in ("PatientID", "StudyInstanceUID", "PhotometricInterpretation", "BitsStored"):
+        assert cleaned.get(tag) == ds.get(tag)
+    assert pixels.shape == original.shape and cleaned.pixel_array.dtype == original.dtype
