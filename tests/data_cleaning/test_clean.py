@@ -1,5 +1,8 @@
 import hashlib
 import json
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -7,7 +10,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from data_cleaning.clean import MANIFEST, SUMMARY, CleanSettings, clean_dataset
+from data_cleaning.clean import MANIFEST, SUMMARY, CleanSettings, clean_dataset, read_manifest
 from data_cleaning.detect import make_detector
 from data_cleaning.inpaint import boxes_to_mask
 from medxai.cli import main
@@ -71,6 +74,21 @@ def test_clean_run_keeps_the_source_resumes_identically_and_records_failures(pha
     assert resumed.skipped_done == 5
     assert digest(tmp_path / "cut") == digest(tmp_path / "full")
 
+    killed = tmp_path / "killed"  # a real SIGKILL in the middle of the run
+    command = [sys.executable, "-m", "data_cleaning", "--root", str(phantom), "--out", str(killed)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        manifest = killed / MANIFEST
+        if manifest.is_file() and len(manifest.read_text().splitlines()) >= 3:
+            process.kill()
+            break
+        time.sleep(0.05)
+    process.wait()
+    assert not (killed / "train.txt").exists(), "killed before the split files were written"
+    clean_dataset(phantom, killed)
+    assert digest(killed) == digest(tmp_path / "full")
+
     entries = [json.loads(line) for line in (tmp_path / "full" / MANIFEST).read_text().splitlines()]
     assert len(entries) == full.images
     broken = next(e for e in entries if e["source"] == "train/broken.png")
@@ -86,6 +104,12 @@ def test_clean_run_keeps_the_source_resumes_identically_and_records_failures(pha
     assert not np.array_equal(out.pixels[inside], source.pixels[inside])
     for split in ("train.txt", "test.txt", "test_balanced.txt"):
         assert (tmp_path / "full" / split).read_bytes() == (phantom / split).read_bytes()
+
+
+def test_a_torn_last_manifest_line_is_ignored(tmp_path):
+    path = tmp_path / MANIFEST
+    path.write_text('{"source": "train/a.png", "status": "cleaned"}\n{"source": "train/b.pn')
+    assert list(read_manifest(path)) == ["train/a.png"]
 
 
 def test_destination_inside_or_equal_to_source_is_refused(phantom, tmp_path):

@@ -1,0 +1,276 @@
+"""Write a cleaned copy of a COVIDx dataset: burned-in text detected and inpainted.
+
+The source is only read. Every output file is written under a temporary name and renamed;
+`DST/manifest.jsonl` gains one line per finished image, so a killed run resumes: images
+whose source sha256 is already in the manifest are skipped. At the end the manifest is
+rewritten in a fixed order, so an interrupted-and-resumed run leaves the same files as an
+uninterrupted one (only `cleaning_summary.json`'s timing differs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from data_cleaning.detect import TextDetector, make_detector
+from data_cleaning.inpaint import TELEA_RADIUS, boxes_to_mask, inpaint
+from medxai.atomic import atomic_write_bytes, atomic_write_text
+from medxai.data.check import find_split_files
+from medxai.data.covidx import default_image_dir, parse_split_file
+from medxai.data.imageio import read_image, read_raw, write_png
+from medxai.errors import DatasetError, ImageReadError, MedxaiError
+
+MANIFEST = "manifest.jsonl"
+SUMMARY = "cleaning_summary.json"
+
+
+@dataclass(frozen=True)
+class CleanSettings:
+    detector: str = "craft"
+    text_threshold: float = 0.7
+    radius: int = TELEA_RADIUS
+    dilate: int = 4
+    max_side: int = 1280
+    gpu: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image: its path relative to the dataset root (e.g. 'train/x.png')."""
+
+    relative: str
+
+
+@dataclass
+class CleaningSummary:
+    images: int = 0
+    with_text: int = 0
+    boxes: int = 0
+    failed: list[dict] = field(default_factory=list)
+    skipped_done: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "failures": len(self.failed)}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_destination(src: Path, dst: Path) -> None:
+    """SRC is never written: refuse DST equal to or inside SRC, and a foreign non-empty DST."""
+    src, dst = src.resolve(), dst.resolve()
+    if not src.is_dir():
+        raise DatasetError(f"{src}: dataset root not found")
+    if dst == src or src in dst.parents:
+        raise DatasetError(f"output {dst} is inside the source {src}; the source is never written")
+    if dst.exists() and any(dst.iterdir()) and not (dst / MANIFEST).is_file():
+        raise DatasetError(f"output {dst} is not empty and holds no {MANIFEST} to resume from")
+
+
+def list_jobs(src: Path, splits: Sequence[str]) -> list[Job]:
+    """Every image the split files name, once, in a fixed order."""
+    seen: dict[str, Job] = {}
+    for split in splits:
+        folder = default_image_dir(split)
+        for record in parse_split_file(src / split, src / folder):
+            relative = f"{folder}/{record.filename}"
+            seen.setdefault(relative, Job(relative))
+    return sorted(seen.values(), key=lambda job: job.relative)
+
+
+def read_manifest(path: Path) -> dict[str, dict]:
+    """Finished entries by source path; a torn last line (killed mid-append) is ignored."""
+    entries: dict[str, dict] = {}
+    if not path.is_file():
+        return entries
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        entries[entry["source"]] = entry
+    return entries
+
+
+def _detection_image(path: Path) -> np.ndarray:
+    """What a detector sees: the displayed image (DICOM windowed, bone bright) as RGB uint8."""
+    unit = read_image(path)
+    rgb = unit if unit.ndim == 3 else np.repeat(unit[..., None], 3, axis=2)
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def clean_image(
+    src: Path, dst: Path, job: Job, detector: TextDetector, settings: CleanSettings
+) -> dict:
+    """Detect, inpaint and write one image; returns its manifest entry."""
+    source = src / job.relative
+    entry = {"source": job.relative, "output": job.relative, "source_sha256": sha256_of(source)}
+    try:
+        raw = read_raw(source)
+        boxes = detector.detect(_detection_image(source))
+        mask = boxes_to_mask(raw.pixels.shape, boxes, settings.dilate)
+        target = dst / job.relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not boxes:
+            atomic_write_bytes(target, source.read_bytes())  # byte-identical copy
+        elif raw.format == "dicom":
+            _write_dicom(source, target, inpaint(raw.pixels, mask, settings.radius), settings)
+        elif raw.format == "png":
+            write_png(target, inpaint(raw.pixels, mask, settings.radius))
+        else:  # JPEG stays JPEG (quality 95): a cleaned file keeps its name and type
+            _write_jpeg(target, inpaint(raw.pixels, mask, settings.radius))
+    except (MedxaiError, OSError) as err:
+        return {**entry, "status": "failed", "reason": str(err)}
+    return {
+        **entry,
+        "status": "cleaned" if boxes else "no_text",
+        "output_sha256": sha256_of(target),
+        "boxes": [list(map(int, b)) for b in boxes],
+        "detector": detector.describe(),
+        "inpaint": {"method": "telea", "radius": settings.radius, "dilate": settings.dilate},
+    }
+
+
+def _write_jpeg(target: Path, pixels: np.ndarray) -> None:
+    import cv2
+
+    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR) if pixels.ndim == 3 else pixels
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise ImageReadError(f"{target}: could not encode JPEG")
+    atomic_write_bytes(target, encoded.tobytes())
+
+
+def _write_dicom(source: Path, target: Path, pixels: np.ndarray, settings: CleanSettings) -> None:
+    """Same DICOM with new pixels: new SOP Instance UID, DERIVED, Burned In Annotation NO."""
+    ds = pydicom.dcmread(source)
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        ds.decompress()
+    ds.PixelData = np.ascontiguousarray(pixels).astype(ds.pixel_array.dtype).tobytes()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    uid = generate_uid()
+    ds.SOPInstanceUID = uid
+    ds.file_meta.MediaStorageSOPInstanceUID = uid
+    image_type = list(ds.get("ImageType", ["ORIGINAL", "PRIMARY"]))
+    ds.ImageType = ["DERIVED", *image_type[1:]] if image_type else ["DERIVED"]
+    ds.BurnedInAnnotation = "NO"
+    ds.DerivationDescription = (
+        f"burned-in text inpainted (OpenCV Telea, radius {settings.radius}) by medxai"
+    )
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    atomic_write_bytes(target, buffer.getvalue())
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(settings: CleanSettings) -> None:
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    _WORKER["detector"] = _make(settings)
+    _WORKER["settings"] = settings
+
+
+def _make(settings: CleanSettings) -> TextDetector:
+    return make_detector(
+        settings.detector, settings.text_threshold, settings.gpu, settings.max_side
+    )
+
+
+def _work(src: str, dst: str, job: Job) -> dict:
+    return clean_image(Path(src), Path(dst), job, _WORKER["detector"], _WORKER["settings"])
+
+
+def clean_dataset(
+    src: str | Path,
+    dst: str | Path,
+    splits: Sequence[str] | None = None,
+    settings: CleanSettings | None = None,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> CleaningSummary:
+    """Clean every image the split files name; copy the split files; write the manifest."""
+    src, dst = Path(src), Path(dst)
+    settings = settings or CleanSettings()
+    check_destination(src, dst)
+    splits = list(splits or find_split_files(src))
+    if not splits:
+        raise DatasetError(f"{src}: no split files (*.txt) found")
+    jobs = list_jobs(src, splits)
+    dst.mkdir(parents=True, exist_ok=True)
+    manifest_path = dst / MANIFEST
+    done = read_manifest(manifest_path)
+    todo = [job for job in jobs if not _finished(done.get(job.relative), src, dst, job)]
+    summary = CleaningSummary(skipped_done=len(jobs) - len(todo))
+    started = time.perf_counter()
+    if progress:
+        progress(summary.skipped_done, len(jobs))
+    with open(manifest_path, "a", encoding="utf-8") as manifest:
+        for entry in _run(src, dst, todo, settings, workers):
+            manifest.write(json.dumps(entry) + "\n")
+            manifest.flush()
+            done[entry["source"]] = entry
+            if progress:
+                progress(1, len(jobs))
+    for split in splits:  # split files last: their presence means the dataset is usable
+        atomic_write_bytes(dst / split, (src / split).read_bytes())
+    ordered = [done[job.relative] for job in jobs if job.relative in done]
+    atomic_write_text(manifest_path, "".join(json.dumps(e) + "\n" for e in ordered))
+    summary.images = len(jobs)
+    summary.with_text = sum(1 for e in ordered if e["status"] == "cleaned")
+    summary.boxes = sum(len(e.get("boxes", [])) for e in ordered)
+    summary.failed = [
+        {"source": e["source"], "reason": e["reason"]} for e in ordered if e["status"] == "failed"
+    ]
+    summary.seconds = time.perf_counter() - started
+    payload = {**summary.to_dict(), "settings": asdict(settings), "splits": splits}
+    atomic_write_text(dst / SUMMARY, json.dumps(payload, indent=2) + "\n")
+    return summary
+
+
+def _finished(entry: dict | None, src: Path, dst: Path, job: Job) -> bool:
+    if entry is None or entry.get("status") == "failed":
+        return False
+    source = src / job.relative
+    return (
+        source.is_file()
+        and (dst / entry["output"]).is_file()
+        and entry.get("source_sha256") == sha256_of(source)
+    )
+
+
+def _run(
+    src: Path, dst: Path, jobs: Sequence[Job], settings: CleanSettings, workers: int
+) -> Iterable[dict]:
+    if not jobs:
+        return
+    if workers <= 1:
+        detector = _make(settings)
+        for job in jobs:
+            yield clean_image(src, dst, job, detector, settings)
+        return
+    context = multiprocessing.get_context("spawn")  # torch threads must not be forked
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(settings,)) as pool:  # fmt: skip
+        yield from pool.map(_work, [str(src)] * len(jobs), [str(dst)] * len(jobs), jobs)
