@@ -17,6 +17,9 @@ from medxai.errors import MedxaiError
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), half-open
 DETECTORS = ("craft", "rapidocr", "both")
+# A burned-in label never covers a quarter of the film; RapidOCR sometimes returns one
+# image-sized box on a cleaned image, which would inpaint the whole radiograph.
+MAX_BOX_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ def _scale_to(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 
 def _clip(boxes, scale: float, offset: int, shape: tuple[int, ...]) -> list[Box]:
+    """Boxes in original-image pixels, clipped to it; empty and image-sized boxes dropped."""
     height, width = shape[:2]
     out = []
     for x0, y0, x1, y1 in boxes:
@@ -63,7 +67,8 @@ def _clip(boxes, scale: float, offset: int, shape: tuple[int, ...]) -> list[Box]
         y0, y1 = (np.array([y0, y1], float) - offset) * scale
         box = (max(0, int(np.floor(x0))), max(0, int(np.floor(y0))),
                min(width, int(np.ceil(x1))), min(height, int(np.ceil(y1))))  # fmt: skip
-        if box[2] > box[0] and box[3] > box[1]:
+        area = (box[2] - box[0]) * (box[3] - box[1])
+        if box[2] > box[0] and box[3] > box[1] and area <= MAX_BOX_SHARE * height * width:
             out.append(box)
     return out
 

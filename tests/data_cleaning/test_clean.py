@@ -157,3 +157,30 @@ def test_real_radiograph_with_burned_in_text_is_cleaned_and_tagged(tmp_path, cap
     for tag in ("PatientID", "StudyInstanceUID", "PhotometricInterpretation", "BitsStored"):
         assert cleaned.get(tag) == ds.get(tag)
     assert pixels.shape == original.shape and cleaned.pixel_array.dtype == original.dtype
+
+
+def test_boxes_are_mapped_back_clipped_and_image_sized_ones_dropped():
+    from data_cleaning.detect import _clip
+
+    # detector ran on a copy shrunk ×0.5 and padded by 10 px
+    boxes = _clip([(10, 10, 30, 20), (0, 0, 500, 500), (5, 5, 5, 9)], 2.0, 10, (100, 100))
+    assert boxes == [(0, 0, 40, 20)]
+
+
+def test_16_bit_png_is_cleaned_at_16_bits(phantom, tmp_path):
+    from medxai.data.imageio import write_png
+
+    name = (phantom / "test.txt").read_text().split()[1]
+    deep = read_raw(phantom / "test" / name).pixels.astype(np.uint16) * 257 + 3  # 16-bit film
+    src = tmp_path / "src"
+    (src / "test").mkdir(parents=True)
+    write_png(src / "test" / "deep.png", deep)
+    (src / "test.txt").write_text("p1 deep.png normal s1\n")
+    summary = clean_dataset(src, tmp_path / "dst")
+    assert summary.with_text == 1
+    out = read_raw(tmp_path / "dst" / "test" / "deep.png")
+    assert out.bit_depth == 16 and out.pixels.dtype == np.uint16
+    boxes = json.loads((tmp_path / "dst" / MANIFEST).read_text())["boxes"]
+    inside = boxes_to_mask(deep.shape, boxes, 4) > 0
+    assert np.array_equal(out.pixels[~inside], deep[~inside])
+    assert (out.pixels[inside] % 257 != 3).any(), "inpainted values are computed at 16 bits"
