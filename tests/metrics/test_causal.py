@@ -11,14 +11,6 @@ from medxai.metrics import deletion_insertion
 BOX = (8, 20, 8, 20)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def setup():
     model = SquareEvidenceNet(box=BOX).eval()

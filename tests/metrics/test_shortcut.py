@@ -10,14 +10,6 @@ from medxai.metrics import boxes_to_masks, region_tests, saliency_share, shortcu
 BOX = (8, 20, 8, 20)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_boxes_to_masks_by_hand():
     m = boxes_to_masks([[(1, 2, 3, 5)], []], (6, 6))
     assert m.shape == (2, 1, 6, 6) and m[0].sum() == 2 * 3 and m[1].sum() == 0
