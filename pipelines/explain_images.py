@@ -25,6 +25,7 @@ from medxai.data.imageio import read_image, to_channels, write_png
 from medxai.data.transforms import Preprocessing, build_transforms
 from medxai.errors import MedxaiError
 from medxai.explain import get_explainer
+from medxai.explain.perturb import blurred_baseline
 from medxai.explain.registry import method_parameters
 from medxai.metrics.causal import deletion_insertion
 from medxai.report.figures import heatmap_overlay
@@ -100,6 +101,7 @@ def explain_images(
         images = load_batch(chunk, prep).to(device)
         targets = _targets(model, images, chunk, target)
         chunk_rows: list[list[dict]] = [[] for _ in chunk]  # image-major order in scores.csv
+        baseline = blurred_baseline(images)  # the same for every method's causal scores
         for method, explainer in explainers.items():
             paths = [out / "maps" / f"{item.name}__{slug(method)}.npy" for item in chunk]
             if all(p.is_file() for p in paths):
@@ -110,8 +112,9 @@ def explain_images(
                 seconds = explainer.stats["seconds"] / len(chunk)
                 _write_maps(paths, maps, images.cpu(), out, chunk, method)
             scores = deletion_insertion(
-                model, images, targets, maps.to(device), ranking=ranking, resolution=resolution
-            )
+                model, images, targets, maps.to(device),
+                ranking=ranking, resolution=resolution, baseline=baseline,
+            )  # fmt: skip
             for k, item in enumerate(chunk):
                 t = int(targets[k])
                 chunk_rows[k].append({
