@@ -26,11 +26,11 @@ MAX_BOX_SHARE = 0.25
 class CraftSettings:
     """CRAFT's knobs; text_threshold stays at the paper's 0.7, the rest is tuned on the phantom.
 
-    At EasyOCR's defaults CRAFT misses lone letters ("L", "R") at the film edge: a single
-    glyph of ~18 px scores below 0.7, and at the border the score map is cut off. Three
-    times magnification (glyphs near CRAFT's preferred size) and a 12% replicated border
-    recover them: lone letters found 15/36 → 30/36 at 224 px and 7/11 → 11/11 at 512 px,
-    text-pixel recall 0.87 → 0.96 (benchmarks/bench_cleaning.py has the figures).
+    At EasyOCR's defaults CRAFT misses lone letters ("L", "R") at the film edge: on a lone
+    ~18 px glyph its region score peaks well below 0.7 (mostly under 0.2). Glyph size is
+    what matters: 3x magnification lifts lone letters found from 6/34 to 25/34 at 224 px
+    and from 7/11 to 11/11 at 512 px; a replicated (not constant-filled) border adds a
+    little (27 -> 30 of 36 in a sweep). benchmarks/bench_cleaning.py has the figures.
     """
 
     text_threshold: float = 0.7  # the iGOS++ paper's COVIDx++ setting
