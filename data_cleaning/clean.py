@@ -14,9 +14,9 @@ import io
 import json
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +47,13 @@ class CleanSettings:
 
 @dataclass(frozen=True)
 class Job:
-    """One image: its path relative to the dataset root (e.g. 'train/x.png')."""
+    """One image: its path relative to the dataset root (e.g. 'train/x.png').
+
+    `boxes`: text boxes found earlier with the same detector (None: detect now).
+    """
 
     relative: str
+    boxes: tuple[tuple[int, int, int, int], ...] | None = None
 
 
 @dataclass
@@ -109,7 +113,7 @@ def read_manifest(path: Path) -> dict[str, dict]:
     return entries
 
 
-def _detection_image(path: Path) -> np.ndarray:
+def detection_image(path: Path) -> np.ndarray:
     """What a detector sees: the displayed image (DICOM windowed, bone bright) as RGB uint8."""
     unit = read_image(path)
     rgb = unit if unit.ndim == 3 else np.repeat(unit[..., None], 3, axis=2)
@@ -124,7 +128,8 @@ def clean_image(
     entry = {"source": job.relative, "output": job.relative, "source_sha256": sha256_of(source)}
     try:
         raw = read_raw(source)
-        boxes = detector.detect(_detection_image(source))
+        boxes = job.boxes if job.boxes is not None else detector.detect(detection_image(source))
+        boxes = [list(map(int, b)) for b in boxes]
         mask = boxes_to_mask(raw.pixels.shape, boxes, settings.dilate)
         target = dst / job.relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +147,7 @@ def clean_image(
         **entry,
         "status": "cleaned" if boxes else "no_text",
         "output_sha256": sha256_of(target),
-        "boxes": [list(map(int, b)) for b in boxes],
+        "boxes": boxes,
         "detector": detector.describe(),
         "inpaint": {"method": "telea", "radius": settings.radius, "dilate": settings.dilate},
     }
@@ -209,8 +214,13 @@ def clean_dataset(
     settings: CleanSettings | None = None,
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    known_boxes: Mapping[str, Sequence[Sequence[int]]] | None = None,
 ) -> CleaningSummary:
-    """Clean every image the split files name; copy the split files; write the manifest."""
+    """Clean every image the split files name; copy the split files; write the manifest.
+
+    `known_boxes` (relative path → boxes) skips detection for images already run through the
+    same detector (the audit detects the test images once, for its analysis and for this).
+    """
     src, dst = Path(src), Path(dst)
     settings = settings or CleanSettings()
     check_destination(src, dst)
@@ -218,6 +228,13 @@ def clean_dataset(
     if not splits:
         raise DatasetError(f"{src}: no split files (*.txt) found")
     jobs = list_jobs(src, splits)
+    if known_boxes:
+        jobs = [
+            replace(job, boxes=tuple(tuple(map(int, b)) for b in known_boxes[job.relative]))
+            if job.relative in known_boxes
+            else job
+            for job in jobs
+        ]
     dst.mkdir(parents=True, exist_ok=True)
     manifest_path = dst / MANIFEST
     done = read_manifest(manifest_path)

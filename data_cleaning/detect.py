@@ -133,19 +133,32 @@ class CraftDetector(TextDetector):
         return {**super().describe(), **asdict(self.settings)}
 
 
+# RapidOCR scales an image's shorter side to this before detection (its default is 736).
+# On 30 phantom test films at 224 px: 512 finds as much text as 736 (pixel recall 0.988 vs
+# 0.980, lone letters 32/35 vs 31/35) at 1.7x the speed; 384 loses lone letters (28/35).
+RAPID_MIN_SIDE = 512
+
+
 class RapidDetector(TextDetector):
     """RapidOCR's PP-OCR DB detector on onnxruntime (model shipped inside `rapidocr`)."""
 
     name = "rapidocr"
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, min_side: int = RAPID_MIN_SIDE, **kw) -> None:
         super().__init__(**kw)
         from rapidocr import RapidOCR
 
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # "result is empty" is no news
+        self.min_side = min_side
         self.engine = RapidOCR(
-            params={"Global.use_cls": False, "Global.use_rec": False, "Global.log_level": "warning"}
-        )
+            params={
+                "Global.use_cls": False, "Global.use_rec": False, "Global.log_level": "error",
+                "Det.limit_side_len": min_side, "Det.limit_type": "min",
+            }
+        )  # fmt: skip
+
+    def describe(self) -> dict:
+        return {**super().describe(), "min_side": self.min_side}
 
     def _detect(self, image: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Box]:
         result = self.engine(image, use_det=True, use_cls=False, use_rec=False)

@@ -1,9 +1,10 @@
 """Explain a model's decisions on a set of images with several methods, and score the maps.
 
 For every image and method: OUT/maps/<image>__<method>.npy (saliency at model input size,
-float32 in [0, 1]), OUT/overlays/<image>__<method>.png (heatmap over the radiograph), and
-one row of OUT/scores.csv (deletion/insertion AUC with the ranking used). Maps already on
-disk are reused, so an interrupted run resumes where it stopped.
+float32 in [0, 1]), OUT/overlays/<image>__<method>.png (heatmap over the radiograph),
+OUT/curves/<image>__<method>.npz (deletion/insertion curves), and one row of
+OUT/scores.csv (deletion/insertion AUC with the ranking used). Maps already on disk are
+reused, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -65,10 +66,21 @@ def slug(method: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "", name)
 
 
-def load_batch(items: Sequence[ImageItem], prep: Preprocessing) -> torch.Tensor:
+def read_batch(
+    paths: Sequence[Path], prep: Preprocessing
+) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Model input (N, C, S, S) for image files, and each file's original (H, W)."""
     transform = build_transforms(prep)
-    arrays = [np.asarray(transform(to_channels(read_image(i.path), prep.channels))) for i in items]
-    return torch.from_numpy(np.stack(arrays)).float()  # (N, C, S, S)
+    arrays, shapes = [], []
+    for path in paths:
+        image = read_image(path)
+        shapes.append(image.shape[:2])
+        arrays.append(np.asarray(transform(to_channels(image, prep.channels))))
+    return torch.from_numpy(np.stack(arrays)).float(), shapes
+
+
+def load_batch(items: Sequence[ImageItem], prep: Preprocessing) -> torch.Tensor:
+    return read_batch([item.path for item in items], prep)[0]
 
 
 def explain_images(
@@ -92,7 +104,7 @@ def explain_images(
     `target_layer` names the module CAM methods read (default: found automatically).
     """
     explainers = {m: _build(m, resolution, batch_size, seed, target_layer) for m in methods}
-    for folder in ("maps", "overlays"):
+    for folder in ("maps", "overlays", "curves"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     model = model.to(device).eval()
     rows: list[dict] = []
@@ -115,6 +127,7 @@ def explain_images(
                 model, images, targets, maps.to(device),
                 ranking=ranking, resolution=resolution, baseline=baseline,
             )  # fmt: skip
+            _write_curves(out / "curves", chunk, method, scores)
             for k, item in enumerate(chunk):
                 t = int(targets[k])
                 chunk_rows[k].append({
@@ -132,13 +145,15 @@ def explain_images(
     return rows
 
 
-def _build(method: str, resolution: int, batch_size: int, seed: int, layer: str | None):
+def _build(method: str, resolution: int, batch_size: int, seed: int, layer: str | None, **extra):
+    """The method with the shared settings; `extra` parameters go only to methods taking them."""
     accepted = method_parameters(method)
     params: dict = {"batch_size": max(batch_size, 32), "seed": seed}
     if "resolution" in accepted:
         params["resolution"] = resolution
     if layer and "target_layer" in accepted:
         params["target_layer"] = layer
+    params.update({k: v for k, v in extra.items() if k in accepted})
     return get_explainer(method, **params)
 
 
@@ -162,6 +177,19 @@ def _write_maps(paths, maps, images, out: Path, chunk, method: str) -> None:
         atomic_write_bytes(path, buffer.getvalue())
         overlay = heatmap_overlay(image.numpy(), saliency[0].numpy())
         write_png(out / "overlays" / f"{item.name}__{slug(method)}.png", overlay)
+
+
+def _write_curves(folder: Path, chunk, method: str, scores) -> None:
+    """One .npz per image: the deletion and insertion curves over the moved fraction."""
+    for k, item in enumerate(chunk):
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            fractions=scores.fractions.cpu().numpy(),
+            deletion=scores.deletion_curve[k].cpu().numpy(),
+            insertion=scores.insertion_curve[k].cpu().numpy(),
+        )
+        atomic_write_bytes(folder / f"{item.name}__{slug(method)}.npz", buffer.getvalue())
 
 
 def write_scores(path: Path, rows: Sequence[dict]) -> None:

@@ -32,6 +32,7 @@ class SplitReport:
     formats: Counter = field(default_factory=Counter)
     sizes: Counter = field(default_factory=Counter)
     bit_depths: Counter = field(default_factory=Counter)
+    burned_in: Counter = field(default_factory=Counter)  # DICOM Burned In Annotation values
 
     @property
     def classes(self) -> Counter:
@@ -85,6 +86,7 @@ class ImageInfo:
     format: str
     size: tuple[int, int]  # (width, height)
     bit_depth: int
+    burned_in: str | None = None
 
 
 def inspect_image(path: Path, decode: bool = True) -> ImageInfo | str | None:
@@ -96,7 +98,7 @@ def inspect_image(path: Path, decode: bool = True) -> ImageInfo | str | None:
     except ImageReadError as err:
         return str(err).removeprefix(f"{path}: ")
     height, width = raw.pixels.shape[:2]
-    return ImageInfo(raw.format, (width, height), raw.bit_depth)
+    return ImageInfo(raw.format, (width, height), raw.bit_depth, raw.burned_in)
 
 
 def _inspect_all(
@@ -153,6 +155,8 @@ def check_dataset(
                 report.formats[result.format] += 1
                 report.sizes[result.size] += 1
                 report.bit_depths[result.bit_depth] += 1
+                if result.burned_in is not None:
+                    report.burned_in[result.burned_in] += 1
             if progress:
                 progress(1, total)
     return DatasetReport(root, reports)

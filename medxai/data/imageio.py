@@ -26,11 +26,15 @@ DICOM_MAGIC_OFFSET = 128
 
 @dataclass(frozen=True)
 class RawImage:
-    """Pixels as stored: (H, W) or (H, W, 3) RGB, uint8 or uint16 (DICOM: stored values)."""
+    """Pixels as stored: (H, W) or (H, W, 3) RGB, uint8 or uint16 (DICOM: stored values).
+
+    `burned_in`: DICOM's Burned In Annotation tag (YES, NO, or "absent"); None for bitmaps.
+    """
 
     pixels: np.ndarray
     format: str
     bit_depth: int
+    burned_in: str | None = None
 
 
 def sniff_format(path: Path) -> str:
@@ -59,7 +63,9 @@ def read_raw(path: str | Path) -> RawImage:
     if fmt == "dicom":
         ds = _read_dicom_dataset(path)
         pixels = _dicom_pixels(ds, path)
-        return RawImage(pixels, fmt, int(ds.get("BitsStored", pixels.dtype.itemsize * 8)))
+        depth = int(ds.get("BitsStored", pixels.dtype.itemsize * 8))
+        burned_in = str(ds.get("BurnedInAnnotation", "")).upper() or "absent"
+        return RawImage(pixels, fmt, depth, burned_in)
     return RawImage(*_read_bitmap(path, fmt))
 
 

@@ -7,6 +7,7 @@ and `explain`/`evaluate` rebuild exactly the chain the model was trained with.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ from monai.transforms import (
 
 from medxai.errors import MedxaiError
 
+EPS = 1e-9  # rounding slack: 99 * (100 / 180) must map to 55, not 56
 COVIDNET_TOP_CROP = 0.08  # COVID-Net crops the top 8% of every radiograph
 INTENSITY_MODES = {
     # Zero mean, unit variance per image: exposure-invariant, and it keeps first-layer
@@ -61,6 +63,28 @@ class Preprocessing:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def map_boxes(
+        self, boxes: Sequence[Sequence[float]], shape: tuple[int, int]
+    ) -> list[tuple[int, int, int, int]]:
+        """Boxes (x0, y0, x1, y1) on a (H, W) original → on the model input (crop, resize).
+
+        Boxes wholly inside the cropped top band vanish; the rest are clipped to the input.
+        """
+        height, width = shape
+        cut = int(round(height * self.top_crop))
+        sy, sx = self.image_size / (height - cut), self.image_size / width
+        mapped = []
+        for x0, y0, x1, y1 in boxes:
+            box = (
+                max(0, math.floor(x0 * sx + EPS)),
+                max(0, math.floor((y0 - cut) * sy + EPS)),
+                min(self.image_size, math.ceil(x1 * sx - EPS)),
+                min(self.image_size, math.ceil((y1 - cut) * sy - EPS)),
+            )
+            if box[2] > box[0] and box[3] > box[1]:
+                mapped.append(box)
+        return mapped
 
     @classmethod
     def from_dict(cls, values: dict) -> Preprocessing:

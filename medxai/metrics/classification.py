@@ -13,6 +13,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from medxai.errors import MedxaiError
+from medxai.metrics.bootstrap import percentile_interval
 
 PER_CLASS_FIELDS = ("precision", "recall", "f1")
 
@@ -69,12 +70,11 @@ def classification_metrics(
         boot = point_metrics(y_true[index], y_pred[index], n_classes)
         for key in samples:
             samples[key].append(boot[key])
-    tail = (1.0 - confidence) / 2.0 * 100.0
-
-    def interval(values: list) -> np.ndarray:
-        return np.percentile(np.asarray(values, dtype=float), [tail, 100.0 - tail], axis=0)
-
-    ci = {key: interval(values) for key, values in samples.items()} if n_bootstrap else {}
+    ci = (
+        {key: percentile_interval(values, confidence) for key, values in samples.items()}
+        if n_bootstrap
+        else {}
+    )
     per_class = {}
     for k, name in enumerate(classes):
         entry = {field: float(point[field][k]) for field in PER_CLASS_FIELDS}
@@ -105,3 +105,59 @@ def mcnemar(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int])
     discordant = only_a + only_b
     p_value = binomtest(only_a, discordant, 0.5).pvalue if discordant else 1.0
     return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p_value)}
+
+
+def paired_comparison(
+    y_true: Sequence[int],
+    pred_before: Sequence[int],
+    pred_after: Sequence[int],
+    classes: Sequence[str],
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Two models on the same images: each figure before/after, the change, its paired CI.
+
+    The bootstrap resamples images once for both models, so the CI of the change accounts for
+    their predictions being paired. Returns {"accuracy": {before, after, delta, delta_ci},
+    "macro_f1": {...}, "per_class": {CLASS: {precision: {...}, recall: {...}, f1: {...}}},
+    "mcnemar": {...}, "n"}.
+    """
+    y_true, before, after = (np.asarray(v, dtype=int) for v in (y_true, pred_before, pred_after))
+    n_classes = len(classes)
+    _check(y_true, before, n_classes)
+    _check(y_true, after, n_classes)
+    keys = ("accuracy", "macro_f1", *PER_CLASS_FIELDS)
+    point_a, point_b = (
+        point_metrics(y_true, before, n_classes),
+        point_metrics(y_true, after, n_classes),
+    )
+    rng = np.random.default_rng(seed)
+    deltas: dict[str, list] = {key: [] for key in keys}
+    for _ in range(n_bootstrap):
+        index = rng.integers(0, y_true.size, y_true.size)
+        a = point_metrics(y_true[index], before[index], n_classes)
+        b = point_metrics(y_true[index], after[index], n_classes)
+        for key in keys:
+            deltas[key].append(np.asarray(b[key], dtype=float) - np.asarray(a[key], dtype=float))
+
+    def entry(key: str, k: int | None = None) -> dict:
+        pick = (lambda v: float(v)) if k is None else (lambda v: float(v[k]))
+        out = {"before": pick(point_a[key]), "after": pick(point_b[key])}
+        out["delta"] = out["after"] - out["before"]
+        if n_bootstrap:
+            samples = np.asarray([pick(d) for d in deltas[key]])
+            out["delta_ci"] = percentile_interval(samples, confidence).tolist()
+        return out
+
+    return {
+        "accuracy": entry("accuracy"),
+        "macro_f1": entry("macro_f1"),
+        "per_class": {
+            name: {field: entry(field, k) for field in PER_CLASS_FIELDS}
+            for k, name in enumerate(classes)
+        },
+        "mcnemar": mcnemar(y_true, before, after),
+        "confidence": confidence,
+        "n": int(y_true.size),
+    }

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from medxai.errors import MedxaiError
 from medxai.explain.base import ModelRunner, check_float, model_guard, validate_inputs
 from medxai.explain.perturb import blurred_baseline
+from medxai.metrics.bootstrap import bootstrap_mean
 
 Boxes = Sequence[Sequence[Sequence[float]]]  # per image, boxes (x0, y0, x1, y1) in pixels
 
@@ -76,10 +78,12 @@ class RegionTests:
 
     original_score: Tensor
     baseline_score: Tensor
+    baseline_prediction: Tensor  # the blurred image alone: the control for insertion
     inserted_score: Tensor  # only the regions over the blurred baseline
     inserted_prediction: Tensor
     inserted_keeps_class: Tensor  # inserted_prediction == target
     deleted_score: Tensor  # only the regions blurred
+    deleted_prediction: Tensor
     deletion_drop: Tensor  # original_score - deleted_score
 
 
@@ -107,14 +111,16 @@ def region_tests(
     runner.check()
     p = torch.cat(probs)  # (4N, K)
     score = p.gather(1, t4.view(-1, 1)).squeeze(1).view(4, n)
-    pred = p.argmax(1).view(4, n)[2]
+    pred = p.argmax(1).view(4, n)
     return RegionTests(
         original_score=score[0],
         baseline_score=score[1],
+        baseline_prediction=pred[1],
         inserted_score=score[2],
-        inserted_prediction=pred,
-        inserted_keeps_class=pred == targets,
+        inserted_prediction=pred[2],
+        inserted_keeps_class=pred[2] == targets,
         deleted_score=score[3],
+        deleted_prediction=pred[3],
         deletion_drop=score[0] - score[3],
     )
 
@@ -144,3 +150,91 @@ def shortcut_evidence(
         share=saliency_share(saliency, masks, top_k),
         tests=region_tests(model, images, targets, masks, baseline=baseline, batch_size=batch_size),
     )
+
+
+@dataclass(frozen=True)
+class RelianceThresholds:
+    """Per strength level, the (flip rate, insertion gain) either of which reaches it.
+
+    flip rate: share of decisions that change when only the text is blurred. Insertion gain:
+    how much more often the text alone, over the blurred image, reproduces the decision than
+    the blurred image does without it. A figure counts only when its CI excludes zero.
+    """
+
+    weak: tuple[float, float] = (0.05, 0.10)
+    moderate: tuple[float, float] = (0.10, 0.20)
+    strong: tuple[float, float] = (0.20, 0.35)
+    confidence: float = 0.95
+
+    def levels(self) -> list[tuple[str, tuple[float, float]]]:
+        return [("strong", self.strong), ("moderate", self.moderate), ("weak", self.weak)]
+
+
+def text_reliance(
+    flipped: np.ndarray,
+    inserted_keeps: np.ndarray,
+    baseline_keeps: np.ndarray,
+    deletion_drop: np.ndarray,
+    thresholds: RelianceThresholds = RelianceThresholds(),
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Region-test figures over the images that carry text, with CIs, and the verdict on them.
+
+    Inputs are per image (target = the model's own decision): did blurring the text change the
+    decision; does the text alone (over the blurred image) keep it; does the blurred image
+    alone keep it (the control); the drop of the decided class's probability when blurred.
+    """
+    flipped, inserted_keeps, baseline_keeps, deletion_drop = (
+        np.asarray(v, dtype=float) for v in (flipped, inserted_keeps, baseline_keeps, deletion_drop)
+    )
+
+    def mean_ci(values: np.ndarray, offset: int) -> tuple[float, list[float]]:
+        return bootstrap_mean(values, n_bootstrap, thresholds.confidence, seed + offset)
+
+    flip, flip_ci = mean_ci(flipped, 0)
+    keeps, keeps_ci = mean_ci(inserted_keeps, 1)
+    base, base_ci = mean_ci(baseline_keeps, 2)
+    gain, gain_ci = mean_ci(inserted_keeps - baseline_keeps, 3)
+    drop, drop_ci = mean_ci(deletion_drop, 4)
+    strength, reasons = "none", []
+    for level, (flip_min, gain_min) in thresholds.levels():
+        if flip >= flip_min and flip_ci[0] > 0:
+            reasons.append(
+                f"blurring only the text changes {flip:.0%} of decisions "
+                f"(CI {flip_ci[0]:.0%}–{flip_ci[1]:.0%}; {level} from {flip_min:.0%})"
+            )
+        if gain >= gain_min and gain_ci[0] > 0:
+            reasons.append(
+                f"the text alone reproduces {keeps:.0%} of decisions against {base:.0%} without "
+                f"it (gain {gain:+.0%}, CI {gain_ci[0]:+.0%}–{gain_ci[1]:+.0%}; "
+                f"{level} from {gain_min:.0%})"
+            )
+        if reasons:
+            strength = level
+            break
+    return {
+        "relies_on_text": strength != "none",
+        "strength": strength,
+        "reasons": reasons,
+        "thresholds": {
+            **{f"{level}_flip_rate": v[0] for level, v in thresholds.levels()},
+            **{f"{level}_insertion_gain": v[1] for level, v in thresholds.levels()},
+            "confidence": thresholds.confidence,
+        },
+        "region_deletion": {
+            "flip_rate": flip,
+            "flip_ci": flip_ci,
+            "mean_drop": drop,
+            "ci": drop_ci,
+        },
+        "region_insertion": {
+            "keeps_class_rate": keeps,
+            "ci": keeps_ci,
+            "baseline_keeps_class_rate": base,
+            "baseline_ci": base_ci,
+            "gain": gain,
+            "gain_ci": gain_ci,
+        },  # fmt: skip
+        "n_images": int(flipped.size),
+    }

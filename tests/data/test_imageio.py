@@ -136,3 +136,13 @@ def test_missing_corrupt_and_unknown_files_name_the_path(tmp_path):
     (tmp_path / "bad.dcm").write_bytes(b"\x00" * 128 + b"DICM" + b"\x01\x02")
     with pytest.raises(ImageReadError, match=r"bad\.dcm"):
         read_image(tmp_path / "bad.dcm")
+
+
+def test_burned_in_annotation_tag_is_read_from_dicom_only(tmp_path):
+    pixels = np.zeros((8, 8), np.uint16)
+    marked = small_dicom(tmp_path, pixels, BurnedInAnnotation="YES")
+    assert read_raw(marked).burned_in == "YES"
+    unmarked = small_dicom(tmp_path, pixels)
+    assert read_raw(unmarked).burned_in == "absent"
+    write_png(tmp_path / "x.png", pixels.astype(np.uint8))
+    assert read_raw(tmp_path / "x.png").burned_in is None

@@ -71,3 +71,13 @@ def test_preprocessing_round_trips_through_a_dict_and_rejects_bad_values():
         Preprocessing.from_dict({"image_size": 3, "gamma": 2})
     with pytest.raises(MedxaiError, match="top-crop fraction"):
         build_transforms(Preprocessing(top_crop=1.5))
+
+
+def test_boxes_follow_the_top_crop_and_the_resize():
+    prep = Preprocessing(image_size=100, top_crop=0.1)
+    # a 200 x 400 (H x W) film: rows 0-19 are cropped, the rest is scaled by 100/180, 100/400
+    boxes = [(40, 2, 80, 10), (0, 20, 400, 200), (200, 110, 240, 119)]
+    assert prep.map_boxes(boxes, (200, 400)) == [(0, 0, 100, 100), (50, 50, 60, 55)]
+    assert Preprocessing(image_size=50).map_boxes([(10, 10, 20, 30)], (100, 100)) == [
+        (5, 5, 10, 15)
+    ]

@@ -62,3 +62,23 @@ def test_bad_inputs_are_clear_errors():
         classification_metrics([0, 1], [0], CLASSES)
     with pytest.raises(MedxaiError, match="class indices"):
         classification_metrics([0, 3], [0, 1], CLASSES)
+
+
+def test_paired_comparison_known_changes_and_their_intervals():
+    from medxai.metrics.classification import paired_comparison
+
+    y = np.array([0, 0, 1, 1, 2, 2] * 5)
+    before = np.array([0, 0, 0, 0, 2, 2] * 5)  # class 1 always called 0
+    after = y.copy()  # all right
+    change = paired_comparison(y, before, after, ["a", "b", "c"], n_bootstrap=200, seed=1)
+    assert change["accuracy"]["before"] == pytest.approx(2 / 3)
+    assert change["accuracy"]["delta"] == pytest.approx(1 / 3)
+    lo, hi = change["accuracy"]["delta_ci"]
+    assert 0 < lo <= 1 / 3 <= hi < 0.6
+    assert change["per_class"]["b"]["recall"]["delta"] == pytest.approx(1.0)
+    assert change["per_class"]["b"]["recall"]["delta_ci"] == pytest.approx([1.0, 1.0])
+    assert change["per_class"]["c"]["f1"]["delta"] == pytest.approx(0.0)
+    assert change["per_class"]["a"]["precision"]["delta"] == pytest.approx(0.5)
+    assert change["mcnemar"]["only_b_correct"] == 10 and change["mcnemar"]["only_a_correct"] == 0
+    same = paired_comparison(y, after, after, ["a", "b", "c"], n_bootstrap=50)
+    assert same["macro_f1"]["delta_ci"] == pytest.approx([0.0, 0.0])

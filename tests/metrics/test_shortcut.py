@@ -45,3 +45,35 @@ def test_region_tests_on_the_known_answer_model():
     torch.testing.assert_close(ev.share["mass_share"], torch.ones(4))
     with pytest.raises(MedxaiError, match="one list of boxes per image"):
         region_tests(model, images, targets, evidence[:2])
+
+
+def test_text_reliance_levels_follow_the_thresholds_and_need_a_ci_above_zero():
+    import numpy as np
+
+    from medxai.metrics.shortcut import text_reliance
+
+    n = 200
+    zeros = np.zeros(n, bool)
+    base_keeps = np.arange(n) % 3 == 0  # the blurred image alone keeps a third
+
+    def flips(k):
+        out = zeros.copy()
+        out[:k] = True
+        return out
+
+    strong = text_reliance(flips(60), base_keeps, base_keeps, np.zeros(n), n_bootstrap=200)
+    assert strong["relies_on_text"] and strong["strength"] == "strong"
+    assert strong["region_deletion"]["flip_rate"] == pytest.approx(0.3)
+    lo, hi = strong["region_deletion"]["flip_ci"]
+    assert 0.2 < lo < 0.3 < hi < 0.4
+    moderate = text_reliance(flips(30), base_keeps, base_keeps, np.zeros(n), n_bootstrap=200)
+    assert moderate["strength"] == "moderate"
+    none = text_reliance(flips(4), base_keeps, base_keeps, np.zeros(n), n_bootstrap=200)
+    assert not none["relies_on_text"] and none["strength"] == "none" and not none["reasons"]
+    # text alone reproduces every decision, the blurred image alone a third: insertion decides
+    inserted = text_reliance(zeros, ~zeros, base_keeps, np.zeros(n), n_bootstrap=200)
+    assert inserted["strength"] == "strong"
+    assert inserted["region_insertion"]["gain"] == pytest.approx(1 - base_keeps.mean())
+    # a large flip rate on 3 images has a CI reaching zero: not evidence
+    few = text_reliance(flips(1)[:3], zeros[:3], zeros[:3], np.zeros(3), n_bootstrap=200)
+    assert not few["relies_on_text"]

@@ -1,0 +1,113 @@
+"""`medxai audit` end to end on a tiny phantom: files, contracts, resume, refusals."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from medxai.data.imageio import read_image
+from medxai.errors import MedxaiError
+from pipelines.covidx_audit import Audit, Hooks, audit_config
+
+CPU = torch.device("cpu")
+TINY = dict(
+    phantom_n_per_class=15, phantom_size=64, image_size=32, epochs=2, methods=["gradcam"],
+    n_explain=1, n_bootstrap=50, detector="rapidocr",
+)  # fmt: skip
+STAGES = [
+    "dataset", "data_check", "train_baseline", "evaluate_baseline", "explain", "shortcut",
+    "clean", "train_cleaned", "evaluate_cleaned",
+]  # fmt: skip
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    out = tmp_path_factory.mktemp("audit")
+    started = []
+    audit = Audit(audit_config(**TINY), out, torch.device("cpu"), Hooks(stage=started.append))
+    return out, audit.run(), started
+
+
+def test_every_stage_runs_once_and_lands_in_audit_json(audited):
+    out, result, started = audited
+    assert started == STAGES
+    stored = json.loads((out / "audit.json").read_text())
+    assert stored["schema"] == "medxai-audit-1"
+    assert set(stored["timings"]) == {*STAGES, "report", "total"}
+    assert stored["timings"]["total"] == pytest.approx(
+        sum(stored["timings"][s] for s in STAGES) + stored["timings"]["report"]
+    )
+    for key in ("accuracy", "macro_f1", "per_class", "confusion"):
+        assert key in stored["baseline"] and key in stored["cleaned"]
+    assert stored["baseline"] == stored["evaluations"]["baseline"]["test.txt"]
+    assert set(stored["comparison"]) == {"test.txt", "test_balanced.txt"}
+    shortcut = stored["shortcut"]
+    assert isinstance(shortcut["relies_on_text"], bool) and shortcut["thresholds"]
+    assert shortcut["evidence"]["n_images"] == 18  # 3 + 3 images per class, both test splits
+    assert len(shortcut["explained"]) == 3 and "gradcam" in shortcut["explained"][0]["methods"]
+    assert stored["data"]["splits"]["train.txt"]["n"] == 36
+    assert stored["data"]["burned_in_annotation"]["not DICOM"] == 54
+
+
+def test_comparison_pairs_the_same_images(audited):
+    out, result, _ = audited
+    for split, change in result["comparison"].items():
+        before = result["evaluations"]["baseline"][split]
+        after = result["evaluations"]["cleaned"][split]
+        assert change["accuracy"]["before"] == pytest.approx(before["accuracy"])
+        assert change["accuracy"]["after"] == pytest.approx(after["accuracy"])
+        assert change["n"] == before["n"] == after["n"]
+
+
+def test_report_and_cleaned_dataset_are_written_and_the_source_is_untouched(audited):
+    out, result, _ = audited
+    html = (out / "index.html").read_text()
+    assert result["shortcut"]["summary"].split(":")[0] in html
+    assert list((out / "figures").glob("*.png"))
+    manifest = [json.loads(line) for line in (out / "cleaned" / "manifest.jsonl").open()]
+    assert len(manifest) == 54
+    for entry in manifest:
+        assert sha(out / "dataset" / entry["source"]) == entry["source_sha256"]
+    changed = [e for e in manifest if e["status"] == "cleaned"]
+    assert changed, "the phantom's text must be found on some films"
+    entry = changed[0]
+    before = read_image(out / "dataset" / entry["source"])
+    after = read_image(out / "cleaned" / entry["output"])
+    x0, y0, x1, y1 = entry["boxes"][0]
+    inside = np.abs(before[y0:y1, x0:x1] - after[y0:y1, x0:x1]).mean()
+    assert inside > 0.01, "the text boxes are inpainted"
+
+
+def test_a_rerun_resumes_at_the_missing_stage_with_the_same_results(audited):
+    out, result, _ = audited
+    (out / "stages" / "evaluate_cleaned.json").unlink()
+    started = []
+    again = Audit(audit_config(**TINY), out, torch.device("cpu"), Hooks(stage=started.append))
+    rerun = again.run()
+    assert started == ["evaluate_cleaned"]
+    assert rerun["comparison"] == result["comparison"]
+    assert rerun["shortcut"]["evidence"] == result["shortcut"]["evidence"]
+
+
+def test_other_settings_on_the_same_folder_are_refused(audited):
+    out, _, _ = audited
+    with pytest.raises(MedxaiError, match="other settings.*epochs"):
+        Audit(audit_config(**(TINY | {"epochs": 3})), out, torch.device("cpu")).run()
+
+
+def test_bad_options_are_one_line_errors(tmp_path):
+    with pytest.raises(MedxaiError, match="train.txt.*COVIDx"):
+        audit_config(dataset="covidx")
+    with pytest.raises(MedxaiError, match="unknown detector"):
+        audit_config(detector="tesseract")
+    (tmp_path / "junk.txt").write_text("x")
+    with pytest.raises(MedxaiError, match="not empty"):
+        Audit(audit_config(**TINY), tmp_path, torch.device("cpu")).run()
+    with pytest.raises(MedxaiError, match="no train.txt"):
+        Audit(audit_config(dataset="covidx", root=str(tmp_path)), tmp_path / "out", CPU).run()
+    assert not (tmp_path / "out").exists()

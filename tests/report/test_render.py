@@ -1,0 +1,173 @@
+"""The audit page: what it shows, in which order, and that it stands alone."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+from report_helpers import make_artifacts, make_audit, stripped
+
+from medxai.report import AuditArtifacts, write_report
+from medxai.report.figures import save_png
+from medxai.report.format import ci, delta, pvalue, seconds, value
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attrs: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.attrs.append((tag, dict(attrs)))
+
+
+def _tags(html: str) -> list[tuple[str, dict]]:
+    parser = _Tags()
+    parser.feed(html)
+    return parser.attrs
+
+
+def _text(html: str) -> str:
+    """The page's words with tags dropped and whitespace collapsed."""
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_every_image_is_a_relative_png_under_out(positive):
+    index, _ = positive
+    html = index.read_text(encoding="utf-8")
+    sources = [a["src"] for tag, a in _tags(html) if tag == "img"]
+    # 2 gallery rows, 1 cleaning example, mean maps, share vs area, region tests, 2 group bars
+    assert len(sources) == 8
+    for src in sources:
+        assert not re.match(r"^[a-z]+:|^/", src), src
+        path = (index.parent / src).resolve()
+        assert path.is_relative_to(index.parent.resolve())
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_page_references_nothing_outside(positive):
+    html = positive[0].read_text(encoding="utf-8")
+    assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", html, flags=re.I)
+    assert "<script" not in html and "<link" not in html and "@import" not in html
+
+
+def test_verdict_comes_first_and_states_strength_reasons_thresholds(positive):
+    index, audit = positive
+    html = index.read_text(encoding="utf-8")
+    assert html.index('id="verdict"') < html.index('id="data"') < html.index('id="baseline"')
+    verdict = _text(html[html.index('id="verdict"') : html.index("</section>")])
+    assert "Relies on burned-in text — strong" in verdict
+    assert audit["shortcut"]["summary"] in verdict
+    for reason in audit["shortcut"]["reasons"]:
+        assert reason in verdict
+    assert "min_insertion_gain 0.15" in verdict
+    assert "No evidence of text reliance" not in html
+
+
+def test_negative_verdict(negative):
+    html = negative[0].read_text(encoding="utf-8")
+    assert 'class="verdict negative"' in html
+    assert "No evidence of text reliance" in html
+    assert "Relies on burned-in text" not in html
+
+
+def test_numbers_are_the_audit_numbers_formatted_with_cis(positive):
+    index, audit = positive
+    text = _text(index.read_text(encoding="utf-8"))
+    covid = audit["evaluations"]["baseline"]["test_balanced.txt"]["per_class"]["COVID-19"]
+    lo, hi = covid["ci"]["recall"]
+    assert f"{covid['recall']:.2f} [{lo:.2f}, {hi:.2f}]" in text
+    accuracy = audit["baseline"]["accuracy"]
+    assert f"accuracy {accuracy:.2f} [{audit['baseline']['ci']['accuracy'][0]:.2f}," in text
+    change = audit["comparison"]["test_balanced.txt"]["accuracy"]
+    lo, hi = change["delta_ci"]
+    assert f"{change['delta']:+.2f} [{lo:+.2f}, {hi:+.2f}]" in text
+    assert "igos++ 2 30.0% 3.0% 10.0 40.0%" in text  # saliency per method row
+
+
+def test_confusion_matrices_show_the_counts(positive):
+    index, audit = positive
+    tables = re.findall(r'<table class="confusion">.*?</table>', index.read_text(), flags=re.S)
+    expected = [
+        *audit["evaluations"]["baseline"].values(),
+        *audit["evaluations"]["cleaned"].values(),
+    ]
+    assert len(tables) == len(expected) == 4
+    for table, metrics in zip(tables, expected, strict=True):
+        cells = [int(v) for v in re.findall(r"<td[^>]*>(\d+)</td>", table)]
+        assert cells == [c for row in metrics["confusion"] for c in row]
+
+
+def test_optional_parts_absent(tmp_path):
+    audit = stripped(make_audit(relies=True))
+    index = write_report(tmp_path, audit, AuditArtifacts([], {}, None, []))
+    text = _text(index.read_text(encoding="utf-8"))
+    assert "Retraining on the cleaned data: not run." in text
+    assert "Cleaning: not run." in text
+    assert "Saliency gallery (no images were explained): not run." in text
+    assert "test_balanced.txt" not in text
+    assert "Relies on burned-in text — strong" in text
+    assert not (tmp_path / "audit.json").exists()
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_no_shortcut_stage_and_no_comparison_keys(tmp_path):
+    audit = make_audit(relies=False)
+    for key in ("shortcut", "cleaned", "cleaning", "comparison", "evaluations", "timings"):
+        audit.pop(key)
+    index = write_report(tmp_path, audit, make_artifacts(False))
+    text = _text(index.read_text(encoding="utf-8"))
+    assert "Shortcut analysis not run" in text and "Shortcut analysis: not run." in text
+    assert "No evidence of text reliance" not in text
+
+
+def test_report_is_deterministic(tmp_path):
+    audit, artifacts = make_audit(relies=True), make_artifacts(True)
+    first = write_report(tmp_path / "a", audit, artifacts).parent
+    second = write_report(tmp_path / "b", audit, artifacts).parent
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for name in files:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_save_png_draws_what_it_is_given(tmp_path):
+    fig = Figure(figsize=(1, 1), dpi=20)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(np.ones((4, 4, 3)) * [1.0, 0.0, 0.0])
+    ax.set_axis_off()
+    path = save_png(fig, tmp_path / "red.png")
+
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    assert (pixels[pixels.shape[0] // 2, pixels.shape[1] // 2] == [255, 0, 0]).all()
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (lambda: ci(0.8312, [0.781, 0.8849]), "0.83 [0.78, 0.88]"),
+        (lambda: ci(0.5, None), "0.50"),
+        (lambda: ci(None, [0.1, 0.2]), "–"),
+        (lambda: pvalue(0.0001), "p < 0.001"),
+        (lambda: pvalue(0.14), "p = 0.140"),
+        (lambda: seconds(150), "2 min 30 s"),
+        (lambda: seconds(3.21), "3.2 s"),
+        (lambda: value(["igos++", "sigcam"]), "igos++, sigcam"),
+        (lambda: value(False), "false"),
+        (lambda: value(None), "–"),
+    ],
+)
+def test_formatting(call, expected):
+    assert call() == expected
+
+
+def test_delta_is_signed_and_classed_by_sign_and_significance():
+    assert str(delta({"delta": -0.02, "delta_ci": [-0.05, 0.01]})) == (
+        '<span class="delta down">-0.02 [-0.05, +0.01]</span>'
+    )
+    assert 'class="delta up sig"' in str(delta({"delta": 0.3, "delta_ci": [0.26, 0.34]}))
+    assert str(delta(None)) == "–"
