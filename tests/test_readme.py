@@ -15,12 +15,15 @@ def readme_commands(heading: str) -> list[str]:
 
 def test_ci_runs_the_readme_commands_verbatim():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    setup, test = readme_commands("Set up and run"), readme_commands("Test")
+    setup, test = readme_commands("Set up"), readme_commands("Test")
     assert setup and test
     for command in setup:
         assert command in ci, f"README set-up command missing from .ci/run: {command}"
     for command in test:
         assert any(line.strip() == command for line in ci), f"not in .ci/run: {command}"
+    (main_job,) = readme_commands("Run the main job")
+    assert main_job == ".venv/bin/medxai audit"
+    assert any(line.startswith(main_job) for line in ci), "CI must run the main job"
 
 
 def test_readme_lists_every_saliency_method_of_the_registry():

@@ -154,16 +154,18 @@ def shortcut_evidence(
 
 @dataclass(frozen=True)
 class RelianceThresholds:
-    """Per strength level, the (flip rate, insertion gain) either of which reaches it.
+    """Per strength level, the (flip excess, insertion gain) either of which reaches it.
 
-    flip rate: share of decisions that change when only the text is blurred. Insertion gain:
+    Flip excess: share of decisions that change when only the text is blurred, minus the
+    share that change when a control region is blurred (another film's text boxes, where
+    this film has none: the same kind of size and place, without text). Insertion gain:
     how much more often the text alone, over the blurred image, reproduces the decision than
-    the blurred image does without it. A figure counts only when its CI excludes zero.
+    the blurred image does without it. A figure counts only when its CI lies above zero.
     """
 
-    weak: tuple[float, float] = (0.05, 0.10)
-    moderate: tuple[float, float] = (0.10, 0.20)
-    strong: tuple[float, float] = (0.20, 0.35)
+    weak: tuple[float, float] = (0.03, 0.05)
+    moderate: tuple[float, float] = (0.08, 0.15)
+    strong: tuple[float, float] = (0.15, 0.30)
     confidence: float = 0.95
 
     def levels(self) -> list[tuple[str, tuple[float, float]]]:
@@ -172,6 +174,7 @@ class RelianceThresholds:
 
 def text_reliance(
     flipped: np.ndarray,
+    control_flipped: np.ndarray,
     inserted_keeps: np.ndarray,
     baseline_keeps: np.ndarray,
     deletion_drop: np.ndarray,
@@ -182,32 +185,38 @@ def text_reliance(
     """Region-test figures over the images that carry text, with CIs, and the verdict on them.
 
     Inputs are per image (target = the model's own decision): did blurring the text change the
-    decision; does the text alone (over the blurred image) keep it; does the blurred image
-    alone keep it (the control); the drop of the decided class's probability when blurred.
+    decision; did blurring the control region change it; does the text alone (over the
+    blurred image) keep it; does the blurred image alone keep it (the insertion control); the
+    drop of the decided class's probability when the text is blurred. Differences are paired
+    per image, so their CIs come from resampling images.
     """
-    flipped, inserted_keeps, baseline_keeps, deletion_drop = (
-        np.asarray(v, dtype=float) for v in (flipped, inserted_keeps, baseline_keeps, deletion_drop)
+    flipped, control_flipped, inserted_keeps, baseline_keeps, deletion_drop = (
+        np.asarray(v, dtype=float)
+        for v in (flipped, control_flipped, inserted_keeps, baseline_keeps, deletion_drop)
     )
 
     def mean_ci(values: np.ndarray, offset: int) -> tuple[float, list[float]]:
         return bootstrap_mean(values, n_bootstrap, thresholds.confidence, seed + offset)
 
     flip, flip_ci = mean_ci(flipped, 0)
-    keeps, keeps_ci = mean_ci(inserted_keeps, 1)
-    base, base_ci = mean_ci(baseline_keeps, 2)
-    gain, gain_ci = mean_ci(inserted_keeps - baseline_keeps, 3)
-    drop, drop_ci = mean_ci(deletion_drop, 4)
+    control, control_ci = mean_ci(control_flipped, 1)
+    excess, excess_ci = mean_ci(flipped - control_flipped, 2)
+    keeps, keeps_ci = mean_ci(inserted_keeps, 3)
+    base, base_ci = mean_ci(baseline_keeps, 4)
+    gain, gain_ci = mean_ci(inserted_keeps - baseline_keeps, 5)
+    drop, drop_ci = mean_ci(deletion_drop, 6)
     strength, reasons = "none", []
-    for level, (flip_min, gain_min) in thresholds.levels():
-        if flip >= flip_min and flip_ci[0] > 0:
+    for level, (excess_min, gain_min) in thresholds.levels():
+        if excess >= excess_min and excess_ci[0] > 0:
             reasons.append(
-                f"blurring only the text changes {flip:.0%} of decisions "
-                f"(CI {flip_ci[0]:.0%}–{flip_ci[1]:.0%}; {level} from {flip_min:.0%})"
+                f"blurring only the text changes {flip:.0%} of decisions, blurring another film's "
+                f"text boxes {control:.0%}: {excess:+.0%} (CI {excess_ci[0]:+.0%} to "
+                f"{excess_ci[1]:+.0%}; {level} from {excess_min:.0%})"
             )
         if gain >= gain_min and gain_ci[0] > 0:
             reasons.append(
                 f"the text alone reproduces {keeps:.0%} of decisions against {base:.0%} without "
-                f"it (gain {gain:+.0%}, CI {gain_ci[0]:+.0%}–{gain_ci[1]:+.0%}; "
+                f"it: {gain:+.0%} (CI {gain_ci[0]:+.0%} to {gain_ci[1]:+.0%}; "
                 f"{level} from {gain_min:.0%})"
             )
         if reasons:
@@ -218,16 +227,20 @@ def text_reliance(
         "strength": strength,
         "reasons": reasons,
         "thresholds": {
-            **{f"{level}_flip_rate": v[0] for level, v in thresholds.levels()},
+            **{f"{level}_flip_excess": v[0] for level, v in thresholds.levels()},
             **{f"{level}_insertion_gain": v[1] for level, v in thresholds.levels()},
             "confidence": thresholds.confidence,
         },
         "region_deletion": {
             "flip_rate": flip,
             "flip_ci": flip_ci,
+            "control_flip_rate": control,
+            "control_flip_ci": control_ci,
+            "flip_excess": excess,
+            "flip_excess_ci": excess_ci,
             "mean_drop": drop,
             "ci": drop_ci,
-        },
+        },  # fmt: skip
         "region_insertion": {
             "keeps_class_rate": keeps,
             "ci": keeps_ci,

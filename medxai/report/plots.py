@@ -81,12 +81,14 @@ def region_figure(evidence: dict, images: list[dict], path: Path) -> Path:
 
 
 def per_group_figure(groups: dict[str, dict], path: Path, title: str) -> Path:
-    """Bars per source (or class): text area share, keep-class rate, flip rate, mean drop."""
+    """Bars per source (or class): text area share, keep-class rate, flip rates (text and
+    control region blurred), mean drop."""
     names = list(groups)
     fields = [
         ("text_area_share", "text area share"),
         ("keeps_class_rate", "keeps class (text only)"),
         ("flip_rate", "flips (text blurred)"),
+        ("control_flip_rate", "flips (control blurred)"),
         ("mean_drop", "mean score drop"),
     ]
     fig = new_figure(len(fields), height=2.6 + 0.08 * max(len(max(names, key=len)), 1))

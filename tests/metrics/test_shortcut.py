@@ -61,19 +61,28 @@ def test_text_reliance_levels_follow_the_thresholds_and_need_a_ci_above_zero():
         out[:k] = True
         return out
 
-    strong = text_reliance(flips(60), base_keeps, base_keeps, np.zeros(n), n_bootstrap=200)
+    def verdict(flipped, control=zeros, inserted=base_keeps, n_bootstrap=200):
+        return text_reliance(flipped, control, inserted, base_keeps, np.zeros(len(flipped)),
+                             n_bootstrap=n_bootstrap)  # fmt: skip
+
+    strong = verdict(flips(40))
     assert strong["relies_on_text"] and strong["strength"] == "strong"
-    assert strong["region_deletion"]["flip_rate"] == pytest.approx(0.3)
-    lo, hi = strong["region_deletion"]["flip_ci"]
-    assert 0.2 < lo < 0.3 < hi < 0.4
-    moderate = text_reliance(flips(30), base_keeps, base_keeps, np.zeros(n), n_bootstrap=200)
-    assert moderate["strength"] == "moderate"
-    none = text_reliance(flips(4), base_keeps, base_keeps, np.zeros(n), n_bootstrap=200)
-    assert not none["relies_on_text"] and none["strength"] == "none" and not none["reasons"]
+    deletion = strong["region_deletion"]
+    assert deletion["flip_rate"] == pytest.approx(0.2) == deletion["flip_excess"]
+    lo, hi = deletion["flip_excess_ci"]
+    assert 0.1 < lo < 0.2 < hi < 0.3
+    assert verdict(flips(20))["strength"] == "moderate"
+    assert verdict(flips(10))["strength"] == "weak"
+    # the same flips when the control region is blurred: generic sensitivity, not text
+    control = np.roll(flips(20), 100)
+    generic = verdict(flips(20), control=control)
+    assert generic["region_deletion"]["flip_excess"] == pytest.approx(0.0)
+    assert not generic["relies_on_text"] and generic["strength"] == "none"
+    assert not generic["reasons"] and generic["region_deletion"]["control_flip_rate"] == 0.1
     # text alone reproduces every decision, the blurred image alone a third: insertion decides
-    inserted = text_reliance(zeros, ~zeros, base_keeps, np.zeros(n), n_bootstrap=200)
+    inserted = verdict(zeros, inserted=~zeros)
     assert inserted["strength"] == "strong"
     assert inserted["region_insertion"]["gain"] == pytest.approx(1 - base_keeps.mean())
-    # a large flip rate on 3 images has a CI reaching zero: not evidence
-    few = text_reliance(flips(1)[:3], zeros[:3], zeros[:3], np.zeros(3), n_bootstrap=200)
+    # one flip in 3 images has a CI reaching zero: not evidence
+    few = text_reliance(flips(1)[:3], zeros[:3], zeros[:3], zeros[:3], np.zeros(3))
     assert not few["relies_on_text"]

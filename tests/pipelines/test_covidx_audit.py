@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from medxai.data.imageio import read_image
 from medxai.errors import MedxaiError
 from pipelines.covidx_audit import Audit, Hooks, audit_config
@@ -111,3 +112,13 @@ def test_bad_options_are_one_line_errors(tmp_path):
     with pytest.raises(MedxaiError, match="no train.txt"):
         Audit(audit_config(dataset="covidx", root=str(tmp_path)), tmp_path / "out", CPU).run()
     assert not (tmp_path / "out").exists()
+
+
+def test_the_pipelines_own_report_loads_in_chromium(audited, open_page):
+    out, result, _ = audited
+    page, problems = open_page(out / "index.html")
+    assert problems == []
+    headline = page.inner_text("#verdict .headline")
+    assert ("Relies on burned-in text" in headline) == result["shortcut"]["relies_on_text"]
+    images = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
+    assert len(images) >= 3 + 3 and all(width > 0 for width in images)  # gallery + plots

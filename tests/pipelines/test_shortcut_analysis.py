@@ -64,6 +64,7 @@ def test_a_model_that_reads_the_text_is_flagged(images):
     assert all(r["inserted_prediction"] == "marked" for r in marked), "text alone suffices"
     assert verdict["relies_on_text"] and verdict["strength"] == "strong"
     assert verdict["region_deletion"]["flip_rate"] == pytest.approx(0.5)
+    assert verdict["region_deletion"]["control_flip_rate"] == 0.0
     assert "relies on burned-in text (strong)" in verdict["summary"]
     y0, y1, x0, x1 = TEXT
     assert frequency[y0:y1, x0:x1].min() == 1.0 and frequency.sum() == (y1 - y0) * (x1 - x0)

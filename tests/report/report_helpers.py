@@ -92,7 +92,8 @@ def make_audit(relies: bool) -> dict:
     ]  # fmt: skip
     group = {
         "n": 50, "text_area_share": 0.03, "keeps_class_rate": 0.9 if relies else 0.3,
-        "flip_rate": 0.5 if relies else 0.02, "mean_drop": 0.4 if relies else 0.01,
+        "flip_rate": 0.5 if relies else 0.02, "control_flip_rate": 0.03,
+        "mean_drop": 0.4 if relies else 0.01,
     }  # fmt: skip
     shortcut = {
         "relies_on_text": relies,
@@ -102,7 +103,8 @@ def make_audit(relies: bool) -> dict:
         else "Text alone does not carry the prediction; text gets the saliency its area explains.",
         "reasons": ["region-only insertion keeps the class on 71% [64%, 77%] vs 33% baseline",
                     "igos++ puts 10.0× more saliency on text than its area"] if relies else [],
-        "thresholds": {"min_insertion_gain": 0.15, "min_lift": 3.0, "min_flip_rate": 0.1},
+        "thresholds": {"strong_flip_excess": 0.15, "strong_insertion_gain": 0.3,
+                       "confidence": 0.95},
         "evidence": {
             "n_images": 300, "n_with_text": 290, "mean_text_area_share": 0.03,
             "region_insertion": {
@@ -112,7 +114,9 @@ def make_audit(relies: bool) -> dict:
                 "gain": 0.38 if relies else 0.02,
                 "gain_ci": [0.3, 0.46] if relies else [-0.03, 0.07]},
             "region_deletion": {"mean_drop": 0.2, "ci": [0.15, 0.25], "flip_rate": 0.25,
-                                "flip_ci": [0.2, 0.3]},
+                                "flip_ci": [0.2, 0.3], "control_flip_rate": 0.03,
+                                "control_flip_ci": [0.01, 0.05], "flip_excess": 0.22,
+                                "flip_excess_ci": [0.17, 0.27]},
             "saliency": {m: {"n": 2, "mass_share": 0.03 * lift, "area_share": 0.03, "lift": lift,
                              "top_k_overlap": 0.4} for m in METHODS},
             "per_source": {s: dict(group) for s in SOURCES},

@@ -64,7 +64,7 @@ def test_verdict_comes_first_and_states_strength_reasons_thresholds(positive):
     assert audit["shortcut"]["summary"] in verdict
     for reason in audit["shortcut"]["reasons"]:
         assert reason in verdict
-    assert "min_insertion_gain 0.15" in verdict
+    assert "strong_flip_excess 0.15" in verdict
     assert "No evidence of text reliance" not in html
 
 
