@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from medxai import __version__
+from medxai.cli_evaluate import app as evaluate_app
 from medxai.errors import DatasetError, MedxaiError
 
 if TYPE_CHECKING:
@@ -387,6 +388,9 @@ def explain(
     console.print(f"wrote {out / 'scores.csv'}, {out / 'maps'}, {out / 'overlays'}")
 
 
+app.add_typer(evaluate_app, name="evaluate")
+
+
 @app.command()
 def clean(
     root: Annotated[Path, typer.Option(help="Source dataset (COVIDx layout); never written.")],
@@ -431,6 +435,100 @@ def clean(
     raise typer.Exit(1 if summary.failed else 0)
 
 
+@app.command()
+def audit(
+    dataset: Annotated[str, typer.Option(help="phantom (generated) or covidx (--root).")] = (
+        "phantom"
+    ),
+    root: Annotated[Path | None, typer.Option(help="COVIDx root (with --dataset covidx).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder (default reports/<dataset>-<time>/).")
+    ] = None,
+    quick: Annotated[bool, typer.Option(help="Small sizes for a fast look (≤ 3 min).")] = False,
+    model: Annotated[str | None, typer.Option(help="Architecture (default covidnet-s).")] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--method",
+            "--methods",
+            help="Saliency method(s): repeat, or comma-separate (default igos++,sigcam,gradcam).",
+        ),  # fmt: skip
+    ] = None,
+    n_explain: Annotated[
+        int | None, typer.Option(min=1, help="Images explained per class.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    image_size: Annotated[int | None, typer.Option(min=16, help="Model input size.")] = None,
+    detector: Annotated[
+        str | None,
+        typer.Option(help="auto (CRAFT on GPU, RapidOCR on CPU), craft, rapidocr, both."),
+    ] = None,
+    test_split: Annotated[
+        list[str] | None,
+        typer.Option(help="Test split (repeatable; default test.txt [+ test_balanced.txt])."),
+    ] = None,
+    shortcut_strength: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Phantom confound (default 1).")
+    ] = None,
+    n_per_class: Annotated[
+        int | None, typer.Option(min=10, help="Phantom images per class.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """COVIDx audit end to end: train, explain, measure text reliance, clean, retrain, report."""
+    import time
+
+    from medxai.device import resolve_device
+    from medxai.explain import method_names
+    from pipelines.covidx_audit import Audit, Hooks, audit_config
+
+    method = [m.strip() for value in method or [] for m in value.split(",") if m.strip()] or None
+    unknown = [m for m in method or [] if m not in set(method_names())]
+    if unknown:
+        raise MedxaiError(f"unknown method {unknown[0]!r}; see `medxai explain --help`")
+    config = audit_config(
+        quick, dataset=dataset, root=str(root) if root else None, model=model, methods=method,
+        n_explain=n_explain, epochs=epochs, image_size=image_size, detector=detector,
+        test_splits=test_split, shortcut_strength=shortcut_strength,
+        phantom_n_per_class=n_per_class, seed=seed,
+    )  # fmt: skip
+    out = out or Path("reports") / f"{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_device = resolve_device(device)
+    console.print(
+        f"audit of {dataset} on {run_device} → {out} (interrupted? the same command with "
+        f"--out {out} resumes it)",
+        highlight=False,
+    )
+    with progress_bar() as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(what: str, advance: int, total: int | None) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], advance=advance, total=total)
+
+        hooks = Hooks(
+            stage=lambda name: bar.console.print(f"[bold]stage[/bold] {name}"),
+            progress=progress,
+            log=lambda line: bar.console.print(line, highlight=False),
+        )
+        result = Audit(config, out, run_device, hooks).run()
+    verdict = result["shortcut"]
+    colour = "red" if verdict["relies_on_text"] else "green"
+    console.print(f"[{colour}]{verdict['summary']}[/{colour}]", highlight=False)
+    for split, change in result["comparison"].items():
+        console.print(
+            f"{split}: accuracy {change['accuracy']['before']:.3f} → "
+            f"{change['accuracy']['after']:.3f}, macro-F1 {change['macro_f1']['before']:.3f} → "
+            f"{change['macro_f1']['after']:.3f} (baseline → cleaned)",
+            highlight=False,
+        )
+    console.print(
+        f"{result['timings']['total']:.0f} s; report {out / 'index.html'}", highlight=False
+    )
+
+
 def _counter_text(counter: Counter, limit: int = 4) -> str:
     items = counter.most_common(limit)
     text = ", ".join(f"{k}: {v}" for k, v in items)
@@ -461,9 +559,11 @@ def _print_check_report(report: DatasetReport) -> None:
     for split in report.splits:
         sizes = Counter({f"{w}×{h}": n for (w, h), n in split.sizes.items()})
         depths = Counter({f"{d}-bit": n for d, n in split.bit_depths.items()})
+        burned = f"; DICOM Burned In Annotation {_counter_text(split.burned_in)}"
         console.print(
             f"{split.split}: images in {split.image_dir}; formats {_counter_text(split.formats)}; "
-            f"depths {_counter_text(depths)}; sizes {_counter_text(sizes)}",
+            f"depths {_counter_text(depths)}; sizes {_counter_text(sizes)}"
+            f"{burned if split.burned_in else ''}",
             highlight=False,
             soft_wrap=True,
         )

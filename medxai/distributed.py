@@ -61,3 +61,13 @@ def gather_objects(items: list) -> list:
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def deal_batches(items: list, batch_size: int) -> list[list]:
+    """This rank's batches: the global order cut into batches, dealt round-robin to ranks.
+
+    Every item lands in the same batch on any world size, so batch-dependent work (seeded
+    noise, line searches) gives exactly the one-process result.
+    """
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    return batches[rank() :: world_size()]

@@ -54,6 +54,7 @@ class AuditConfig:
     epochs: int = 20
     batch_size: int = 32
     lr: float = 2e-3
+    patience: int = 8  # epochs without a better validation macro-F1 before stopping
     methods: tuple[str, ...] = ("igos++", "sigcam", "gradcam")
     n_explain: int = 2
     resolution: int = 28
@@ -71,8 +72,9 @@ class AuditConfig:
 
 
 QUICK = {
-    "epochs": 8, "image_size": 96, "methods": ("sigcam", "gradcam"), "n_explain": 1,
-    "phantom_n_per_class": 80, "n_bootstrap": 500,
+    "epochs": 30, "batch_size": 16, "patience": 10, "image_size": 96,
+    "methods": ("sigcam", "gradcam"), "n_explain": 1, "phantom_n_per_class": 80,
+    "n_bootstrap": 500,
 }  # fmt: skip
 
 
@@ -218,7 +220,7 @@ class Audit:
         c, out = self.config, self.out / folder
         config = TrainConfig(
             model=c.model, epochs=c.epochs, batch_size=c.batch_size, image_size=c.image_size,
-            lr=c.lr, seed=c.seed,
+            lr=c.lr, patience=c.patience, seed=c.seed,
         )  # fmt: skip
         what = f"training {folder}"
 

@@ -32,6 +32,9 @@ def test_version_and_help(capsys):
         (["synth", "--colour", "red"], "No such option: --colour"),
         (["frobnicate"], "No such command 'frobnicate'"),
         (["data-check", "--root", ".", "--image-dir", "oops"], "--image-dir expects SPLIT=DIR"),
+        (["audit", "--dataset", "covidx"], "--dataset covidx needs --root DIR"),
+        (["audit", "--method", "nope"], "unknown method 'nope'"),
+        (["audit", "--detector", "tesseract"], "unknown detector 'tesseract'"),
     ],
 )
 def test_user_errors_print_one_line_and_exit_2(capsys, args, message):

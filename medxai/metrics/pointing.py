@@ -63,10 +63,21 @@ def pointing_game(
     evaluated = torch.ones_like(hits)
     if scores is not None:
         evaluated = torch.as_tensor(scores).detach().cpu().flatten() > min_score
+    keep = evaluated.tolist()
+    per_category, mean = category_accuracy(
+        [c for c, ok in zip(categories, keep, strict=True) if ok],
+        [h for h, ok in zip(hits.tolist(), keep, strict=True) if ok],
+    )
+    return PointingResult(hits & evaluated, evaluated, per_category, mean)
+
+
+def category_accuracy(
+    categories: Sequence[str], hits: Sequence[bool]
+) -> tuple[dict[str, float], float]:
+    """Per-category hit rate and their mean (each category weighs the same, as in COCO)."""
     per: dict[str, list[bool]] = {}
-    for cat, hit, ok in zip(categories, hits.tolist(), evaluated.tolist(), strict=True):
-        if ok:
-            per.setdefault(cat, []).append(hit)
+    for cat, hit in zip(categories, hits, strict=True):
+        per.setdefault(cat, []).append(bool(hit))
     per_category = {c: sum(v) / len(v) for c, v in per.items()}
     mean = sum(per_category.values()) / len(per_category) if per_category else float("nan")
-    return PointingResult(hits & evaluated, evaluated, per_category, mean)
+    return per_category, mean

@@ -7,7 +7,9 @@ initialised (fine-tuning); a 3-channel first convolution is averaged down to 1 c
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -15,8 +17,10 @@ import torchvision
 from monai.networks.nets import DenseNet121
 from torch import nn
 
+from medxai.data.imagefolder import NaturalPreprocessing
 from medxai.errors import MedxaiError
 from medxai.models.covidnet import WIDTHS, COVIDNet
+from medxai.models.lite import build_efficientnet_lite0
 
 
 def _torchvision(builder: Callable[..., nn.Module], head: str) -> Callable[[int], nn.Module]:
@@ -38,6 +42,22 @@ BUILDERS: dict[str, tuple[Callable[[int], nn.Module], str, str]] = {
         "features.conv0",
         "features.norm5",
     ),
+    "densenet201": (
+        _torchvision(torchvision.models.densenet201, "classifier"),
+        "features.conv0",
+        "features.norm5",
+    ),
+    "vgg19": (_torchvision(torchvision.models.vgg19, "classifier.6"), "features.0", "features.36"),
+    # transform_input=True: torchvision's ImageNet Inception weights expect it (ported from TF).
+    "inception_v3": (
+        _torchvision(
+            partial(torchvision.models.inception_v3, init_weights=False, transform_input=True),
+            "fc",
+        ),
+        "Conv2d_1a_3x3.conv",
+        "Mixed_7c",
+    ),
+    "efficientnet-lite0": (build_efficientnet_lite0, "_conv_stem", "_head_act"),
     "monai-densenet121": (
         lambda n: DenseNet121(spatial_dims=2, in_channels=3, out_channels=n),
         "features.conv0",
@@ -49,6 +69,7 @@ BUILDERS: dict[str, tuple[Callable[[int], nn.Module], str, str]] = {
     },
 }
 MODEL_NAMES = tuple(BUILDERS)
+HEAD_PREFIXES = ("fc", "classifier", "_fc", "AuxLogits")  # layers fine-tuning may reshape
 
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -59,6 +80,23 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
 def target_layer(name: str) -> str:
     """The module name whose activations CAM methods use for this architecture."""
     return BUILDERS[_check_name(name)][2]
+
+
+def head_layer(name: str) -> str:
+    """The module name of the output layer (what COCO fine-tuning trains)."""
+    heads = {"vgg19": "classifier.6", "efficientnet-lite0": "_fc"}
+    return heads.get(_check_name(name), "classifier" if "densenet" in name else "fc")
+
+
+def natural_preprocessing(name: str) -> NaturalPreprocessing:
+    """Standard ImageNet evaluation input per model: 256 -> 224 crop, Inception 342 -> 299,
+    EfficientNet-Lite normalised (x - 127) / 128 as in its TF code (checked: the shipped
+    weights are more confident on real photographs with it than with ImageNet mean/std)."""
+    if _check_name(name) == "inception_v3":
+        return NaturalPreprocessing(crop=299, resize=342)
+    if name == "efficientnet-lite0":
+        return NaturalPreprocessing(normalise="lite")
+    return NaturalPreprocessing()
 
 
 def _check_name(name: str) -> str:
@@ -95,7 +133,7 @@ def _load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str
             f"{source}: weights do not fit this architecture "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    head_only = all(k.split(".")[0] in ("fc", "classifier") for k in mismatched)
+    head_only = all(k.split(".")[0] in HEAD_PREFIXES for k in mismatched)
     if mismatched and not head_only:
         raise MedxaiError(f"{source}: weights have other shapes for {mismatched[:3]}")
     model.load_state_dict({k: v for k, v in state.items() if k not in mismatched}, strict=False)
@@ -107,14 +145,9 @@ def _adapt_first_conv(model: nn.Module, name: str, in_channels: int) -> None:
         return
     if in_channels != 1:
         raise MedxaiError(f"in_channels must be 1 or {conv.in_channels}, got {in_channels}")
-    new = nn.Conv2d(
-        1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-        conv.dilation, conv.groups, conv.bias is not None,
-    )  # fmt: skip
-    with torch.no_grad():
-        new.weight.copy_(conv.weight.mean(dim=1, keepdim=True))
-        if conv.bias is not None:
-            new.bias.copy_(conv.bias)
+    new = copy.deepcopy(conv)  # keeps the class, so "same"-padding convolutions stay so
+    new.in_channels = 1
+    new.weight = nn.Parameter(conv.weight.detach().mean(dim=1, keepdim=True))
     _set_submodule(model, name, new)
 
 
