@@ -72,7 +72,7 @@ class AuditConfig:
 
 
 QUICK = {
-    "epochs": 30, "batch_size": 16, "patience": 10, "image_size": 96,
+    "epochs": 20, "batch_size": 16, "patience": 10, "image_size": 96,
     "methods": ("sigcam", "gradcam"), "n_explain": 1, "phantom_n_per_class": 80,
     "n_bootstrap": 500,
 }  # fmt: skip
