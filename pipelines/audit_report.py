@@ -73,6 +73,15 @@ def assemble(
             "size": c.phantom_size, "seed": c.seed,
         }  # fmt: skip
     primary = tests[0]
+    balanced = next((s for s in tests if "balanced" in s), None)
+    shortcut = dict(shortcut)
+    change = comparison[balanced or primary]["macro_f1"]
+    lo, hi = change.get("delta_ci", [float("nan")] * 2)
+    shortcut["summary"] += (
+        f" After cleaning and retraining, macro-F1 on {balanced or primary} went from "
+        f"{change['before']:.2f} to {change['after']:.2f} ({change['delta']:+.2f}, "
+        f"95% CI {lo:+.2f} to {hi:+.2f})."
+    )
     return {
         "schema": "medxai-audit-1",
         "medxai_version": __version__,
@@ -83,7 +92,7 @@ def assemble(
             "train_split": c.train_split,
             "test_splits": tests,
             "primary_test_split": primary,
-            "balanced_split": next((s for s in tests if "balanced" in s), None),
+            "balanced_split": balanced,
             "classes": classes,
             "phantom": phantom,
         },

@@ -154,7 +154,12 @@ def shortcut_evidence(
 
 @dataclass(frozen=True)
 class RelianceThresholds:
-    """Per strength level, the (flip excess, insertion gain) either of which reaches it.
+    """Per strength level, the (flip excess, insertion gain) thresholds.
+
+    The model relies on text when both causal tests say so: the text is needed (blurring it
+    changes decisions more than blurring a control region) and it suffices (alone, it keeps
+    decisions more often than the blurred image does). The strength is the lower of the two
+    levels reached.
 
     Flip excess: share of decisions that change when only the text is blurred, minus the
     share that change when a control region is blurred (another film's text boxes, where
@@ -170,6 +175,18 @@ class RelianceThresholds:
 
     def levels(self) -> list[tuple[str, tuple[float, float]]]:
         return [("strong", self.strong), ("moderate", self.moderate), ("weak", self.weak)]
+
+    def level_of(self, value: float, ci: Sequence[float], which: int) -> str:
+        """The highest level figure `which` (0: flip excess, 1: insertion gain) reaches."""
+        if not ci[0] > 0:
+            return "none"
+        return next((lvl for lvl, mins in self.levels() if value >= mins[which]), "none")
+
+
+def _level_text(level: str, ci: Sequence[float]) -> str:
+    if level != "none":
+        return level
+    return "the CI reaches zero" if not ci[0] > 0 else "below the weak threshold"
 
 
 def text_reliance(
@@ -205,23 +222,19 @@ def text_reliance(
     base, base_ci = mean_ci(baseline_keeps, 4)
     gain, gain_ci = mean_ci(inserted_keeps - baseline_keeps, 5)
     drop, drop_ci = mean_ci(deletion_drop, 6)
-    strength, reasons = "none", []
-    for level, (excess_min, gain_min) in thresholds.levels():
-        if excess >= excess_min and excess_ci[0] > 0:
-            reasons.append(
-                f"blurring only the text changes {flip:.0%} of decisions, blurring another film's "
-                f"text boxes {control:.0%}: {excess:+.0%} (CI {excess_ci[0]:+.0%} to "
-                f"{excess_ci[1]:+.0%}; {level} from {excess_min:.0%})"
-            )
-        if gain >= gain_min and gain_ci[0] > 0:
-            reasons.append(
-                f"the text alone reproduces {keeps:.0%} of decisions against {base:.0%} without "
-                f"it: {gain:+.0%} (CI {gain_ci[0]:+.0%} to {gain_ci[1]:+.0%}; "
-                f"{level} from {gain_min:.0%})"
-            )
-        if reasons:
-            strength = level
-            break
+    excess_level = thresholds.level_of(excess, excess_ci, 0)
+    gain_level = thresholds.level_of(gain, gain_ci, 1)
+    reasons = [
+        f"blurring only the text changes {flip:.0%} of decisions, blurring another film's text "
+        f"boxes {control:.0%}: {excess:+.0%} (CI {excess_ci[0]:+.0%} to {excess_ci[1]:+.0%}) "
+        f"→ {_level_text(excess_level, excess_ci)}",
+        f"the text alone reproduces {keeps:.0%} of decisions, the blurred image alone "
+        f"{base:.0%}: {gain:+.0%} (CI {gain_ci[0]:+.0%} to {gain_ci[1]:+.0%}) "
+        f"→ {_level_text(gain_level, gain_ci)}",
+    ]
+    order = [level for level, _ in thresholds.levels()][::-1]  # weak, moderate, strong
+    both = excess_level != "none" and gain_level != "none"
+    strength = min(excess_level, gain_level, key=order.index) if both else "none"
     return {
         "relies_on_text": strength != "none",
         "strength": strength,

@@ -47,7 +47,7 @@ def test_region_tests_on_the_known_answer_model():
         region_tests(model, images, targets, evidence[:2])
 
 
-def test_text_reliance_levels_follow_the_thresholds_and_need_a_ci_above_zero():
+def test_text_reliance_needs_both_tests_and_takes_the_lower_level():
     import numpy as np
 
     from medxai.metrics.shortcut import text_reliance
@@ -56,7 +56,7 @@ def test_text_reliance_levels_follow_the_thresholds_and_need_a_ci_above_zero():
     zeros = np.zeros(n, bool)
     base_keeps = np.arange(n) % 3 == 0  # the blurred image alone keeps a third
 
-    def flips(k):
+    def first(k):
         out = zeros.copy()
         out[:k] = True
         return out
@@ -65,24 +65,27 @@ def test_text_reliance_levels_follow_the_thresholds_and_need_a_ci_above_zero():
         return text_reliance(flipped, control, inserted, base_keeps, np.zeros(len(flipped)),
                              n_bootstrap=n_bootstrap)  # fmt: skip
 
-    strong = verdict(flips(40))
+    text_alone = base_keeps | first(100)  # keeps 100 more decisions than the baseline: +0.33
+    strong = verdict(first(40), inserted=text_alone)
     assert strong["relies_on_text"] and strong["strength"] == "strong"
     deletion = strong["region_deletion"]
     assert deletion["flip_rate"] == pytest.approx(0.2) == deletion["flip_excess"]
     lo, hi = deletion["flip_excess_ci"]
     assert 0.1 < lo < 0.2 < hi < 0.3
-    assert verdict(flips(20))["strength"] == "moderate"
-    assert verdict(flips(10))["strength"] == "weak"
+    assert strong["region_insertion"]["gain"] == pytest.approx(
+        (text_alone.sum() - base_keeps.sum()) / n
+    )
+    assert verdict(first(20), inserted=text_alone)["strength"] == "moderate"  # lower of the two
+    assert verdict(first(10), inserted=text_alone)["strength"] == "weak"
+    # the text is needed but does not suffice (or the reverse): no verdict
+    needed = verdict(first(40))
+    assert not needed["relies_on_text"] and "CI reaches zero" in needed["reasons"][1]
+    assert not verdict(zeros, inserted=text_alone)["relies_on_text"]
     # the same flips when the control region is blurred: generic sensitivity, not text
-    control = np.roll(flips(20), 100)
-    generic = verdict(flips(20), control=control)
+    generic = verdict(first(20), control=np.roll(first(20), 100), inserted=text_alone)
     assert generic["region_deletion"]["flip_excess"] == pytest.approx(0.0)
     assert not generic["relies_on_text"] and generic["strength"] == "none"
-    assert not generic["reasons"] and generic["region_deletion"]["control_flip_rate"] == 0.1
-    # text alone reproduces every decision, the blurred image alone a third: insertion decides
-    inserted = verdict(zeros, inserted=~zeros)
-    assert inserted["strength"] == "strong"
-    assert inserted["region_insertion"]["gain"] == pytest.approx(1 - base_keeps.mean())
+    assert generic["region_deletion"]["control_flip_rate"] == 0.1
     # one flip in 3 images has a CI reaching zero: not evidence
-    few = text_reliance(flips(1)[:3], zeros[:3], zeros[:3], zeros[:3], np.zeros(3))
+    few = text_reliance(first(1)[:3], zeros[:3], ~zeros[:3], zeros[:3], np.zeros(3))
     assert not few["relies_on_text"]
