@@ -16,7 +16,6 @@ import numpy as np
 from medxai import __version__
 from medxai.atomic import atomic_write_bytes
 from medxai.data.imageio import read_image
-from medxai.models.checkpoint import read_checkpoint
 from medxai.report import AuditArtifacts, CleaningExample, GalleryItem
 from medxai.report.figures import to_display
 from pipelines.explain_images import read_batch, slug
@@ -61,7 +60,7 @@ def environment(device) -> dict:
 
 
 def assemble(
-    audit: Audit, root: Path, tests: list[str], classes: list[str], data: dict,
+    audit: Audit, root: Path, tests: list[str], classes: list[str], data: dict, trained: dict,
     base_eval: dict, clean_eval: dict, comparison: dict, shortcut: dict, cleaning: dict,
 ) -> dict:  # fmt: skip
     """The audit.json dict (DESIGN.md: baseline, cleaned, shortcut, timings, and the rest)."""
@@ -109,12 +108,9 @@ def assemble(
         "cleaning": {k: v for k, v in cleaning.items() if k != "cleaned"}
         | {"mean_area_share": shortcut["evidence"]["mean_text_area_share"]},
         "training": {
-            name: read_checkpoint(audit.out / folder / "model.pt").get("epoch")
-            for name, folder in (
-                ("baseline_best_epoch", "baseline"),
-                ("cleaned_best_epoch", "cleaned_model"),
-            )
-        },  # fmt: skip
+            "baseline_best_epoch": trained["baseline"]["best_epoch"],
+            "cleaned_best_epoch": trained["cleaned"]["best_epoch"],
+        },
         "environment": environment(audit.device),
     }
 
@@ -123,10 +119,7 @@ def build_artifacts(
     audit: Audit, root: Path, cleaned: Path, explained: dict, shortcut: dict, classes: list[str]
 ) -> AuditArtifacts:
     """Gallery rows, mean maps, text frequency and before/after pictures for the report."""
-    from medxai.models.checkpoint import load_checkpoint
-
-    _, spec = load_checkpoint(audit.out / "baseline" / "model.pt")
-    prep = spec.preprocessing
+    prep = audit.train_config().preprocessing()
     rows = {row["relative"]: row for row in shortcut["images"]}
     explain_dir, shortcut_dir = audit.out / "explain", audit.out / "shortcut"
     gallery = []

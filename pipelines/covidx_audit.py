@@ -148,9 +148,11 @@ class Audit:
         retrained = run("train_cleaned", lambda: self.train(clean_train, "cleaned_model"))
         clean_eval = run("evaluate_cleaned", lambda: self.evaluate(retrained, clean_test))
         comparison = {s: self.compare(base_eval[s], clean_eval[s], classes) for s in tests}
+        trained = {"baseline": baseline, "cleaned": retrained}
         audit = assemble(
-            self, root, tests, classes, data, base_eval, clean_eval, comparison, shortcut, cleaning
-        )
+            self, root, tests, classes, data, trained, base_eval, clean_eval, comparison,
+            shortcut, cleaning,
+        )  # fmt: skip
         started = time.perf_counter()
         artifacts = build_artifacts(self, root, cleaned, explained, shortcut, classes)
         from medxai.report import write_report
@@ -216,12 +218,16 @@ class Audit:
         return [r for r in records if f"{folder}/{r.filename}" in usable]
 
     # -- models -------------------------------------------------------------------------
-    def train(self, records: list[Record], folder: str) -> dict:
-        c, out = self.config, self.out / folder
-        config = TrainConfig(
+    def train_config(self) -> TrainConfig:
+        """The one training setup both models share (and the preprocessing they see)."""
+        c = self.config
+        return TrainConfig(
             model=c.model, epochs=c.epochs, batch_size=c.batch_size, image_size=c.image_size,
             lr=c.lr, patience=c.patience, seed=c.seed,
         )  # fmt: skip
+
+    def train(self, records: list[Record], folder: str) -> dict:
+        c, out, config = self.config, self.out / folder, self.train_config()
         what = f"training {folder}"
 
         def on_epoch(entry: dict) -> None:

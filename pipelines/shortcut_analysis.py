@@ -105,12 +105,11 @@ def region_test_rows(
         frequency += masks.float().sum((0, 1)).cpu().numpy()
         with torch.no_grad():
             decided = model(batch).argmax(1)
-        base = blurred_baseline(batch)
-        tests = region_tests(model, batch, decided, masks, baseline=base, batch_size=batch_size)
         control = masks.roll(1, 0) & ~masks  # where the previous film has text, this one not
-        controls = region_tests(
-            model, batch, decided, control, baseline=base, batch_size=batch_size
-        )
+        tests = region_tests(
+            model, batch, decided, masks, control=control, baseline=blurred_baseline(batch),
+            batch_size=batch_size,
+        )  # fmt: skip
         area = masks.flatten(1).float().mean(1)
         for k, image in enumerate(chunk):
             row = {
@@ -134,8 +133,8 @@ def region_test_rows(
                     "deleted_score": float(tests.deleted_score[k]),
                     "deleted_prediction": classes[int(tests.deleted_prediction[k])],
                     "control_area_share": float(control[k].float().mean()),
-                    "control_deleted_score": float(controls.deleted_score[k]),
-                    "control_deleted_prediction": classes[int(controls.deleted_prediction[k])],
+                    "control_deleted_score": float(tests.control_deleted_score[k]),
+                    "control_deleted_prediction": classes[int(tests.control_deleted_prediction[k])],
                 }
             rows.append(row)
         if progress:

@@ -85,6 +85,8 @@ class RegionTests:
     deleted_score: Tensor  # only the regions blurred
     deleted_prediction: Tensor
     deletion_drop: Tensor  # original_score - deleted_score
+    control_deleted_score: Tensor | None = None  # only the control regions blurred
+    control_deleted_prediction: Tensor | None = None
 
 
 def region_tests(
@@ -93,25 +95,30 @@ def region_tests(
     targets: Tensor | int | list[int],
     regions: Tensor | Boxes,
     *,
+    control: Tensor | Boxes | None = None,
     baseline: Tensor | None = None,
     batch_size: int = 64,
 ) -> RegionTests:
-    """Region-only insertion and region deletion; the 4N images go through the model together."""
+    """Region-only insertion and region deletion (and deletion of `control` regions, when
+    given); all the variants of the N images go through the model together."""
     images, targets = validate_inputs(images, targets)
     r = as_region_masks(regions, images).to(images.dtype)  # (N, 1, H, W)
     base = blurred_baseline(images) if baseline is None else baseline.to(images)
-    batch = torch.cat([images, base, base + (images - base) * r, images + (base - images) * r])
+    variants = [images, base, base + (images - base) * r, images + (base - images) * r]
+    if control is not None:
+        rc = as_region_masks(control, images).to(images.dtype)
+        variants.append(images + (base - images) * rc)
+    batch = torch.cat(variants)
     runner = ModelRunner(model, batch_size, softmax=True)
-    n = images.shape[0]
-    t4 = targets.repeat(4)
+    n, k = images.shape[0], len(variants)
     probs = []
     with model_guard(model), torch.no_grad():
-        for s in range(0, 4 * n, batch_size):
+        for s in range(0, k * n, batch_size):
             probs.append(torch.softmax(runner.logits(batch[s : s + batch_size]), 1))
     runner.check()
-    p = torch.cat(probs)  # (4N, K)
-    score = p.gather(1, t4.view(-1, 1)).squeeze(1).view(4, n)
-    pred = p.argmax(1).view(4, n)
+    p = torch.cat(probs)  # (kN, K)
+    score = p.gather(1, targets.repeat(k).view(-1, 1)).squeeze(1).view(k, n)
+    pred = p.argmax(1).view(k, n)
     return RegionTests(
         original_score=score[0],
         baseline_score=score[1],
@@ -122,6 +129,8 @@ def region_tests(
         deleted_score=score[3],
         deleted_prediction=pred[3],
         deletion_drop=score[0] - score[3],
+        control_deleted_score=score[4] if control is not None else None,
+        control_deleted_prediction=pred[4] if control is not None else None,
     )
 
 
