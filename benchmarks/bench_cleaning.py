@@ -25,6 +25,7 @@ from data_cleaning.detect import (
     RapidDetector,
     TextDetector,
     UnionDetector,
+    make_detector,
 )
 from data_cleaning.inpaint import boxes_to_mask, inpaint
 
@@ -96,6 +97,8 @@ def main() -> None:
     samples = load(args.root, args.n)
     craft = CraftDetector(gpu=gpu)
     detectors = {
+        "fused (recommended default)": make_detector("fused"),
+        "craft-paper": make_detector("craft-paper", gpu=gpu),
         "craft (medxai settings)": craft,
         "craft (EasyOCR defaults)": CraftDetector(EASYOCR_DEFAULTS, gpu=gpu),
         "rapidocr": RapidDetector(),

@@ -1,35 +1,39 @@
-"""Benchmark the perturbation explainers: seconds per image, images through the model per
-explained image, loss evaluations per iteration and peak memory.
+"""Benchmark the perturbation explainers: seconds per image, images through the model and
+forward-equivalents per explained image, peak memory, deletion/insertion AUC.
 
-    python benchmarks/bench_explain.py                       # small CNN + toy model, 224x224, CPU
+    python benchmarks/bench_explain.py                                  # toy + small CNN, CPU
+    python benchmarks/bench_explain.py --model covidnet-s --checkpoint RUN/model.pt --root DIR
+    python benchmarks/bench_explain.py --profile --authors              # + time shares, + the
+                                                                        #   authors' count
     python benchmarks/bench_explain.py --device cuda --model resnet50 --images 16
 
-Runs igos and igos++ at mask resolutions 28 and 224, and sigcam, at 20 iterations x 20
-integration steps. Not a test: it prints figures.
+Two regimes: overhead-bound (`toy`, `smallcnn`: the model is cheap, everything around it
+shows) and model-bound (`covidnet-s` from a checkpoint, `resnet50` random-init: the model
+is the cost). Forward-equivalents count a forward as 1 and a forward with its backward as 3.
+Deletion/insertion use the blur baseline and mask ranking (28x28 cells, 15 per step), as the
+iGOS++ code. Not a test: it prints figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import ctypes
+import os
+import threading
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from medxai.explain import get_explainer
 from medxai.explain.toy import SquareEvidenceNet, box_mask, checkerboard, square_images
+from medxai.metrics.causal import deletion_insertion
 
-# (label, method, parameters); "nowarm" restarts the line search at alpha0 = 1000 every
-# iteration with one candidate per round, to show what the warm start saves.
-CONFIGS = [
-    ("igos", "igos", {"resolution": 28}),
-    ("igos", "igos", {"resolution": 224}),
-    ("igos++", "igos++", {"resolution": 28}),
-    ("igos++", "igos++", {"resolution": 224}),
-    ("sigcam", "sigcam", {"resolution": 28}),
-    ("igos++ nowarm", "igos++", {"resolution": 28, "growth": 1e9, "retry_candidates": 1}),
-]
+BOX = (64, 160, 64, 160)
+TERMS = {"igos": 1, "igos++": 4, "sigcam": 1}  # data terms of each objective
+AUTHORS_STEPS = 20  # integration steps of the authors' runs the issue compares with
 
 
 class SmallCNN(nn.Module):
@@ -83,105 +87,269 @@ def train_small_cnn(steps: int = 150, size: int = 64) -> SmallCNN:
     return model
 
 
-def build(name: str, device: torch.device) -> tuple[nn.Module, torch.Tensor | None]:
-    """Model and, for the models with a known evidence square, that region."""
+def phantom_images(root: Path, n: int, prep) -> torch.Tensor:
+    """The first n test images of a COVIDx-layout root, classes taken in turn."""
+    from medxai.data.covidx import load_covidx
+    from pipelines.explain_images import read_batch
+
+    records = load_covidx(root, ["test.txt"])["test.txt"]
+    by_class: dict[str, list] = {}
+    for r in records:
+        by_class.setdefault(r.label, []).append(r)
+    turns = [r for group in zip(*by_class.values(), strict=False) for r in group]
+    paths = [r.path for r in turns[:n]]
+    return read_batch(paths, prep)[0]
+
+
+def build(args: argparse.Namespace, name: str, device: torch.device):
+    """(model, images, targets, evidence region or None, note)."""
     torch.manual_seed(0)
-    box = (64, 160, 64, 160)
-    if name == "toy":
-        return SquareEvidenceNet(size=224, box=box, pool=16).to(device), box_mask(224, box)
-    if name == "smallcnn":
-        return train_small_cnn().to(device), box_mask(224, box)
+    n = args.images
+    if name in ("toy", "smallcnn"):
+        toy = name == "toy"
+        model = SquareEvidenceNet(size=224, box=BOX, pool=16) if toy else train_small_cnn()
+        images = square_images(n, size=224, box=BOX)
+        return model, images, torch.ones(n, dtype=torch.long), box_mask(224, BOX), "known answer"
+    if name == "covidnet-s":
+        from medxai.models.checkpoint import load_checkpoint
+
+        if args.checkpoint is None or args.root is None:
+            raise SystemExit("covidnet-s needs --checkpoint RUN/model.pt and --root DIR")
+        model, spec = load_checkpoint(args.checkpoint, "cpu")
+        prep = replace(spec.preprocessing, image_size=args.size)
+        images = phantom_images(args.root, n, prep)
+        return model, images, None, None, f"trained checkpoint, {args.size} px"
     from torchvision.models import resnet50
 
-    return resnet50(weights=None).to(device), None
+    if args.root is not None:
+        from medxai.data.transforms import Preprocessing
+
+        images = phantom_images(args.root, n, Preprocessing(args.size, 3))
+    else:
+        gen = torch.Generator().manual_seed(0)
+        images = torch.randn(n, 3, args.size, args.size, generator=gen)
+    return resnet50(weights=None), images, None, None, "random-init weights (none ship)"
 
 
-def peak_memory(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.max_memory_allocated(device) / 2**20:8.0f} MiB (CUDA peak)"
-    return (
-        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:8.0f} MiB (process RSS peak)"
-    )
+_LIBC = ctypes.CDLL(None)
 
 
-def run(args: argparse.Namespace) -> None:
-    device = torch.device(args.device)
-    for model_name in args.model:
-        model, region = build(model_name, device)
-        model.eval()
-        if model_name in ("toy", "smallcnn"):
-            images = square_images(args.images, size=224, box=(64, 160, 64, 160)).to(device)
-            targets = torch.ones(args.images, dtype=torch.long, device=device)
-            with torch.no_grad():
-                p = torch.softmax(model(images), 1)[:, 1].mean()
-            print(f"\n{model_name}: mean p(target) on the benchmark images {p:.3f}")
+class PeakMemory:
+    """Peak memory of a call: CUDA's allocator peak, or sampled process RSS above the start."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self, start: int) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, self._rss() - start)
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type != "cuda" and hasattr(_LIBC, "malloc_trim"):
+            _LIBC.malloc_trim(0)  # hand freed memory back, so RSS starts from what is in use
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
         else:
-            images = torch.randn(
-                args.images,
-                3,
-                224,
-                224,
-                device=device,
-                generator=torch.Generator(device).manual_seed(0),
+            self._thread = threading.Thread(target=self._sample, args=(self._rss(),), daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
+        else:
+            self._stop.set()
+            self._thread.join()
+
+    def __str__(self) -> str:
+        return f"{self.peak / 2**20:.0f}"
+
+
+def forward_equivalents(stats: dict[str, float]) -> float:
+    """Per explained image. Code before the forward-only line search (which did not count
+    them) took a gradient through every image it sent to the model."""
+    if "forward_equivalents_per_image" in stats:
+        return stats["forward_equivalents_per_image"]
+    return 3 * stats["model_images_per_image"]
+
+
+def authors_count(stats: dict[str, float], terms: int, steps: int) -> tuple[float, float]:
+    """Images and forward-equivalents per image of the authors' iGOS++ code.
+
+    Per iteration their code takes the integrated gradient (terms x steps images with a
+    backward), then its line search recomputes L(M) and tries alpha = 1000, 200, ... one at
+    a time, each a forward-only loss evaluation of terms x steps images, until one passes.
+    `stats` is a run of that schedule (restart at alpha0, one candidate a round), whose
+    candidate evaluations per iteration c give images = it * T*S * (2 + c) and
+    forward-equivalents = it * T*S * (3 + 1 + c).
+    """
+    it, c = stats["iterations"], stats["candidates_per_iteration"]
+    return it * terms * steps * (2 + c), it * terms * steps * (4 + c)
+
+
+def explain_once(args, method, params, model, images, targets, device):
+    if args.steps is not None:
+        params = {"steps": args.steps, **params}
+    explainer = get_explainer(
+        method, iterations=args.iterations, batch_size=args.batch_size, seed=args.seed, **params
+    )
+    with PeakMemory(device) as mem:
+        start, cpu = time.perf_counter(), time.process_time()
+        maps = explainer(model, images, targets)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = (time.perf_counter() - start) / images.shape[0]
+        cpu = (time.process_time() - cpu) / images.shape[0]
+    return explainer, maps, (seconds, cpu), mem
+
+
+# Sections of medxai.explain.perturb's profiler: "blend" is mask upsampling and blending
+# (and the blend's share of the gradient), "sums" the per-image segment sums, "evaluate" the
+# objective's own indexing, "line search" the search's bookkeeping around the evaluations.
+PROFILE_COLUMNS = {
+    "forward": ["forward"],
+    "backward": ["backward"],
+    "upsample+blend": ["blend"],
+    "noise": ["noise"],
+    "regulariser": ["regulariser"],
+    "line search": ["line search"],
+    "sums+indexing": ["sums", "evaluate"],
+    "other": ["other"],
+}
+
+
+def backward_cost(prof, stats: dict[str, float]) -> float:
+    """Measured cost of a forward with its backward, in forwards (the count assumes 3)."""
+    images = stats["model_images_per_image"]
+    with_backward = (stats["forward_equivalents_per_image"] - images) / 2
+    forward = prof.seconds.get("forward", 0.0) / max(images, 1)
+    backward = prof.seconds.get("backward", 0.0) / max(with_backward, 1)
+    return 1 + backward / max(forward, 1e-12)
+
+
+def profile_line(label: str, shares: dict[str, float]) -> str:
+    cells = [sum(shares.get(k, 0.0) for k in keys) for keys in PROFILE_COLUMNS.values()]
+    return f"{label:14s} " + " ".join(f"{100 * v:14.1f}" for v in cells)
+
+
+def run_model(args: argparse.Namespace, name: str, device: torch.device) -> None:
+    model, images, targets, region, note = build(args, name, device)
+    model = model.to(device).eval()
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    images = images.to(device)
+    with torch.no_grad():
+        logits = model(images)
+    targets = logits.argmax(1) if targets is None else targets.to(device)
+    p = torch.softmax(logits, 1).gather(1, targets[:, None]).mean()
+    print(
+        f"\n{name} ({note}) on {device}, {images.shape[0]} images of {images.shape[-1]} px, "
+        f"{args.iterations} iterations x {args.steps or 'default'} steps, mask {args.resolution}, "
+        f"batch_size {args.batch_size}, threads {torch.get_num_threads()}; "
+        f"mean p(target) {p:.3f}"
+    )
+    print(
+        f"{'method':14s} {'s/image':>8s} {'cpu s/img':>9s} {'img/image':>10s} "
+        f"{'fwd-eq/image':>13s} {'evals/iter':>10s} {'peak MiB':>9s} "
+        f"{'deletion':>9s} {'insertion':>9s}" + ("  top5%-in-box" if region is not None else "")
+    )
+    profiles = []
+    for method in args.methods:
+        params = {"resolution": args.resolution}
+        if args.profile:
+            from medxai.explain.perturb import profiling
+
+            with profiling(device) as prof:
+                explainer, maps, seconds, mem = explain_once(
+                    args, method, params, model, images, targets, device
+                )
+            profiles.append(
+                (
+                    method,
+                    prof.shares(explainer.stats["seconds"]),
+                    backward_cost(prof, explainer.stats),
+                )
             )
-            with torch.no_grad():
-                targets = model(images).argmax(1)
-        print(
-            f"\n{model_name} on {device}, {args.images} images of 224x224, "
-            f"{args.iterations} iterations x {args.steps} steps, batch_size {args.batch_size}, "
-            f"threads {torch.get_num_threads()}"
+        else:
+            explainer, maps, seconds, mem = explain_once(
+                args, method, params, model, images, targets, device
+            )
+        s = explainer.stats
+        scores = deletion_insertion(model, images, targets, maps, ranking="mask", resolution=28)
+        line = (
+            f"{method:14s} {seconds[0]:8.2f} {seconds[1]:9.2f} {s['model_images_per_image']:10.0f} "
+            f"{forward_equivalents(s):13.0f} {s.get('loss_evaluations_per_iteration', 0):10.2f} "
+            f"{mem!s:>9s} {scores.deletion.mean():9.4f} {scores.insertion.mean():9.4f}"
         )
-        print(
-            f"{'method':14s} {'res':>4s} {'s/image':>8s} {'model img/image':>16s} "
-            f"{'loss evals/iter':>16s} {'passes':>7s}  peak memory"
+        if region is not None:
+            flat = maps.flatten(1)
+            top = flat.topk(int(0.05 * flat.shape[1]), 1).indices
+            line += f"  {region.flatten().to(device)[top].float().mean():.2f}"
+        print(line, flush=True)
+    if args.authors:
+        schedule = {"growth": 1e9, "retry_candidates": 1, "steps": AUTHORS_STEPS}
+        explainer, *_ = explain_once(
+            args,
+            "igos++",
+            {"resolution": args.resolution, **schedule},
+            model,
+            images,
+            targets,
+            device,
         )
-        for label, method, params in CONFIGS:
-            explainer = get_explainer(
-                method,
-                iterations=args.iterations,
-                steps=args.steps,
-                batch_size=args.batch_size,
-                **params,
-            )
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-                torch.cuda.reset_peak_memory_stats(device)
-            start = time.perf_counter()
-            maps = explainer(model, images, targets)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds = (time.perf_counter() - start) / args.images
-            s = explainer.stats
-            line = (
-                f"{label:14s} {params['resolution']:4d} {seconds:8.2f} "
-                f"{s['model_images_per_image']:16.0f} "
-                f"{s['loss_evaluations_per_iteration']:16.2f} {s['passes']:7.0f}  "
-                f"{peak_memory(device)}"
-            )
-            if region is not None:
-                flat = maps.flatten(1)
-                top = flat.topk(int(0.05 * flat.shape[1]), 1).indices
-                line += f"  top5%-in-box {region.flatten().to(device)[top].float().mean():.2f}"
-            print(line, flush=True)
+        imgs, fe = authors_count(explainer.stats, TERMS["igos++"], AUTHORS_STEPS)
+        print(
+            f"authors' iGOS++ ({AUTHORS_STEPS} steps; their line search: L(M) recomputed, alpha "
+            f"from 1000 every iteration, one forward-only candidate at a time): {imgs:.0f} images "
+            f"({explainer.stats['candidates_per_iteration']:.2f} candidates/iteration), "
+            f"{fe:.0f} forward-equivalents per image"
+        )
+    if profiles:
+        head = " ".join(f"{c:>14s}" for c in PROFILE_COLUMNS)
+        print(f"time shares (%):\n{'method':14s} {head}")
+        for method, shares, ratio in profiles:
+            print(profile_line(method, shares) + f"   (forward+backward = {ratio:.1f} forwards)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--model", nargs="+", default=None, choices=["smallcnn", "toy", "resnet50"])
+    parser.add_argument(
+        "--model", nargs="+", default=None, choices=["toy", "smallcnn", "covidnet-s", "resnet50"]
+    )
+    parser.add_argument("--methods", nargs="+", default=["igos++", "igos", "sigcam"])
+    parser.add_argument("--checkpoint", type=Path, help="medxai checkpoint for covidnet-s")
+    parser.add_argument("--root", type=Path, help="COVIDx-layout root whose test images to use")
+    parser.add_argument("--size", type=int, default=224, help="input size (covidnet-s, resnet50)")
     parser.add_argument("--images", type=int, default=None)
     parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=None, help="default: the method's own")
+    parser.add_argument("--resolution", type=int, default=28)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="print time shares per part")
+    parser.add_argument("--authors", action="store_true", help="derive the authors' count")
     args = parser.parse_args()
     cuda = args.device.startswith("cuda")
-    args.model = args.model or (["resnet50"] if cuda else ["smallcnn", "toy"])
+    args.model = args.model or (["resnet50"] if cuda else ["toy", "smallcnn"])
     args.images = args.images or (16 if cuda else 2)
     args.batch_size = args.batch_size or (128 if cuda else 80)
     if args.threads:
         torch.set_num_threads(args.threads)
-    run(args)
+    for name in args.model:
+        run_model(args, name, torch.device(args.device))
 
 
 if __name__ == "__main__":

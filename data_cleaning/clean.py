@@ -23,21 +23,31 @@ import numpy as np
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from data_cleaning.detect import TextDetector, make_detector
+from data_cleaning.detect import (
+    DEFAULT_DETECTOR,
+    TextDetector,
+    labeled_boxes,
+    make_detector,
+    recheck,
+)
 from data_cleaning.inpaint import TELEA_RADIUS, boxes_to_mask, inpaint
+from data_cleaning.review import review_reason
 from medxai.atomic import atomic_write_bytes, atomic_write_text
-from medxai.data.check import find_split_files
-from medxai.data.covidx import default_image_dir, parse_split_file
+from medxai.data.covidx import default_image_dir, discover_splits, read_splits
 from medxai.data.imageio import read_image, read_raw, write_png
+from medxai.data.paths import file_problem
 from medxai.errors import DatasetError, ImageReadError, MedxaiError
+from medxai.outputs import LOCK_NAME, check_output, output_lock
 
 MANIFEST = "manifest.jsonl"
 SUMMARY = "cleaning_summary.json"
+MOST_OF_IMAGE = 0.5  # a mask over more than this share leaves Telea too little to copy from
+UID_PREFIX = "1.2.826.0.1.3680043.8.498."  # pydicom's root, as generate_uid uses by default
 
 
 @dataclass(frozen=True)
 class CleanSettings:
-    detector: str = "craft"
+    detector: str = DEFAULT_DETECTOR
     text_threshold: float = 0.7
     radius: int = TELEA_RADIUS
     dilate: int = 4
@@ -62,6 +72,11 @@ class CleaningSummary:
     with_text: int = 0
     boxes: int = 0
     failed: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)  # e.g. a mask over most of the image
+    notes: list[str] = field(default_factory=list)  # e.g. a README.txt not taken for a split
+    needs_review: list[dict] = field(default_factory=list)  # DICOMs that should carry text
+    residual_boxes: int = 0  # boxes the detector still finds on the cleaned images
+    with_residual: list[dict] = field(default_factory=list)  # cleaned images with such boxes
     skipped_done: int = 0
     seconds: float = 0.0
 
@@ -79,24 +94,29 @@ def sha256_of(path: Path) -> str:
 
 def check_destination(src: Path, dst: Path) -> None:
     """SRC is never written: refuse DST equal to or inside SRC, and a foreign non-empty DST."""
-    src, dst = src.resolve(), dst.resolve()
     if not src.is_dir():
         raise DatasetError(f"{src}: dataset root not found")
-    if dst == src or src in dst.parents:
-        raise DatasetError(f"output {dst} is inside the source {src}; the source is never written")
-    if dst.exists() and any(dst.iterdir()) and not (dst / MANIFEST).is_file():
+    check_output(dst, [src])
+    foreign = dst.exists() and any(p.name != LOCK_NAME for p in dst.iterdir())
+    if foreign and not (dst / MANIFEST).is_file():
         raise DatasetError(f"output {dst} is not empty and holds no {MANIFEST} to resume from")
 
 
-def list_jobs(src: Path, splits: Sequence[str]) -> list[Job]:
-    """Every image the split files name, once, in a fixed order."""
+def list_jobs(src: Path, splits: Sequence[str]) -> tuple[list[Job], list[str]]:
+    """Every image the split files name, once, in a fixed order; and the dataset's warnings.
+
+    Any problem of a split line (malformed, a path leaving the root) stops the run here,
+    before a file is written: a job's output path is DST/<image folder>/<its file name>.
+    """
+    index = read_splits(src, splits)
+    index.raise_problems()
     seen: dict[str, Job] = {}
-    for split in splits:
+    for split, records in index.records.items():
         folder = default_image_dir(split)
-        for record in parse_split_file(src / split, src / folder):
+        for record in records:
             relative = f"{folder}/{record.filename}"
             seen.setdefault(relative, Job(relative))
-    return sorted(seen.values(), key=lambda job: job.relative)
+    return sorted(seen.values(), key=lambda job: job.relative), index.warnings
 
 
 def read_manifest(path: Path) -> dict[str, dict]:
@@ -125,12 +145,26 @@ def clean_image(
 ) -> dict:
     """Detect, inpaint and write one image; returns its manifest entry."""
     source = src / job.relative
-    entry = {"source": job.relative, "output": job.relative, "source_sha256": sha256_of(source)}
+    entry: dict = {"source": job.relative, "output": job.relative}
     try:
+        problem = file_problem(source)
+        if problem:
+            raise ImageReadError(f"{source}: {problem}")
+        entry["source_sha256"] = sha256_of(source)
         raw = read_raw(source)
-        boxes = job.boxes if job.boxes is not None else detector.detect(detection_image(source))
-        boxes = [list(map(int, b)) for b in boxes]
+        if job.boxes is not None:
+            labeled = [(b, "earlier run") for b in job.boxes]
+        else:
+            labeled = labeled_boxes(detector, detection_image(source))
+        boxes = [list(map(int, b)) for b, _ in labeled]
+        entry["box_sources"] = [stage for _, stage in labeled]  # which detector found each
         mask = boxes_to_mask(raw.pixels.shape, boxes, settings.dilate)
+        covered = float(np.count_nonzero(mask)) / mask.size
+        if covered > MOST_OF_IMAGE:
+            entry["warning"] = (
+                f"the text mask covers {covered:.0%} of the image (--dilate {settings.dilate}); "
+                "inpainting cannot restore so much"
+            )
         target = dst / job.relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if not boxes:
@@ -141,11 +175,19 @@ def clean_image(
             write_png(target, inpaint(raw.pixels, mask, settings.radius))
         else:  # JPEG stays JPEG (quality 95): a cleaned file keeps its name and type
             _write_jpeg(target, inpaint(raw.pixels, mask, settings.radius))
+        review = review_reason(source) if not boxes and raw.format == "dicom" else None
+        if review:
+            entry["review"] = review
+        if boxes:  # the residual check: detect again on the cleaned file as written
+            d = settings.dilate
+            inpainted = [(x0 - d, y0 - d, x1 + d, y1 + d) for x0, y0, x1, y1 in boxes]
+            again = recheck(detector, detection_image(target), inpainted)
+            entry["residual_boxes"] = [list(map(int, b)) for b in again]
     except (MedxaiError, OSError) as err:
         return {**entry, "status": "failed", "reason": str(err)}
     return {
         **entry,
-        "status": "cleaned" if boxes else "no_text",
+        "status": "cleaned" if boxes else "needs_review" if review else "no_text",
         "output_sha256": sha256_of(target),
         "boxes": boxes,
         "detector": detector.describe(),
@@ -170,7 +212,7 @@ def _write_dicom(source: Path, target: Path, pixels: np.ndarray, settings: Clean
         ds.decompress()
     ds.PixelData = np.ascontiguousarray(pixels).astype(ds.pixel_array.dtype).tobytes()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    uid = generate_uid()
+    uid = derived_uid(str(ds.get("SOPInstanceUID", source.name)), settings)
     ds.SOPInstanceUID = uid
     ds.file_meta.MediaStorageSOPInstanceUID = uid
     image_type = list(ds.get("ImageType", ["ORIGINAL", "PRIMARY"]))
@@ -182,6 +224,14 @@ def _write_dicom(source: Path, target: Path, pixels: np.ndarray, settings: Clean
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     atomic_write_bytes(target, buffer.getvalue())
+
+
+def derived_uid(source_uid: str, settings: CleanSettings) -> str:
+    """The cleaned copy's SOP Instance UID: new, but the same for the same source and settings.
+
+    So two cleans of one dataset are byte-identical, and a change of settings gives new UIDs.
+    """
+    return generate_uid(UID_PREFIX, entropy_srcs=[source_uid, json.dumps(asdict(settings))])
 
 
 _WORKER: dict = {}
@@ -224,10 +274,12 @@ def clean_dataset(
     src, dst = Path(src), Path(dst)
     settings = settings or CleanSettings()
     check_destination(src, dst)
-    splits = list(splits or find_split_files(src))
+    notes: list[str] = []
     if not splits:
-        raise DatasetError(f"{src}: no split files (*.txt) found")
-    jobs = list_jobs(src, splits)
+        splits, notes = discover_splits(src)
+    splits = list(splits)
+    jobs, warnings = list_jobs(src, splits)
+    notes += warnings
     if known_boxes:
         jobs = [
             replace(job, boxes=tuple(tuple(map(int, b)) for b in known_boxes[job.relative]))
@@ -235,11 +287,24 @@ def clean_dataset(
             else job
             for job in jobs
         ]
-    dst.mkdir(parents=True, exist_ok=True)
+    with output_lock(dst):
+        return _clean_jobs(src, dst, splits, jobs, settings, workers, progress, notes)
+
+
+def _clean_jobs(
+    src: Path,
+    dst: Path,
+    splits: list[str],
+    jobs: list[Job],
+    settings: CleanSettings,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+    notes: list[str],
+) -> CleaningSummary:
     manifest_path = dst / MANIFEST
     done = read_manifest(manifest_path)
     todo = [job for job in jobs if not _finished(done.get(job.relative), src, dst, job)]
-    summary = CleaningSummary(skipped_done=len(jobs) - len(todo))
+    summary = CleaningSummary(notes=notes, skipped_done=len(jobs) - len(todo))
     started = time.perf_counter()
     if progress:
         progress(summary.skipped_done, len(jobs))
@@ -260,6 +325,20 @@ def clean_dataset(
     summary.failed = [
         {"source": e["source"], "reason": e["reason"]} for e in ordered if e["status"] == "failed"
     ]
+    summary.warnings = [
+        {"source": e["source"], "warning": e["warning"]} for e in ordered if "warning" in e
+    ]
+    summary.needs_review = [
+        {"source": e["source"], "reason": e["review"]}
+        for e in ordered
+        if e["status"] == "needs_review"
+    ]
+    summary.residual_boxes = sum(len(e.get("residual_boxes", [])) for e in ordered)
+    summary.with_residual = [
+        {"source": e["source"], "boxes": len(e["residual_boxes"])}
+        for e in ordered
+        if e.get("residual_boxes")
+    ]
     summary.seconds = time.perf_counter() - started
     payload = {**summary.to_dict(), "settings": asdict(settings), "splits": splits}
     atomic_write_text(dst / SUMMARY, json.dumps(payload, indent=2) + "\n")
@@ -271,7 +350,7 @@ def _finished(entry: dict | None, src: Path, dst: Path, job: Job) -> bool:
         return False
     source = src / job.relative
     return (
-        source.is_file()
+        file_problem(source) is None
         and (dst / entry["output"]).is_file()
         and entry.get("source_sha256") == sha256_of(source)
     )

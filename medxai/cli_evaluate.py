@@ -27,14 +27,14 @@ Weights = Annotated[Path | None, typer.Option(help="Local weights file (nothing 
 ModelImport = Annotated[
     str | None, typer.Option(help="Instead of --model: package.module:factory.")
 ]
-ImageSize = Annotated[int, typer.Option(help="Input size (with --model-import).")]
+ImageSize = Annotated[int, typer.Option(min=16, max=1024, help="Input size (with --model-import).")]
 Normalise = Annotated[str, typer.Option(help="imagenet, lite or none (with --model-import).")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
-Resolution = Annotated[int, typer.Option(help="Mask resolution: 7, 14, 28, 224…")]
-NImages = Annotated[int, typer.Option(min=0, help="Seeded sample size (0: all).")]
+Resolution = Annotated[int, typer.Option(min=1, max=1024, help="Mask resolution: 7, 14, 28…")]
+NImages = Annotated[int, typer.Option(min=0, max=10_000_000, help="Seeded sample (0: all).")]
 TargetLayer = Annotated[str | None, typer.Option(help="Module name for CAMs.")]
-BatchSize = Annotated[int, typer.Option(min=1, help="Images per batch (and per rank).")]
-Seed = Annotated[int, typer.Option(help="Sample and method seed.")]
+BatchSize = Annotated[int, typer.Option(min=1, max=1024, help="Images per batch (and per rank).")]
+Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Sample and method seed.")]
 
 
 def _methods(methods: list[str] | None, default: list[str]) -> tuple[str, ...]:
@@ -113,7 +113,7 @@ def deletion_insertion_command(
     ranking: Annotated[str, typer.Option(help="mask (iGOS++ code) or pixel (AOP).")] = "mask",
     n_images: NImages = 0,
     target: Annotated[str, typer.Option(help="predicted or label.")] = "predicted",
-    num_classes: Annotated[int, typer.Option(min=2)] = 1000,
+    num_classes: Annotated[int, typer.Option(min=2, max=100_000)] = 1000,
     image_size: ImageSize = 224,
     normalize: Normalise = "imagenet",
     target_layer: TargetLayer = None,
@@ -126,7 +126,10 @@ def deletion_insertion_command(
     from medxai.cli import progress_bar
     from medxai.data.imagefolder import load_image_dataset, sample_records
     from medxai.device import resolve_device
+    from medxai.outputs import check_output
     from pipelines.imagenet_eval import EvalSettings, evaluate_deletion_insertion
+
+    check_output(out, [data])
 
     methods = _methods(method, ["gradcam", "igos", "igos++", "sigcam"])
     if ranking not in ("pixel", "mask"):
@@ -176,14 +179,16 @@ def pointing_game_command(
         typer.Option(help="Fine-tuned head (default OUT/head.pt); reused when present."),
     ] = None,  # fmt: skip
     head_layer: Annotated[str | None, typer.Option(help="Output layer (default: zoo's).")] = None,
-    finetune_epochs: Annotated[int, typer.Option(min=0, help="0: keep the model's head.")] = 20,
+    finetune_epochs: Annotated[
+        int, typer.Option(min=0, max=10_000, help="0: keep the model's head.")
+    ] = 20,
     train_annotations: Annotated[Path | None, typer.Option(help="COCO JSON to fine-tune on.")] = (
         None
     ),
     train_root: Annotated[Path | None, typer.Option(help="Its images (default --coco-root).")] = (
         None
     ),
-    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    lr: Annotated[float, typer.Option(min=0.0, max=10.0)] = 1e-3,
     method: Methods = None,
     resolution: Resolution = 28,
     n_images: NImages = 0,
@@ -202,8 +207,10 @@ def pointing_game_command(
     from medxai.data.coco import CocoInstances
     from medxai.device import resolve_device
     from medxai.models import zoo
+    from medxai.outputs import check_output
     from pipelines.coco_pointing import PointingSettings, finetune_head, pointing_game
 
+    check_output(out, [coco_root])
     methods = _methods(method, ["gradcam", "sigcam"])
     coco = CocoInstances(annotations, coco_root)
     net, loader, prep, layer, name = _model(

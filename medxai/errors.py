@@ -2,7 +2,14 @@
 
 
 class MedxaiError(Exception):
-    """Base class for every user-caused error (bad path, malformed input, unknown option)."""
+    """Base class for every user-caused error (bad path, malformed input, unknown option).
+
+    The message is kept to one line: a library's multi-line text would otherwise hide the
+    file name when the CLI prints the last line of an error raised in a worker.
+    """
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 class SplitFileError(MedxaiError):
@@ -19,3 +26,9 @@ class DatasetError(MedxaiError):
 
 class ModelOutputError(MedxaiError):
     """A model produced NaN or infinite scores, so nothing computed from them can be trusted."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's text, or its type when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

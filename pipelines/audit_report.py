@@ -63,7 +63,7 @@ def assemble(
     audit: Audit, root: Path, tests: list[str], classes: list[str], data: dict, trained: dict,
     base_eval: dict, clean_eval: dict, comparison: dict, shortcut: dict, cleaning: dict,
 ) -> dict:  # fmt: skip
-    """The audit.json dict (DESIGN.md: baseline, cleaned, shortcut, timings, and the rest)."""
+    """The audit.json dict (baseline, cleaned, shortcut, timings, and the rest; see README)."""
     c = audit.config
     phantom = None
     if c.dataset == "phantom":

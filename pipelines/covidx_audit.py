@@ -27,6 +27,7 @@ from medxai.metrics.shortcut import RelianceThresholds
 from medxai.models.checkpoint import load_checkpoint
 from medxai.models.training import TrainConfig, evaluate, fit
 from medxai.models.zoo import target_layer
+from medxai.outputs import check_output, output_lock
 from pipelines import shortcut_analysis as sa
 from pipelines.audit_report import assemble, build_artifacts, save_array
 from pipelines.explain_images import explain_images, items_from_records
@@ -38,7 +39,7 @@ COVIDX_HELP = (
     "https://github.com/lindawangg/COVID-Net (docs/COVIDx.md) or Kaggle's 'COVIDx CXR'"
 )
 BALANCED_SPLIT = "test_balanced.txt"
-DETECTORS = ("auto", "craft", "rapidocr", "both")
+DETECTORS = ("auto", "fused", "craft-paper", "craft", "rapidocr", "both")
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class AuditConfig:
     methods: tuple[str, ...] = ("igos++", "sigcam", "gradcam")
     n_explain: int = 2
     resolution: int = 28
-    detector: str = "auto"  # CRAFT on a GPU, RapidOCR on a CPU (see README)
+    detector: str = "auto"  # the recommended detector, "fused", on CPU and GPU (see README)
     text_threshold: float = 0.7
     dilate: int = 4
     radius: int = 10
@@ -120,12 +121,17 @@ class Audit:
         self.stages = StageCache(self.out, self.hooks.stage)
         self.detector = self.config.detector
         if self.detector == "auto":
-            self.detector = "craft" if self.device.type == "cuda" else "rapidocr"
+            self.detector = "fused"
 
     def run(self) -> dict:
         """Every stage in order (finished ones are read back); returns the audit.json dict."""
-        c, run = self.config, self.stages.run
         root = self.dataset_root()  # a bad --root fails before anything is written
+        check_output(self.out, [root if self.config.dataset == "covidx" else None])
+        with output_lock(self.out):
+            return self._run(root)
+
+    def _run(self, root: Path) -> dict:
+        c, run = self.config, self.stages.run
         claim_folder(self.out, asdict(c))
         if c.dataset == "phantom":
             run("dataset", self.make_phantom)
@@ -168,6 +174,8 @@ class Audit:
         if self.config.dataset == "phantom":
             return self.out / "dataset"
         root = Path(self.config.root)
+        if not root.is_dir():
+            raise DatasetError(f"{root}: dataset root not found; {COVIDX_HELP}")
         if not (root / self.config.train_split).is_file():
             raise DatasetError(f"{root}: no {self.config.train_split}; {COVIDX_HELP}")
         return root
@@ -199,6 +207,8 @@ class Audit:
         for split in report.splits:
             if split.line_problems:
                 raise DatasetError(str(split.line_problems[0]))
+        for line in report.warnings:
+            self.hooks.log(f"warning: {line}")
         for split in report.splits:
             for skipped in split.unreadable:
                 self.hooks.log(f"skipping unreadable {skipped.record.path}: {skipped.reason}")
@@ -380,6 +390,9 @@ class Audit:
             "n_boxes": summary.boxes,
             "failed": [{"file": f["source"], "error": f["reason"]} for f in summary.failed],
             "cleaned": sorted(k for k, e in entries.items() if e["status"] != "failed"),
+            "n_residual_boxes": summary.residual_boxes,
+            "with_residual": summary.with_residual,
+            "needs_review": summary.needs_review,
         }
 
 

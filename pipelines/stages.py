@@ -14,6 +14,7 @@ from pathlib import Path
 
 from medxai.atomic import atomic_write_text
 from medxai.errors import MedxaiError
+from medxai.outputs import LOCK_NAME
 
 
 class StageCache:
@@ -60,6 +61,6 @@ def claim_folder(out: Path, config: dict) -> None:
                 "use the same options to resume it, or choose another --out"
             )
         return
-    if any(p.name != ".gitkeep" for p in out.iterdir()):
+    if any(p.name not in (".gitkeep", LOCK_NAME) for p in out.iterdir()):
         raise MedxaiError(f"{out} is not empty and holds no audit to resume; choose another --out")
     atomic_write_text(path, json.dumps(config, indent=2) + "\n")

@@ -13,10 +13,11 @@ from medxai.data.covidx import (
     LineProblem,
     Record,
     Skipped,
-    default_image_dir,
-    parse_split_lines,
+    discover_splits,
+    read_splits,
 )
 from medxai.data.imageio import read_raw
+from medxai.data.paths import file_problem
 from medxai.errors import DatasetError, ImageReadError
 
 
@@ -51,6 +52,8 @@ class SplitReport:
 class DatasetReport:
     root: Path
     splits: list[SplitReport]
+    warnings: list[str] = field(default_factory=list)  # e.g. an image listed twice
+    notes: list[str] = field(default_factory=list)  # e.g. a README.txt not taken for a split
 
     @property
     def ok(self) -> bool:
@@ -76,11 +79,6 @@ class DatasetReport:
         }
 
 
-def find_split_files(root: Path) -> list[str]:
-    """Every *.txt directly under the root: COVIDx ships its splits that way."""
-    return sorted(p.name for p in root.glob("*.txt") if p.is_file())
-
-
 @dataclass(frozen=True)
 class ImageInfo:
     format: str
@@ -92,7 +90,7 @@ class ImageInfo:
 def inspect_image(path: Path, decode: bool = True) -> ImageInfo | str | None:
     """ImageInfo when the image decodes, None when it exists (decode=False), else the reason."""
     if not decode:
-        return None if path.is_file() else "image not found"
+        return file_problem(path)
     try:
         raw = read_raw(path)
     except ImageReadError as err:
@@ -132,20 +130,25 @@ def check_dataset(
 ) -> DatasetReport:
     """Parse every split leniently and (with `decode`) read every image once.
 
+    Without `splits`, the split files are found under the root (`discover_splits`).
     `progress(advance, total)` is called once per image.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset root not found")
-    splits = list(splits or find_split_files(root))
+    notes: list[str] = []
     if not splits:
-        raise DatasetError(f"{root}: no split files (*.txt) found; expected train.txt, test.txt")
-    image_dirs = dict(image_dirs or {})
-    reports = []
-    for split in splits:
-        image_dir = root / image_dirs.get(split, default_image_dir(split))
-        records, problems = parse_split_lines(root / split, image_dir, strict=False)
-        reports.append(SplitReport(split, image_dir, records, problems))
+        splits, notes = discover_splits(root)
+    index = read_splits(root, list(splits), image_dirs)
+    reports = [
+        SplitReport(
+            split,
+            index.image_dirs[split],
+            records,
+            [p for p in index.problems if p.split_file == root / split],
+        )  # fmt: skip
+        for split, records in index.records.items()
+    ]
     total = sum(len(r.records) for r in reports)
     for report in reports:
         for record, result in _inspect_all(report.records, decode, workers):
@@ -159,4 +162,4 @@ def check_dataset(
                     report.burned_in[result.burned_in] += 1
             if progress:
                 progress(1, total)
-    return DatasetReport(root, reports)
+    return DatasetReport(root, reports, index.warnings, notes)

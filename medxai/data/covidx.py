@@ -7,8 +7,9 @@ blank lines are ignored. The images of `train*.txt` live in `ROOT/train/`, those
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 
 from medxai.data.imageio import read_image, to_channels
+from medxai.data.paths import file_problem, link_problem, name_problem
 from medxai.errors import MedxaiError, SplitFileError
 
 LABEL_SETS: dict[str, tuple[str, ...]] = {
@@ -41,14 +43,15 @@ class Record:
 
 @dataclass(frozen=True)
 class LineProblem:
-    """A split-file line that could not be parsed."""
+    """A split-file line (or, at line 0, a whole split file) that cannot be used."""
 
     split_file: Path
     line: int
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.split_file}:{self.line}: {self.reason}"
+        where = f"{self.split_file}:{self.line}" if self.line else str(self.split_file)
+        return f"{where}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ def _allowed_labels() -> str:
     return " or ".join("|".join(labels) for labels in LABEL_SETS.values())
 
 
+KNOWN_LABELS = frozenset(label for names in LABEL_SETS.values() for label in names)
+
+
 def label_set_of(labels: Iterable[str]) -> tuple[str, ...]:
     """The one label set (3-class or binary) that holds every label given."""
     found = set(labels)
@@ -81,40 +87,88 @@ def label_set_of(labels: Iterable[str]) -> tuple[str, ...]:
     raise MedxaiError(f"labels {sorted(found)} mix label sets; use one of {_allowed_labels()}")
 
 
-def parse_split_lines(
-    split_file: Path, image_dir: Path, strict: bool = True
-) -> tuple[list[Record], list[LineProblem]]:
-    """Parse a split file. strict: raise on the first bad line; else collect every problem."""
-    if not split_file.is_file():
+@dataclass(frozen=True)
+class LineFields:
+    patient_id: str
+    filename: str
+    label: str
+    source: str | None
+
+
+def split_line(fields: list[str]) -> LineFields | str:
+    """A split line's fields, or why it is not one.
+
+    Published COVIDx files carry patient ids with spaces ('COVID 70 COVID(70).png COVID-19
+    sirm'), so the line is read around its label token: the label is the last or the
+    second-to-last token, the file name the token before it, the patient id all before that.
+    """
+    if len(fields) < 3:
+        return f"expected 'patient_id filename label [source]', got {len(fields)} fields"
+    for at in (len(fields) - 2, len(fields) - 1):
+        if at >= 2 and fields[at] in KNOWN_LABELS:
+            source = fields[at + 1] if at + 1 < len(fields) else None
+            return LineFields(" ".join(fields[: at - 1]), fields[at - 1], fields[at], source)
+    if len(fields) in (3, 4):
+        return f"unknown label {fields[2]!r}; allowed labels: {_allowed_labels()}"
+    return (
+        f"expected 'patient_id filename label [source]' with the label last or second to "
+        f"last, got {len(fields)} fields and no known label there ({_allowed_labels()})"
+    )
+
+
+def _line_problem(fields: list[str]) -> str | None:
+    parsed = split_line(fields)
+    return parsed if isinstance(parsed, str) else name_problem(parsed.filename)
+
+
+def _read_lines(split_file: Path) -> list[str]:
+    if not split_file.exists():
         raise SplitFileError(f"{split_file}: split file not found")
-    known = {label for names in LABEL_SETS.values() for label in names}
+    if not split_file.is_file():
+        raise SplitFileError(f"{split_file}: split file is not a regular file")
+    try:
+        return split_file.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise SplitFileError(f"{split_file}: not a UTF-8 text file ({err.reason})") from err
+
+
+def parse_split_lines(
+    split_file: Path, image_dir: Path, strict: bool = True, root: Path | None = None
+) -> tuple[list[Record], list[LineProblem]]:
+    """Parse a split file. strict: raise on the first bad line; else collect every problem.
+
+    Besides the line's form and label, the path rules of `medxai.data.paths` apply: the file
+    must stay inside `root` (default: the image folder's parent) or the image folder.
+    """
+    root = image_dir.parent if root is None else root
     records: list[Record] = []
     problems: list[LineProblem] = []
     try:
-        lines = split_file.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise SplitFileError(f"{split_file}: not a UTF-8 text file ({err.reason})") from err
+        lines = _read_lines(split_file)
+    except SplitFileError as err:
+        if strict:
+            raise
+        return [], [LineProblem(split_file, 0, str(err).removeprefix(f"{split_file}: "))]
     for number, text in enumerate(lines, start=1):
         fields = text.split()
         if not fields:
             continue
-        problem = None
-        if len(fields) not in (3, 4):
-            problem = f"expected 'patient_id filename label [source]', got {len(fields)} fields"
-        elif fields[2] not in known:
-            problem = f"unknown label {fields[2]!r}; allowed labels: {_allowed_labels()}"
+        parsed = split_line(fields)
+        problem = parsed if isinstance(parsed, str) else name_problem(parsed.filename)
+        if problem is None:
+            path = image_dir / parsed.filename
+            problem = link_problem(path, root, image_dir)
         if problem:
             if strict:
                 raise SplitFileError(f"{split_file}:{number}: {problem}")
             problems.append(LineProblem(split_file, number, problem))
             continue
-        patient_id, filename, label = fields[:3]
-        source = fields[3] if len(fields) == 4 else None
-        records.append(
-            Record(
-                patient_id, filename, label, source, image_dir / filename, split_file.name, number
-            )
-        )
+        row = (parsed.patient_id, parsed.filename, parsed.label, parsed.source)
+        records.append(Record(*row, path, split_file.name, number))
+    if not records and not problems:
+        problems.append(LineProblem(split_file, 0, "no image lines: the split is empty"))
+        if strict:
+            raise SplitFileError(str(problems[0]))
     return records, problems
 
 
@@ -124,22 +178,139 @@ def parse_split_file(split_file: str | Path, image_dir: str | Path) -> list[Reco
     return records
 
 
+@dataclass
+class SplitIndex:
+    """Every split of a dataset, parsed leniently: records, problems and warnings."""
+
+    root: Path
+    records: dict[str, list[Record]]
+    image_dirs: dict[str, Path]
+    problems: list[LineProblem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def raise_problems(self) -> None:
+        """A user error naming the first problem (and how many more there are)."""
+        if not self.problems:
+            return
+        more = len(self.problems) - 1
+        tail = f" (and {more} more problem(s); `medxai data-check` lists them)" if more else ""
+        raise SplitFileError(f"{self.problems[0]}{tail}")
+
+
+def read_splits(
+    root: str | Path, splits: Sequence[str], image_dirs: Mapping[str, str] | None = None
+) -> SplitIndex:
+    """Parse each split leniently, then check the dataset as a whole (see `dataset_problems`)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SplitFileError(f"{root}: dataset root not found")
+    image_dirs = dict(image_dirs or {})
+    index = SplitIndex(root, {}, {})
+    for split in splits:
+        image_dir = root / image_dirs.get(split, default_image_dir(split))
+        records, problems = parse_split_lines(root / split, image_dir, strict=False, root=root)
+        index.records[split], index.image_dirs[split] = records, image_dir
+        index.problems += problems
+    problems, warnings = dataset_problems(root, index.records)
+    index.problems += problems
+    index.warnings += warnings
+    return index
+
+
+def dataset_problems(
+    root: Path, splits: Mapping[str, Sequence[Record]]
+) -> tuple[list[LineProblem], list[str]]:
+    """Problems only the whole dataset shows: mixed label sets, one image with two labels.
+
+    An image listed twice with the same label is a warning (it counts twice, and across
+    train and test it leaks).
+    """
+    records = [r for split in splits.values() for r in split]
+    problems = _mixed_label_sets(root, records)
+    warnings: list[str] = []
+    first: dict[str, Record] = {}
+    for record in records:
+        key = os.path.normpath(record.path)
+        earlier = first.setdefault(key, record)
+        if earlier is record:
+            continue
+        where = f"{root / earlier.split}:{earlier.line}"
+        if earlier.label != record.label:
+            problems.append(
+                LineProblem(
+                    root / record.split,
+                    record.line,
+                    f"{record.filename} is labelled {record.label!r} here and "
+                    f"{earlier.label!r} at {where}",
+                )  # fmt: skip
+            )
+        else:
+            warnings.append(
+                f"{root / record.split}:{record.line}: {record.filename} is listed again "
+                f"(also at {where})"
+            )
+    return problems, warnings
+
+
+def _mixed_label_sets(root: Path, records: Sequence[Record]) -> list[LineProblem]:
+    counts = {name: sum(r.label in labels for r in records) for name, labels in LABEL_SETS.items()}
+    if sum(1 for n in counts.values() if n) < 2:
+        return []
+    main = max(counts, key=lambda name: counts[name])
+    return [
+        LineProblem(
+            root / r.split,
+            r.line,
+            f"label {r.label!r} is not in the {main} label set ({'|'.join(LABEL_SETS[main])}) "
+            f"that the other {counts[main]} lines use",
+        )  # fmt: skip
+        for r in records
+        if r.label not in LABEL_SETS[main]
+    ]
+
+
+def discover_splits(root: Path) -> tuple[list[str], list[str]]:
+    """The split files directly under `root`, and notes on `*.txt` files taken for prose.
+
+    A `train*`/`test*` file is always a split; any other `*.txt` is one only when at least
+    one of its lines reads as a split line (a README.txt is not). A training split must be
+    there: without one a cleaned copy or an audit would silently lack it.
+    """
+    splits, notes = [], []
+    for path in sorted(root.glob("*.txt")):
+        if path.stem.startswith(("train", "test")) or _reads_as_split(path):
+            splits.append(path.name)
+        else:
+            notes.append(f"{path}: ignored, no line reads as 'patient_id filename label [source]'")
+    if not any(name.startswith("train") for name in splits):
+        raise SplitFileError(
+            f"{root}: no training split (train*.txt) found; name the split files with --splits"
+        )
+    return splits, notes
+
+
+def _reads_as_split(path: Path) -> bool:
+    if file_problem(path):  # never open a FIFO or a device to find out
+        return False
+    try:
+        lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    except OSError:
+        return False
+    return any(_line_problem(text.split()) is None for text in lines if text.strip())
+
+
 def load_covidx(
     root: str | Path,
     splits: Sequence[str] = DEFAULT_SPLITS,
     image_dirs: Mapping[str, str] | None = None,
 ) -> dict[str, list[Record]]:
-    """Records of each split file under `root`, keyed by split file name."""
-    root = Path(root)
-    if not root.is_dir():
-        raise SplitFileError(f"{root}: dataset root not found")
-    image_dirs = dict(image_dirs or {})
-    return {
-        split: parse_split_file(
-            root / split, root / image_dirs.get(split, default_image_dir(split))
-        )
-        for split in splits
-    }
+    """Records of each split file under `root`, keyed by split file name.
+
+    Raises SplitFileError on the first problem any split or the dataset as a whole has.
+    """
+    index = read_splits(root, splits, image_dirs)
+    index.raise_problems()
+    return index.records
 
 
 class CovidxDataset(Dataset):

@@ -7,6 +7,7 @@ the photometric interpretation of the file.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +18,14 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from medxai.atomic import atomic_write_bytes
-from medxai.errors import ImageReadError
+from medxai.data.paths import file_problem
+from medxai.errors import ImageReadError, first_line
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 DICOM_MAGIC_OFFSET = 128
+MAX_PIXELS = 100_000_000  # 10,000 × 10,000: past every radiograph, far below memory trouble
+GRAY_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2")
 
 
 @dataclass(frozen=True)
@@ -50,15 +54,34 @@ def sniff_format(path: Path) -> str:
     raise ImageReadError(f"{path}: not a PNG, JPEG or DICOM file")
 
 
-def _check_exists(path: Path) -> None:
-    if not path.is_file():
-        raise ImageReadError(f"{path}: image not found")
+def _check_file(path: Path) -> None:
+    problem = file_problem(path)
+    if problem:
+        raise ImageReadError(f"{path}: {problem}")
 
 
-def read_raw(path: str | Path) -> RawImage:
+def _decoding(read):
+    """Any failure inside a decoder becomes one ImageReadError line naming the file."""
+
+    @functools.wraps(read)
+    def guarded(path: str | Path):
+        path = Path(path)
+        _check_file(path)
+        try:
+            return read(path)
+        except ImageReadError:
+            raise
+        except MemoryError as err:
+            raise ImageReadError(f"{path}: too large to decode in memory") from err
+        except Exception as err:  # pydicom and OpenCV raise many types on damaged files
+            raise ImageReadError(f"{path}: cannot decode ({first_line(err)})") from err
+
+    return guarded
+
+
+@_decoding
+def read_raw(path: Path) -> RawImage:
     """Read the stored pixels without changing their values or depth."""
-    path = Path(path)
-    _check_exists(path)
     fmt = sniff_format(path)
     if fmt == "dicom":
         ds = _read_dicom_dataset(path)
@@ -69,10 +92,9 @@ def read_raw(path: str | Path) -> RawImage:
     return RawImage(*_read_bitmap(path, fmt))
 
 
-def read_image(path: str | Path) -> np.ndarray:
+@_decoding
+def read_image(path: Path) -> np.ndarray:
     """Read an image as float32 in [0, 1]: (H, W) for grayscale, (H, W, 3) for RGB."""
-    path = Path(path)
-    _check_exists(path)
     fmt = sniff_format(path)
     if fmt == "dicom":
         return _dicom_to_unit(_read_dicom_dataset(path), path)
@@ -80,7 +102,35 @@ def read_image(path: str | Path) -> np.ndarray:
     return (pixels.astype(np.float32) / float(2**depth - 1)).clip(0.0, 1.0)
 
 
+def _check_pixels(path: Path, width: int, height: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageReadError(f"{path}: image declares {width}×{height} pixels")
+    if width * height > MAX_PIXELS:
+        raise ImageReadError(
+            f"{path}: image declares {width}×{height} pixels, over the limit of "
+            f"{MAX_PIXELS:,} pixels"
+        )
+
+
+def _bitmap_size(path: Path, fmt: str) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except Image.DecompressionBombError as err:
+        raise ImageReadError(f"{path}: image is over the limit of {MAX_PIXELS:,} pixels") from err
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's ways of saying "not decodable"
+        raise ImageReadError(f"{path}: corrupt or truncated {fmt.upper()} file") from err
+
+
 def _read_bitmap(path: Path, fmt: str) -> tuple[np.ndarray, str, int]:
+    _check_pixels(path, *_bitmap_size(path, fmt))
     data = np.fromfile(path, dtype=np.uint8)
     pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if pixels is None:
@@ -100,11 +150,22 @@ def _read_dicom_dataset(path: Path) -> pydicom.Dataset:
         raise ImageReadError(f"{path}: unreadable DICOM ({err})") from err
     if "PixelData" not in ds:
         raise ImageReadError(f"{path}: DICOM file has no pixel data")
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-        raise ImageReadError(
-            f"{path}: multi-frame DICOM ({ds.NumberOfFrames} frames) is not a radiograph"
-        )
+    frames = _dicom_int(ds, "NumberOfFrames", path, default=1)
+    if frames > 1:
+        raise ImageReadError(f"{path}: multi-frame DICOM ({frames} frames) is not a radiograph")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    if photometric not in (*GRAY_PHOTOMETRIC, "RGB"):
+        raise ImageReadError(f"{path}: unsupported photometric interpretation {photometric}")
+    _check_pixels(path, _dicom_int(ds, "Columns", path), _dicom_int(ds, "Rows", path))
     return ds
+
+
+def _dicom_int(ds: pydicom.Dataset, keyword: str, path: Path, default: int | None = None) -> int:
+    value = ds.get(keyword, default)
+    try:
+        return int(value if value not in (None, "") else default)
+    except (TypeError, ValueError) as err:
+        raise ImageReadError(f"{path}: malformed DICOM {keyword} {value!r}") from err
 
 
 def _dicom_pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
@@ -114,17 +175,18 @@ def _dicom_pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:
         syntax = ds.file_meta.get("TransferSyntaxUID", "unknown")
         name = getattr(syntax, "name", str(syntax))
         raise ImageReadError(
-            f"{path}: cannot decode DICOM pixel data (transfer syntax {name}): {err}"
+            f"{path}: cannot decode DICOM pixel data (transfer syntax {name}): {first_line(err)}"
         ) from err
 
 
 def _dicom_to_unit(ds: pydicom.Dataset, path: Path) -> np.ndarray:
     """Modality LUT → VOI LUT/window → MONOCHROME1 inversion → [0, 1]."""
     pixels = _dicom_pixels(ds, path)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    if photometric not in GRAY_PHOTOMETRIC:
         if pixels.ndim == 3 and pixels.shape[-1] == 3:
-            return (pixels.astype(np.float32) / float(2 ** int(ds.BitsStored) - 1)).clip(0, 1)
+            depth = _dicom_int(ds, "BitsStored", path, default=8)
+            return (pixels.astype(np.float32) / float(2**depth - 1)).clip(0, 1)
         raise ImageReadError(f"{path}: unsupported photometric interpretation {photometric}")
     values = apply_voi_lut(apply_modality_lut(pixels, ds), ds).astype(np.float64)
     lo, hi = float(values.min()), float(values.max())

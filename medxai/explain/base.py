@@ -1,4 +1,4 @@
-"""The Explainer contract (DESIGN.md) kept in one place: validation, model guard, counting."""
+"""The Explainer contract kept in one place: validation, model guard, counting."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ class ModelRunner:
         self.batch_size = batch_size
         self.softmax = softmax
         self.images = 0
+        self.forward_equivalents = 0
         self._bad: Tensor | None = None
 
     def logits(self, x: Tensor) -> Tensor:
@@ -48,6 +49,7 @@ class ModelRunner:
                 + (f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__)
             )
         self.images += x.shape[0]
+        self.forward_equivalents += x.shape[0] * (3 if out.requires_grad else 1)
         bad = ~torch.isfinite(out.detach()).all()
         self._bad = bad if self._bad is None else self._bad | bad
         return out
@@ -58,6 +60,19 @@ class ModelRunner:
         if self.softmax:
             out = torch.softmax(out, dim=1)
         return out.gather(1, targets.view(-1, 1)).squeeze(1)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Parameters need no gradient while only input gradients are taken: a backward then
+        skips every weight gradient. The flags are restored after."""
+        flags = [(p, p.requires_grad) for p in self.model.parameters()]
+        for p, _ in flags:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
 
     def check(self) -> None:
         """Raises ModelOutputError if any output seen so far was NaN or infinite."""
@@ -148,7 +163,7 @@ class Explainer:
         with model_guard(model):
             with torch.no_grad():
                 check_targets(runner.logits(images[:1]), targets)
-            runner.images = 0
+            runner.images = runner.forward_equivalents = 0
             maps = self._explain(runner, images, targets)
         runner.check()
         maps = maps.detach()
@@ -161,6 +176,7 @@ class Explainer:
             "seconds": time.perf_counter() - start,
             "model_images": float(runner.images),
             "model_images_per_image": runner.images / n,
+            "forward_equivalents_per_image": runner.forward_equivalents / n,
             **self._extra,
         }
         return maps

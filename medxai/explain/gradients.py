@@ -18,17 +18,18 @@ def input_gradients(
 ) -> Tensor:
     """Sum over samples of dF_c/dx per image, (N, C, H, W); all samples batched in chunks."""
     acc: Tensor | None = None
-    for start in range(0, total, runner.batch_size):
-        flat = torch.arange(start, min(total, start + runner.batch_size), device=targets.device)
-        x, img = sample(flat)
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            score = runner.scores(x, targets[img])  # (b,)
-            (g,) = torch.autograd.grad(score.sum(), x)  # (b, C, H, W)
-        if acc is None:
-            acc = g.new_zeros(n_images, *g.shape[1:])
-        onehot = (img == torch.arange(n_images, device=img.device)[:, None]).to(g.dtype)
-        acc.view(n_images, -1).add_(onehot @ g.flatten(1))  # deterministic segment sum
+    with runner.frozen():
+        for start in range(0, total, runner.batch_size):
+            flat = torch.arange(start, min(total, start + runner.batch_size), device=targets.device)
+            x, img = sample(flat)
+            x = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                score = runner.scores(x, targets[img])  # (b,)
+                (g,) = torch.autograd.grad(score.sum(), x)  # (b, C, H, W)
+            if acc is None:
+                acc = g.new_zeros(n_images, *g.shape[1:])
+            onehot = (img == torch.arange(n_images, device=img.device)[:, None]).to(g.dtype)
+            acc.view(n_images, -1).add_(onehot @ g.flatten(1))  # deterministic segment sum
     assert acc is not None
     return acc
 

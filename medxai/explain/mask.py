@@ -63,12 +63,20 @@ class MeaningfulPerturbation(MaskOptimizer):
         warmup: Warmup | None = None,
     ) -> Tensor:
         runner.softmax = self.softmax
-        n, size = images.shape[0], tuple(images.shape[-2:])
+        n = images.shape[0]
         h, w = self.mask_size(images)
         full = self.baseline(images)
         base = full if warmup is None else blurred_baseline(images, warmup[1], warmup[2])
         start = images.new_ones(n, 1, h, w) if init is None else init
         mask = start.detach().clone().requires_grad_(True)  # (N, 1, r, r)
+        with runner.frozen():
+            self._descend(runner, images, targets, mask, base, full, warmup)
+        self._extra["iterations"] = float(self.iterations)
+        return mask.detach()
+
+    def _descend(self, runner, images, targets, mask, base, full, warmup) -> None:
+        """Adam on `mask` in place (parameters frozen: only input gradients are taken)."""
+        n, size = images.shape[0], tuple(images.shape[-2:])
         opt = torch.optim.Adam([mask], lr=self.lr)
         gen = self.generator(images.device)
         for it in range(self.iterations):
@@ -93,5 +101,3 @@ class MeaningfulPerturbation(MaskOptimizer):
             opt.step()
             with torch.no_grad():
                 mask.clamp_(0, 1)
-        self._extra["iterations"] = float(self.iterations)
-        return mask.detach()

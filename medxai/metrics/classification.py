@@ -54,7 +54,7 @@ def classification_metrics(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict:
-    """The DESIGN.md metrics dict, with percentile bootstrap CIs for every figure.
+    """The metrics dict (accuracy, macro_f1, per_class, confusion), with percentile bootstrap CIs.
 
     Returns {"accuracy", "macro_f1", "per_class": {CLASS: {precision, recall, f1, support,
     ci: {precision: [lo, hi], ...}}}, "confusion", "ci": {accuracy, macro_f1}, "n"}.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -92,6 +93,18 @@ def patient_split(
     folds = max(2, round(1.0 / val_fraction))
     labels = [r.label for r in records]
     groups = [r.patient_id for r in records]
+    if len(set(groups)) < folds:
+        raise MedxaiError(
+            f"cannot carve a validation split by patient: {len(records)} training images of "
+            f"{len(set(groups))} patient(s), and a validation share of {val_fraction} needs at "
+            f"least {folds} patients"
+        )
+    rarest, count = min(Counter(labels).items(), key=lambda item: item[1])
+    if count < folds:
+        raise MedxaiError(
+            f"cannot carve a validation split by patient: class {rarest!r} has {count} training "
+            f"image(s), and a validation share of {val_fraction} needs at least {folds} per class"
+        )
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     try:
         train_index, val_index = next(splitter.split(np.zeros(len(records)), labels, groups))
@@ -217,7 +230,7 @@ def evaluate(
     seed: int = 0,
     workers: int = 0,
 ) -> dict:
-    """The DESIGN.md metrics dict (with bootstrap CIs) of `model` on `records`."""
+    """The metrics dict (with bootstrap CIs) of `model` on `records`."""
     labels, probs = predict(model, eval_dataset(records, spec), device, workers=workers)
     metrics = classification_metrics(
         labels, probs.argmax(1), spec.classes, n_bootstrap=n_bootstrap, seed=seed
@@ -255,6 +268,13 @@ def fit(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     classes = label_set_of(r.label for r in records)
+    present = sorted({r.label for r in records})
+    if len(present) < 2:
+        where = f"{records[0].split}: " if records else ""
+        raise MedxaiError(
+            f"{where}the training split holds {len(records)} image(s) of the classes "
+            f"{present}; a classifier needs at least two classes"
+        )
     spec = ModelSpec(config.model, classes, config.preprocessing())
     train_records, val_records = patient_split(records, config.val_fraction, config.seed)
     model = build_model(config.model, len(classes), config.channels, config.weights, config.seed)
@@ -380,7 +400,7 @@ def evaluate_checkpoint(
 
 
 def write_metrics(path: Path, results: dict[str, dict], state: TrainState) -> None:
-    """RUN/metrics.json: the first test split's metrics on top (DESIGN.md), all under 'splits'."""
+    """RUN/metrics.json: the first test split's metrics on top, all under 'splits'."""
     first = next(iter(results.values()), {})
     payload = {**first, "splits": results, **_summary(state), "history": state.history}
     _write_json(path, payload)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -23,6 +24,17 @@ from medxai.models.covidnet import WIDTHS, COVIDNet
 from medxai.models.lite import build_efficientnet_lite0
 
 
+@dataclass(frozen=True)
+class Architecture:
+    """What the rest of medxai needs to know of one architecture, declared once."""
+
+    build: Callable[[int], nn.Module]  # num_classes -> a fresh model (3 input channels)
+    first_conv: str  # adapted to 1 channel for grayscale input
+    target_layer: str  # whose activations CAM methods use
+    head_layer: str  # the output layer: reshaped for num_classes, trained by fine-tuning
+    other_heads: tuple[str, ...] = ()  # further layers a weights file may shape differently
+
+
 def _torchvision(builder: Callable[..., nn.Module], head: str) -> Callable[[int], nn.Module]:
     def build(num_classes: int) -> nn.Module:
         model = builder(weights=None)
@@ -33,43 +45,46 @@ def _torchvision(builder: Callable[..., nn.Module], head: str) -> Callable[[int]
     return build
 
 
-BUILDERS: dict[str, tuple[Callable[[int], nn.Module], str, str]] = {
-    # name: (builder taking num_classes, first conv, target layer for CAMs)
-    "resnet18": (_torchvision(torchvision.models.resnet18, "fc"), "conv1", "layer4"),
-    "resnet50": (_torchvision(torchvision.models.resnet50, "fc"), "conv1", "layer4"),
-    "densenet121": (
-        _torchvision(torchvision.models.densenet121, "classifier"),
-        "features.conv0",
-        "features.norm5",
+def _tv(builder: Callable[..., nn.Module], first: str, target: str, head: str, *others: str):
+    return Architecture(_torchvision(builder, head), first, target, head, others)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "resnet18": _tv(torchvision.models.resnet18, "conv1", "layer4", "fc"),
+    "resnet50": _tv(torchvision.models.resnet50, "conv1", "layer4", "fc"),
+    "densenet121": _tv(
+        torchvision.models.densenet121, "features.conv0", "features.norm5", "classifier"
     ),
-    "densenet201": (
-        _torchvision(torchvision.models.densenet201, "classifier"),
-        "features.conv0",
-        "features.norm5",
+    "densenet201": _tv(
+        torchvision.models.densenet201, "features.conv0", "features.norm5", "classifier"
     ),
-    "vgg19": (_torchvision(torchvision.models.vgg19, "classifier.6"), "features.0", "features.36"),
+    "vgg19": _tv(torchvision.models.vgg19, "features.0", "features.36", "classifier.6"),
     # transform_input=True: torchvision's ImageNet Inception weights expect it (ported from TF).
-    "inception_v3": (
-        _torchvision(
-            partial(torchvision.models.inception_v3, init_weights=False, transform_input=True),
-            "fc",
-        ),
+    "inception_v3": _tv(
+        partial(torchvision.models.inception_v3, init_weights=False, transform_input=True),
         "Conv2d_1a_3x3.conv",
         "Mixed_7c",
-    ),
-    "efficientnet-lite0": (build_efficientnet_lite0, "_conv_stem", "_head_act"),
-    "monai-densenet121": (
+        "fc",
+        "AuxLogits.fc",
+    ),  # fmt: skip
+    "efficientnet-lite0": Architecture(build_efficientnet_lite0, "_conv_stem", "_head_act", "_fc"),
+    "monai-densenet121": Architecture(
         lambda n: DenseNet121(spatial_dims=2, in_channels=3, out_channels=n),
         "features.conv0",
         "features.norm5",
-    ),
+        "class_layers.out",
+    ),  # fmt: skip
     **{
-        name: ((lambda n, v=name: COVIDNet(v, n, 3)), "features.stem.0", "features.stage4")
+        name: Architecture(
+            (lambda n, v=name: COVIDNet(v, n, 3)),
+            "features.stem.0",
+            "features.stage4",
+            "classifier.6",
+        )  # fmt: skip
         for name in WIDTHS
     },
 }
-MODEL_NAMES = tuple(BUILDERS)
-HEAD_PREFIXES = ("fc", "classifier", "_fc", "AuxLogits")  # layers fine-tuning may reshape
+MODEL_NAMES = tuple(ARCHITECTURES)
 
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -77,32 +92,31 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, leaf, module)
 
 
+def architecture(name: str) -> Architecture:
+    if name not in ARCHITECTURES:
+        raise MedxaiError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    return ARCHITECTURES[name]
+
+
 def target_layer(name: str) -> str:
     """The module name whose activations CAM methods use for this architecture."""
-    return BUILDERS[_check_name(name)][2]
+    return architecture(name).target_layer
 
 
 def head_layer(name: str) -> str:
     """The module name of the output layer (what COCO fine-tuning trains)."""
-    heads = {"vgg19": "classifier.6", "efficientnet-lite0": "_fc"}
-    return heads.get(_check_name(name), "classifier" if "densenet" in name else "fc")
+    return architecture(name).head_layer
 
 
 def natural_preprocessing(name: str) -> NaturalPreprocessing:
     """Standard ImageNet evaluation input per model: 256 -> 224 crop, Inception 342 -> 299,
     EfficientNet-Lite normalised (x - 127) / 128 as in its TF code (checked: the shipped
     weights are more confident on real photographs with it than with ImageNet mean/std)."""
-    if _check_name(name) == "inception_v3":
+    if architecture(name) is ARCHITECTURES["inception_v3"]:
         return NaturalPreprocessing(crop=299, resize=342)
     if name == "efficientnet-lite0":
         return NaturalPreprocessing(normalise="lite")
     return NaturalPreprocessing()
-
-
-def _check_name(name: str) -> str:
-    if name not in BUILDERS:
-        raise MedxaiError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    return name
 
 
 def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -122,8 +136,10 @@ def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     return loaded
 
 
-def _load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load every tensor whose name and shape fit; the classifier may differ, nothing else."""
+def _load_matching(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, heads: tuple[str, ...]
+) -> None:
+    """Load every tensor whose name and shape fit; the output layers may differ, nothing else."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -133,7 +149,7 @@ def _load_matching(model: nn.Module, state: dict[str, torch.Tensor], source: str
             f"{source}: weights do not fit this architecture "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    head_only = all(k.split(".")[0] in HEAD_PREFIXES for k in mismatched)
+    head_only = all(k.rpartition(".")[0] in heads for k in mismatched)
     if mismatched and not head_only:
         raise MedxaiError(f"{source}: weights have other shapes for {mismatched[:3]}")
     model.load_state_dict({k: v for k, v in state.items() if k not in mismatched}, strict=False)
@@ -159,13 +175,14 @@ def build_model(
     seed: int | None = None,
 ) -> nn.Module:
     """A model by name; `weights` is a local state-dict file for the 3-channel architecture."""
-    builder, first_conv, _ = BUILDERS[_check_name(name)]
+    arch = architecture(name)
     if num_classes < 2:
         raise MedxaiError(f"num_classes must be at least 2, got {num_classes}")
     if seed is not None:
         torch.manual_seed(seed)
-    model = builder(num_classes)
+    model = arch.build(num_classes)
     if weights is not None:
-        _load_matching(model, load_weights_file(weights), str(weights))
-    _adapt_first_conv(model, first_conv, in_channels)
+        heads = (arch.head_layer, *arch.other_heads)
+        _load_matching(model, load_weights_file(weights), str(weights), heads)
+    _adapt_first_conv(model, arch.first_conv, in_channels)
     return model

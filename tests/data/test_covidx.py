@@ -126,3 +126,29 @@ def test_load_covidx_honours_image_dirs(tmp_path):
     assert splits["val.txt"][0].path == tmp_path / "test" / "t.png"
     with pytest.raises(SplitFileError, match="dataset root not found"):
         load_covidx(tmp_path / "missing")
+
+
+PUBLISHED_LINES = [  # the forms COVIDx releases use, one line each
+    ("COVID 70 COVID(70).png COVID-19 sirm", ("COVID 70", "COVID(70).png", "COVID-19", "sirm")),
+    ("COVID 1 COVID(1).png COVID-19", ("COVID 1", "COVID(1).png", "COVID-19", None)),
+    ("3 SARS-10.1148rg.242035193-g04mr34g04a-Fig4a-day7.jpeg pneumonia cohen",
+     ("3", "SARS-10.1148rg.242035193-g04mr34g04a-Fig4a-day7.jpeg", "pneumonia", "cohen")),
+    ("1 ANON0.png COVID-19", ("1", "ANON0.png", "COVID-19", None)),
+    ("419639-003251 MIDRC-RICORD-1C-419639-003251-46647-0.png positive ricord",
+     ("419639-003251", "MIDRC-RICORD-1C-419639-003251-46647-0.png", "positive", "ricord")),
+    ("a b c d.png negative rsna", ("a b c", "d.png", "negative", "rsna")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("line, expected", PUBLISHED_LINES)
+def test_published_covidx_lines_parse_around_the_label(tmp_path, line, expected):
+    (tmp_path / "train.txt").write_text(line + "\n")
+    (record,) = parse_split_file(tmp_path / "train.txt", tmp_path / "train")
+    assert (record.patient_id, record.filename, record.label, record.source) == expected
+    assert record.path == tmp_path / "train" / expected[1]
+
+
+def test_a_line_without_a_label_near_its_end_names_the_form(tmp_path):
+    (tmp_path / "train.txt").write_text("p1 x.png normal s1 extra more\n")
+    with pytest.raises(SplitFileError, match=r"train.txt:1: .*label last or second to last"):
+        parse_split_file(tmp_path / "train.txt", tmp_path / "train")

@@ -16,7 +16,7 @@ from data_cleaning.inpaint import boxes_to_mask
 from medxai.cli import main
 from medxai.data.imageio import read_raw
 from medxai.data.phantom import synthesize
-from medxai.errors import DatasetError
+from medxai.errors import DatasetError, MedxaiError
 
 
 def digest(root):
@@ -95,7 +95,7 @@ def test_clean_run_keeps_the_source_resumes_identically_and_records_failures(pha
     assert broken["status"] == "failed" and "corrupt or truncated PNG" in broken["reason"]
     cleaned = next(e for e in entries if e["status"] == "cleaned")
     assert cleaned["inpaint"] == {"method": "telea", "radius": 10, "dilate": 4}
-    assert cleaned["detector"]["name"] == "craft" and cleaned["detector"]["text_threshold"] == 0.7
+    assert cleaned["detector"]["name"] == "fused"  # the recommended default
     out = read_raw(tmp_path / "full" / cleaned["output"])
     source = read_raw(phantom / cleaned["source"])
     assert out.bit_depth == source.bit_depth == 8 and out.pixels.shape == source.pixels.shape
@@ -141,7 +141,8 @@ def test_real_radiograph_with_burned_in_text_is_cleaned_and_tagged(tmp_path, cap
     ds.save_as(src / "test" / "cxr.dcm")
     (src / "test.txt").write_text("p1 cxr.dcm COVID-19 rg1\n")
     with pytest.raises(SystemExit) as exit_info:
-        main(["clean", "--root", str(src), "--out", str(tmp_path / "dst"), "--device", "cpu"])
+        main(["clean", "--root", str(src), "--out", str(tmp_path / "dst"), "--device", "cpu",
+              "--splits", "test.txt"])  # fmt: skip
     assert exit_info.value.code == 0
     entry = json.loads((tmp_path / "dst" / MANIFEST).read_text())
     boxes = boxes_to_mask(original.shape, entry["boxes"], 0) > 0
@@ -176,7 +177,7 @@ def test_16_bit_png_is_cleaned_at_16_bits(phantom, tmp_path):
     (src / "test").mkdir(parents=True)
     write_png(src / "test" / "deep.png", deep)
     (src / "test.txt").write_text("p1 deep.png normal s1\n")
-    summary = clean_dataset(src, tmp_path / "dst")
+    summary = clean_dataset(src, tmp_path / "dst", ["test.txt"])
     assert summary.with_text == 1
     out = read_raw(tmp_path / "dst" / "test" / "deep.png")
     assert out.bit_depth == 16 and out.pixels.dtype == np.uint16
@@ -184,3 +185,11 @@ def test_16_bit_png_is_cleaned_at_16_bits(phantom, tmp_path):
     inside = boxes_to_mask(deep.shape, boxes, 4) > 0
     assert np.array_equal(out.pixels[~inside], deep[~inside])
     assert (out.pixels[inside] % 257 != 3).any(), "inpainted values are computed at 16 bits"
+
+
+def test_a_dataset_without_training_split_is_cleaned_only_when_its_splits_are_named(tmp_path):
+    src = tmp_path / "src"
+    (src / "test").mkdir(parents=True)
+    (src / "test.txt").write_text("p1 x.png normal s1\n")
+    with pytest.raises(MedxaiError, match="no training split"):
+        clean_dataset(src, tmp_path / "dst")

@@ -76,3 +76,14 @@ def test_corrupt_foreign_and_mismatched_checkpoints(tmp_path):
         load_checkpoint(tmp_path / "mismatch.pt")
     with pytest.raises(MedxaiError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "none.pt")
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_head_layer_is_the_output_layer_of_every_zoo_model(name):
+    from medxai.models.zoo import head_layer
+
+    model = build_model(name, 5, 3)
+    head = model.get_submodule(head_layer(name))
+    assert isinstance(head, torch.nn.Linear) and head.out_features == 5
+    outputs = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 5]
+    assert outputs == [head], "exactly one layer makes the class scores"

@@ -87,15 +87,17 @@ def test_finetune_trains_only_the_head_with_bce_then_reuses_it(tmp_path):
 
 @pytest.mark.parametrize("damage", ["annotations", "image"])
 def test_bad_annotation_file_or_missing_image_is_one_clear_line(tmp_path, capsys, damage):
-    path = write_toy_coco(tmp_path)
+    coco = tmp_path / "coco"
+    coco.mkdir()
+    path = write_toy_coco(coco)
     if damage == "annotations":
         path.write_text(json.dumps({"images": [], "annotations": []}))
         expected = "instances.json: missing the 'categories' list"
     else:
-        (tmp_path / "img2.png").unlink()
+        (coco / "img2.png").unlink()
         expected = "img2.png: image of instances.json not found"
     with pytest.raises(SystemExit) as info:
-        main(["evaluate", "pointing-game", "--coco-root", str(tmp_path), "--annotations",
+        main(["evaluate", "pointing-game", "--coco-root", str(coco), "--annotations",
               str(path), "--out", str(tmp_path / "out"), *TOY_ARGS])  # fmt: skip
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
@@ -103,8 +105,10 @@ def test_bad_annotation_file_or_missing_image_is_one_clear_line(tmp_path, capsys
 
 
 def test_torchrun_two_processes_write_the_one_process_files(tmp_path):
-    path = write_toy_coco(tmp_path)
-    args = ["evaluate", "pointing-game", "--coco-root", str(tmp_path), "--annotations",
+    coco = tmp_path / "coco"
+    coco.mkdir()
+    path = write_toy_coco(coco)
+    args = ["evaluate", "pointing-game", "--coco-root", str(coco), "--annotations",
             str(path), *TOY_ARGS]  # fmt: skip
     with pytest.raises(SystemExit) as info:
         main([*args, "--out", str(tmp_path / "single")])
@@ -118,3 +122,12 @@ def test_torchrun_two_processes_write_the_one_process_files(tmp_path):
         single, sharded = tmp_path / "single" / name, tmp_path / "sharded" / name
         assert sharded.read_bytes() == single.read_bytes(), name
     assert len(read_rows(tmp_path / "sharded" / "pointing.csv")) == 4
+
+
+def test_an_output_inside_the_image_folder_is_refused(tmp_path, capsys):
+    path = write_toy_coco(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", "pointing-game", "--coco-root", str(tmp_path), "--annotations",
+              str(path), "--out", str(tmp_path / "out"), *TOY_ARGS])  # fmt: skip
+    assert info.value.code == 2 and "inside the source" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -122,3 +122,20 @@ def test_the_pipelines_own_report_loads_in_chromium(audited, open_page):
     assert ("Relies on burned-in text" in headline) == result["shortcut"]["relies_on_text"]
     images = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
     assert len(images) >= 3 + 3 and all(width > 0 for width in images)  # gallery + plots
+
+
+def test_an_unreadable_test_image_is_listed_and_left_out(tmp_path):
+    from medxai.data.phantom import synthesize
+
+    root = tmp_path / "root"
+    synthesize(root, n_per_class=8, size=64, seed=0, workers=1)
+    broken_name = (root / "test.txt").read_text().split()[1]
+    (root / "test" / broken_name).write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    audit = Audit(audit_config(dataset="covidx", root=str(root)), tmp_path / "out", CPU)
+    logged = []
+    audit.hooks.log = logged.append
+    data = audit.check(root, ["train.txt", "test.txt"])
+    assert [u["file"] for u in data["unreadable"]] == [str(root / "test" / broken_name)]
+    assert any(broken_name in line for line in logged)
+    kept = audit.records(root, "test.txt", data["unreadable"])
+    assert broken_name not in {r.filename for r in kept} and len(kept) == 5
