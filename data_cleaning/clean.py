@@ -167,14 +167,15 @@ def clean_image(
             )
         target = dst / job.relative
         target.parent.mkdir(parents=True, exist_ok=True)
+        cleaned = inpaint(raw.pixels, mask, settings.radius) if boxes else None
         if not boxes:
             atomic_write_bytes(target, source.read_bytes())  # byte-identical copy
         elif raw.format == "dicom":
-            _write_dicom(source, target, inpaint(raw.pixels, mask, settings.radius), settings)
+            _write_dicom(source, target, cleaned, settings)
         elif raw.format == "png":
-            write_png(target, inpaint(raw.pixels, mask, settings.radius))
+            write_png(target, cleaned)
         else:  # JPEG stays JPEG (quality 95): a cleaned file keeps its name and type
-            _write_jpeg(target, inpaint(raw.pixels, mask, settings.radius))
+            _write_jpeg(target, cleaned)
         review = review_reason(source) if not boxes and raw.format == "dicom" else None
         if review:
             entry["review"] = review
@@ -183,6 +184,8 @@ def clean_image(
             inpainted = [(x0 - d, y0 - d, x1 + d, y1 + d) for x0, y0, x1, y1 in boxes]
             again = recheck(detector, detection_image(target), inpainted)
             entry["residual_boxes"] = [list(map(int, b)) for b in again]
+            if again and raw.format == "dicom":  # the tag must not deny what the check found
+                _write_dicom(source, target, cleaned, settings, burned_in="YES")
     except (MedxaiError, OSError) as err:
         return {**entry, "status": "failed", "reason": str(err)}
     return {
@@ -205,8 +208,11 @@ def _write_jpeg(target: Path, pixels: np.ndarray) -> None:
     atomic_write_bytes(target, encoded.tobytes())
 
 
-def _write_dicom(source: Path, target: Path, pixels: np.ndarray, settings: CleanSettings) -> None:
-    """Same DICOM with new pixels: new SOP Instance UID, DERIVED, Burned In Annotation NO."""
+def _write_dicom(
+    source: Path, target: Path, pixels: np.ndarray, settings: CleanSettings, burned_in: str = "NO"
+) -> None:
+    """Same DICOM with new pixels: new SOP Instance UID, DERIVED, Burned In Annotation NO
+    (YES when the residual check still finds text)."""
     ds = pydicom.dcmread(source)
     if ds.file_meta.TransferSyntaxUID.is_compressed:
         ds.decompress()
@@ -217,7 +223,7 @@ def _write_dicom(source: Path, target: Path, pixels: np.ndarray, settings: Clean
     ds.file_meta.MediaStorageSOPInstanceUID = uid
     image_type = list(ds.get("ImageType", ["ORIGINAL", "PRIMARY"]))
     ds.ImageType = ["DERIVED", *image_type[1:]] if image_type else ["DERIVED"]
-    ds.BurnedInAnnotation = "NO"
+    ds.BurnedInAnnotation = burned_in
     ds.DerivationDescription = (
         f"burned-in text inpainted (OpenCV Telea, radius {settings.radius}) by medxai"
     )
