@@ -31,7 +31,7 @@ from medxai.explain import get_explainer
 from medxai.explain.toy import SquareEvidenceNet, box_mask, checkerboard, square_images
 from medxai.metrics.causal import deletion_insertion
 
-BOX = (64, 160, 64, 160)
+BOX = (64, 64, 160, 160)  # (x0, y0, x1, y1)
 TERMS = {"igos": 1, "igos++": 4, "sigcam": 1}  # data terms of each objective
 AUTHORS_STEPS = 20  # integration steps of the authors' runs the issue compares with
 
@@ -200,6 +200,8 @@ def authors_count(stats: dict[str, float], terms: int, steps: int) -> tuple[floa
 def explain_once(args, method, params, model, images, targets, device):
     if args.steps is not None:
         params = {"steps": args.steps, **params}
+    if args.gradient_steps is not None:
+        params = {"gradient_steps": args.gradient_steps, **params}
     explainer = get_explainer(
         method, iterations=args.iterations, batch_size=args.batch_size, seed=args.seed, **params
     )
@@ -215,7 +217,8 @@ def explain_once(args, method, params, model, images, targets, device):
 
 # Sections of medxai.explain.perturb's profiler: "blend" is mask upsampling and blending
 # (and the blend's share of the gradient), "sums" the per-image segment sums, "evaluate" the
-# objective's own indexing, "line search" the search's bookkeeping around the evaluations.
+# objective's own indexing, "line search" the search's bookkeeping around the evaluations,
+# "model copy" making and checking `perturb.inference_copy`.
 PROFILE_COLUMNS = {
     "forward": ["forward"],
     "backward": ["backward"],
@@ -224,6 +227,7 @@ PROFILE_COLUMNS = {
     "regulariser": ["regulariser"],
     "line search": ["line search"],
     "sums+indexing": ["sums", "evaluate"],
+    "model copy": ["model copy"],
     "other": ["other"],
 }
 
@@ -242,7 +246,9 @@ def profile_line(label: str, shares: dict[str, float]) -> str:
     return f"{label:14s} " + " ".join(f"{100 * v:14.1f}" for v in cells)
 
 
-def run_model(args: argparse.Namespace, name: str, device: torch.device) -> None:
+def prepare(args: argparse.Namespace, name: str, device: torch.device):
+    """The model on `device` (eval mode), images, targets, evidence region or None; prints
+    the run's header."""
     model, images, targets, region, note = build(args, name, device)
     model = model.to(device).eval()
     if args.channels_last:
@@ -254,66 +260,75 @@ def run_model(args: argparse.Namespace, name: str, device: torch.device) -> None
     p = torch.softmax(logits, 1).gather(1, targets[:, None]).mean()
     print(
         f"\n{name} ({note}) on {device}, {images.shape[0]} images of {images.shape[-1]} px, "
-        f"{args.iterations} iterations x {args.steps or 'default'} steps, mask {args.resolution}, "
-        f"batch_size {args.batch_size}, threads {torch.get_num_threads()}; "
-        f"mean p(target) {p:.3f}"
+        f"{args.iterations} iterations x {args.steps or 'default'} steps (gradient: "
+        f"{args.gradient_steps or 'default'}), mask {args.resolution}, batch_size "
+        f"{args.batch_size}, threads {torch.get_num_threads()}, model copy "
+        f"{'off' if args.plain_model else 'on'}; mean p(target) {p:.3f}"
     )
     print(
         f"{'method':14s} {'s/image':>8s} {'cpu s/img':>9s} {'img/image':>10s} "
         f"{'fwd-eq/image':>13s} {'evals/iter':>10s} {'peak MiB':>9s} "
         f"{'deletion':>9s} {'insertion':>9s}" + ("  top5%-in-box" if region is not None else "")
     )
+    return model, images, targets, region
+
+
+def measure(args, method, model, images, targets, device):
+    """One explainer run: (explainer, maps, (s, cpu s) per image, memory, profile or None)."""
+    params = {"resolution": args.resolution}
+    if not args.profile:
+        return (*explain_once(args, method, params, model, images, targets, device), None)
+    from medxai.explain.perturb import profiling
+
+    with profiling(device) as prof:
+        explainer, maps, seconds, mem = explain_once(
+            args, method, params, model, images, targets, device
+        )
+    shares = prof.shares(explainer.stats["seconds"])
+    return explainer, maps, seconds, mem, (method, shares, backward_cost(prof, explainer.stats))
+
+
+def result_line(method, explainer, maps, seconds, mem, scores, region, device) -> str:
+    s = explainer.stats
+    line = (
+        f"{method:14s} {seconds[0]:8.2f} {seconds[1]:9.2f} {s['model_images_per_image']:10.0f} "
+        f"{forward_equivalents(s):13.0f} {s.get('loss_evaluations_per_iteration', 0):10.2f} "
+        f"{mem!s:>9s} {scores.deletion.mean():9.4f} {scores.insertion.mean():9.4f}"
+    )
+    if region is not None:
+        flat = maps.flatten(1)
+        top = flat.topk(int(0.05 * flat.shape[1]), 1).indices
+        line += f"  {region.flatten().to(device)[top].float().mean():.2f}"
+    return line
+
+
+def print_authors(args, model, images, targets, device) -> None:
+    """The authors' iGOS++ count, derived from a run of their line-search schedule."""
+    schedule = {"resolution": args.resolution, "growth": 1e9, "retry_candidates": 1}
+    schedule |= {"steps": AUTHORS_STEPS, "gradient_steps": AUTHORS_STEPS}
+    explainer, *_ = explain_once(args, "igos++", schedule, model, images, targets, device)
+    imgs, fe = authors_count(explainer.stats, TERMS["igos++"], AUTHORS_STEPS)
+    print(
+        f"authors' iGOS++ ({AUTHORS_STEPS} steps; their line search: L(M) recomputed, alpha "
+        f"from 1000 every iteration, one forward-only candidate at a time): {imgs:.0f} images "
+        f"({explainer.stats['candidates_per_iteration']:.2f} candidates/iteration), "
+        f"{fe:.0f} forward-equivalents per image"
+    )
+
+
+def run_model(args: argparse.Namespace, name: str, device: torch.device) -> None:
+    model, images, targets, region = prepare(args, name, device)
     profiles = []
     for method in args.methods:
-        params = {"resolution": args.resolution}
-        if args.profile:
-            from medxai.explain.perturb import profiling
-
-            with profiling(device) as prof:
-                explainer, maps, seconds, mem = explain_once(
-                    args, method, params, model, images, targets, device
-                )
-            profiles.append(
-                (
-                    method,
-                    prof.shares(explainer.stats["seconds"]),
-                    backward_cost(prof, explainer.stats),
-                )
-            )
-        else:
-            explainer, maps, seconds, mem = explain_once(
-                args, method, params, model, images, targets, device
-            )
-        s = explainer.stats
+        explainer, maps, seconds, mem, prof = measure(args, method, model, images, targets, device)
+        if prof is not None:
+            profiles.append(prof)
         scores = deletion_insertion(model, images, targets, maps, ranking="mask", resolution=28)
-        line = (
-            f"{method:14s} {seconds[0]:8.2f} {seconds[1]:9.2f} {s['model_images_per_image']:10.0f} "
-            f"{forward_equivalents(s):13.0f} {s.get('loss_evaluations_per_iteration', 0):10.2f} "
-            f"{mem!s:>9s} {scores.deletion.mean():9.4f} {scores.insertion.mean():9.4f}"
-        )
-        if region is not None:
-            flat = maps.flatten(1)
-            top = flat.topk(int(0.05 * flat.shape[1]), 1).indices
-            line += f"  {region.flatten().to(device)[top].float().mean():.2f}"
-        print(line, flush=True)
-    if args.authors:
-        schedule = {"growth": 1e9, "retry_candidates": 1, "steps": AUTHORS_STEPS}
-        explainer, *_ = explain_once(
-            args,
-            "igos++",
-            {"resolution": args.resolution, **schedule},
-            model,
-            images,
-            targets,
-            device,
-        )
-        imgs, fe = authors_count(explainer.stats, TERMS["igos++"], AUTHORS_STEPS)
         print(
-            f"authors' iGOS++ ({AUTHORS_STEPS} steps; their line search: L(M) recomputed, alpha "
-            f"from 1000 every iteration, one forward-only candidate at a time): {imgs:.0f} images "
-            f"({explainer.stats['candidates_per_iteration']:.2f} candidates/iteration), "
-            f"{fe:.0f} forward-equivalents per image"
+            result_line(method, explainer, maps, seconds, mem, scores, region, device), flush=True
         )
+    if args.authors:
+        print_authors(args, model, images, targets, device)
     if profiles:
         head = " ".join(f"{c:>14s}" for c in PROFILE_COLUMNS)
         print(f"time shares (%):\n{'method':14s} {head}")
@@ -334,11 +349,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=None)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--steps", type=int, default=None, help="default: the method's own")
+    parser.add_argument("--gradient-steps", type=int, default=None, help="default: the method's")
     parser.add_argument("--resolution", type=int, default=28)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--channels-last", action="store_true", help="convert the model itself")
+    parser.add_argument(
+        "--plain-model", action="store_true", help="no folded channels-last model copy"
+    )
     parser.add_argument("--profile", action="store_true", help="print time shares per part")
     parser.add_argument("--authors", action="store_true", help="derive the authors' count")
     args = parser.parse_args()
@@ -348,6 +367,10 @@ def main() -> None:
     args.batch_size = args.batch_size or (128 if cuda else 80)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.plain_model:
+        from medxai.explain import perturb
+
+        perturb.FAST_COPY = False
     for name in args.model:
         run_model(args, name, torch.device(args.device))
 

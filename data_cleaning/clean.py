@@ -33,11 +33,12 @@ from data_cleaning.detect import (
 from data_cleaning.inpaint import TELEA_RADIUS, boxes_to_mask, inpaint
 from data_cleaning.review import review_reason
 from medxai.atomic import atomic_write_bytes, atomic_write_text
-from medxai.data.covidx import default_image_dir, discover_splits, read_splits
+from medxai.data.covidx import SplitIndex, default_image_dir, discover_splits, read_splits
 from medxai.data.imageio import read_image, read_raw, write_png
-from medxai.data.paths import file_problem
 from medxai.errors import DatasetError, ImageReadError, MedxaiError
+from medxai.journal import journal, read_journal
 from medxai.outputs import LOCK_NAME, check_output, output_lock
+from medxai.paths import file_problem
 
 MANIFEST = "manifest.jsonl"
 SUMMARY = "cleaning_summary.json"
@@ -84,6 +85,23 @@ class CleaningSummary:
         return {**asdict(self), "failures": len(self.failed)}
 
 
+def summary_lines(summary: CleaningSummary, out: str | Path) -> list[str]:
+    """The summary both fronts print, as plain text: the counts, the residual check, then
+    every image to look at (residual text, needs review), note, warning and failure."""
+    return [
+        f"{summary.images} images ({summary.skipped_done} already done), "
+        f"{summary.with_text} with text, {summary.boxes} boxes, {len(summary.failed)} failed, "
+        f"{summary.seconds:.1f} s; wrote {out}",
+        f"residual check: {summary.residual_boxes} boxes still detected on "
+        f"{len(summary.with_residual)} cleaned images; {len(summary.needs_review)} need review",
+        *(f"residual text: {i['source']} ({i['boxes']} boxes)" for i in summary.with_residual),
+        *(f"needs review: {i['source']}: {i['reason']}" for i in summary.needs_review),
+        *(f"note: {note}" for note in summary.notes),
+        *(f"warning {w['source']}: {w['warning']}" for w in summary.warnings),
+        *(f"failed {f['source']}: {f['reason']}" for f in summary.failed),
+    ]
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -102,13 +120,15 @@ def check_destination(src: Path, dst: Path) -> None:
         raise DatasetError(f"output {dst} is not empty and holds no {MANIFEST} to resume from")
 
 
-def list_jobs(src: Path, splits: Sequence[str]) -> tuple[list[Job], list[str]]:
+def list_jobs(
+    src: Path, splits: Sequence[str], index: SplitIndex | None = None
+) -> tuple[list[Job], list[str]]:
     """Every image the split files name, once, in a fixed order; and the dataset's warnings.
 
     Any problem of a split line (malformed, a path leaving the root) stops the run here,
     before a file is written: a job's output path is DST/<image folder>/<its file name>.
     """
-    index = read_splits(src, splits)
+    index = index or read_splits(src, splits)
     index.raise_problems()
     seen: dict[str, Job] = {}
     for split, records in index.records.items():
@@ -120,17 +140,8 @@ def list_jobs(src: Path, splits: Sequence[str]) -> tuple[list[Job], list[str]]:
 
 
 def read_manifest(path: Path) -> dict[str, dict]:
-    """Finished entries by source path; a torn last line (killed mid-append) is ignored."""
-    entries: dict[str, dict] = {}
-    if not path.is_file():
-        return entries
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        entries[entry["source"]] = entry
-    return entries
+    """Finished entries by source path (a line torn by a kill is skipped)."""
+    return {entry["source"]: entry for entry in read_journal(path)}
 
 
 def detection_image(path: Path) -> np.ndarray:
@@ -271,11 +282,13 @@ def clean_dataset(
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
     known_boxes: Mapping[str, Sequence[Sequence[int]]] | None = None,
+    index: SplitIndex | None = None,
 ) -> CleaningSummary:
     """Clean every image the split files name; copy the split files; write the manifest.
 
     `known_boxes` (relative path → boxes) skips detection for images already run through the
-    same detector (the audit detects the test images once, for its analysis and for this).
+    same detector (the audit detects the test images once, for its analysis and for this);
+    `index`, the splits already parsed (`read_splits`), spares parsing them again.
     """
     src, dst = Path(src), Path(dst)
     settings = settings or CleanSettings()
@@ -284,7 +297,7 @@ def clean_dataset(
     if not splits:
         splits, notes = discover_splits(src)
     splits = list(splits)
-    jobs, warnings = list_jobs(src, splits)
+    jobs, warnings = list_jobs(src, splits, index)
     notes += warnings
     if known_boxes:
         jobs = [
@@ -314,10 +327,9 @@ def _clean_jobs(
     started = time.perf_counter()
     if progress:
         progress(summary.skipped_done, len(jobs))
-    with open(manifest_path, "a", encoding="utf-8") as manifest:
+    with journal(manifest_path) as manifest:
         for entry in _run(src, dst, todo, settings, workers):
-            manifest.write(json.dumps(entry) + "\n")
-            manifest.flush()
+            manifest.append(entry)
             done[entry["source"]] = entry
             if progress:
                 progress(1, len(jobs))

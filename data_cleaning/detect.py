@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, replace
 import cv2
 import numpy as np
 
+from medxai.boxes import Box
 from medxai.errors import MedxaiError
 
-Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), half-open
 DETECTORS = ("fused", "craft-paper", "craft", "rapidocr", "both")
 DEFAULT_DETECTOR = "fused"  # recommended on CPU and GPU (README, "Text detector")
 # A burned-in label never covers a quarter of the film; RapidOCR sometimes returns one

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from medxai.boxes import Box
+
 # Read alone, these are markers. "1" (any stroke), "0" (any oval: a nodule, a bone in
 # section) and a lone "A" or "P" read too often on anatomy; "A" and "P" count only beside
 # another confirmed glyph on the same line (the "AP" / "PA" markers).
@@ -30,7 +32,6 @@ INK_SHARE = 0.4
 MARKER_WORDS = frozenset({"AP", "PA", "A-P", "P-A", "<-", "->"})  # one blob read whole
 ONE_SCORE = 0.99  # "1" counts only when the recognizer is this sure
 REC_HEIGHT = 48  # the recognizer's input height
-Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,3 @@
-from medxai.cli import main
+from medxai.cli.application import main
 
 main()

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from medxai.data.paths import is_inside
 from medxai.errors import DatasetError, MedxaiError
+from medxai.paths import is_inside
 
 LOCK_NAME = ".medxai.lock"
 

@@ -25,11 +25,11 @@ from torch import nn
 from medxai import distributed
 from medxai.atomic import atomic_write_bytes, atomic_write_text
 from medxai.data.coco import CocoInstances
-from medxai.data.imagefolder import NaturalPreprocessing
+from medxai.data.transforms import Preprocessing
 from medxai.errors import MedxaiError
+from medxai.explain.base import Explainer
 from medxai.metrics.pointing import category_accuracy, pointing_hits
-from pipelines.eval_common import Progress, markdown_table, sharded_results, write_csv
-from pipelines.explain_images import _build
+from pipelines.eval_common import Progress, evaluate_methods, markdown_table, write_csv
 
 Loader = Callable[[Path], torch.Tensor]
 ROW_FIELDS = ("image_id", "category", "score", "method", "hit", "peak_y", "peak_x")
@@ -127,7 +127,7 @@ def finetune_head(
     return True
 
 
-def _class_mask(coco: CocoInstances, image_id: int, k: int, prep: NaturalPreprocessing):
+def _class_mask(coco: CocoInstances, image_id: int, k: int, prep: Preprocessing):
     mask = torch.from_numpy(coco.class_mask(image_id, k))[None].float()
     return prep.geometry(mask, nearest=True)[0] > 0.5  # (S, S) in model-input coordinates
 
@@ -159,32 +159,28 @@ def pointing_game(
     coco: CocoInstances,
     image_ids: Sequence[int],
     loader: Loader,
-    prep: NaturalPreprocessing,
+    prep: Preprocessing,
     settings: PointingSettings,
     out: Path,
     device: torch.device,
     progress: Progress | None = None,
 ) -> list[dict]:
-    """Run the pointing game; returns the summary rows on rank 0 ([] elsewhere)."""
+    """Run the pointing game; returns the summary rows on rank 0 ([] elsewhere).
+
+    `prep` gives the geometry that maps the class masks onto the model input.
+    """
     coco.check_images(list(image_ids))
-    out.mkdir(parents=True, exist_ok=True)
-    extra = {"theta": settings.theta, "lam": settings.lam}
-    explainers = {
-        m: _build(m, settings.resolution, settings.batch_size, settings.seed,
-                  settings.target_layer, **extra)
-        for m in settings.methods
-    }  # fmt: skip
     model = model.to(device).eval()
 
-    def compute(batch: list[int], method: str, cache: dict) -> list[list[dict]]:
+    def compute(batch: list[int], method: str, explainer: Explainer, cache: dict):
         if not cache:
             images = torch.stack([loader(coco.image_path(i)) for i in batch]).to(device)
             with torch.no_grad():
                 cache.update(images=images, scores=torch.sigmoid(model(images)).cpu())
-        return _point_batch(model, explainers[method], coco, batch, settings, prep, method, **cache)
+        return _point_batch(model, explainer, coco, batch, settings, prep, method, **cache)
 
-    per_image = sharded_results(
-        image_ids, str, settings.methods, settings.batch_size, out, compute, progress
+    per_image = evaluate_methods(
+        image_ids, str, settings, out, compute, progress, theta=settings.theta, lam=settings.lam
     )
     if per_image is None:
         return []

@@ -8,12 +8,25 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 from medxai import distributed
 from medxai.atomic import atomic_write_text
+from medxai.explain.base import Explainer
+from medxai.explain.registry import build_explainer
 from pipelines.explain_images import slug
 
 Progress = Callable[[int, int], None]  # (advance, total)
+
+
+class MethodSettings(Protocol):
+    """What both evaluations' settings say about making maps (see `build_explainer`)."""
+
+    methods: tuple[str, ...]
+    resolution: int
+    batch_size: int
+    seed: int
+    target_layer: str | None
 
 
 class ResultStore:
@@ -92,3 +105,33 @@ def sharded_results(
                 progress(len(batch), total)
     values = distributed.gather_objects(values)
     return values if distributed.is_main() else None
+
+
+def evaluate_methods(
+    items: Sequence,
+    key: Callable[[Any], str],
+    settings: MethodSettings,
+    out: Path,
+    compute: Callable[[list, str, Explainer, dict], list],
+    progress: Progress | None = None,
+    **extra: Any,
+) -> list | None:
+    """Every method of `settings` on every item, resumable and sharded (`sharded_results`).
+
+    `compute(batch, method, explainer, cache)` gets the method built once by
+    `build_explainer` (with `extra` for the methods taking it). Returns every rank's values on
+    rank 0, None elsewhere.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    explainers = {
+        m: build_explainer(
+            m, settings.resolution, settings.batch_size, settings.seed, settings.target_layer,
+            **extra,
+        )
+        for m in settings.methods
+    }  # fmt: skip
+
+    def run(batch: list, method: str, cache: dict) -> list:
+        return compute(batch, method, explainers[method], cache)
+
+    return sharded_results(items, key, settings.methods, settings.batch_size, out, run, progress)

@@ -13,7 +13,7 @@ import csv
 import io
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -22,48 +22,73 @@ from torch import nn
 
 from medxai.atomic import atomic_write_bytes, atomic_write_text
 from medxai.data.covidx import Record
+from medxai.data.imagefolder import ImageRecord
 from medxai.data.imageio import read_image, to_channels, write_png
 from medxai.data.transforms import Preprocessing, build_transforms
 from medxai.errors import MedxaiError
-from medxai.explain import get_explainer
+from medxai.explain.base import Explainer
 from medxai.explain.perturb import blurred_baseline
-from medxai.explain.registry import method_parameters
-from medxai.metrics.causal import deletion_insertion
+from medxai.explain.registry import build_explainer
+from medxai.metrics.causal import CausalScores, deletion_insertion_maps
 from medxai.report.figures import heatmap_overlay
-
-SCORE_FIELDS = (
-    "image", "label", "target", "target_name", "method", "deletion_auc", "insertion_auc",
-    "overall", "ranking", "seconds",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
-class ImageItem:
-    """One image to explain: where it is, a unique output name, and its label if known."""
+class ScoreRow:
+    """One row of scores.csv: one image explained by one method, and its causal scores.
 
-    path: Path
-    name: str
-    label: int | None = None
+    `label` is None for an unlabelled image (an empty cell in the CSV); `seconds` is the
+    method's time per image, NaN when the map was read back from disk.
+    """
+
+    image: str
+    label: int | None
+    target: int
+    target_name: str
+    method: str
+    deletion_auc: float
+    insertion_auc: float
+    overall: float
+    ranking: str
+    seconds: float
 
 
-def items_from_paths(paths: Sequence[Path]) -> list[ImageItem]:
+SCORE_FIELDS = tuple(f.name for f in fields(ScoreRow))
+
+
+def items_from_paths(paths: Sequence[Path]) -> list[ImageRecord]:
     names = [Path(p).stem for p in paths]
     unique = len(set(names)) == len(names)
     return [
-        ImageItem(Path(p), name if unique else f"{i:05d}_{name}")
+        ImageRecord(Path(p), name if unique else f"{i:05d}_{name}")
         for i, (p, name) in enumerate(zip(paths, names, strict=True))
     ]
 
 
-def items_from_records(records: Sequence[Record], classes: Sequence[str]) -> list[ImageItem]:
+def items_from_records(records: Sequence[Record], classes: Sequence[str]) -> list[ImageRecord]:
     index = {name: i for i, name in enumerate(classes)}
-    return [ImageItem(r.path, Path(r.filename).stem, index.get(r.label)) for r in records]
+    return [ImageRecord(r.path, Path(r.filename).stem, index.get(r.label)) for r in records]
 
 
 def slug(method: str) -> str:
     """A method name as a file-name part: igos++ → igospp, aop:gradcam+igos → aop-gradcam_igos."""
     name = method.replace("++", "pp").replace(":", "-").replace("+", "_")
     return re.sub(r"[^A-Za-z0-9_.-]", "", name)
+
+
+def map_path(folder: Path, image_name: str, method: str) -> Path:
+    """An image's saliency map for one method: FOLDER/<image>__<slug(method)>.npy."""
+    return folder / f"{image_name}__{slug(method)}.npy"
+
+
+def curve_path(folder: Path, image_name: str, method: str) -> Path:
+    """Its deletion/insertion curves: FOLDER/<image>__<slug(method)>.npz."""
+    return folder / f"{image_name}__{slug(method)}.npz"
+
+
+def overlay_path(folder: Path, image_name: str, method: str) -> Path:
+    """Its heatmap over the image: FOLDER/<image>__<slug(method)>.png."""
+    return folder / f"{image_name}__{slug(method)}.png"
 
 
 def read_batch(
@@ -79,13 +104,48 @@ def read_batch(
     return torch.from_numpy(np.stack(arrays)).float(), shapes
 
 
-def load_batch(items: Sequence[ImageItem], prep: Preprocessing) -> torch.Tensor:
+def load_batch(items: Sequence[ImageRecord], prep: Preprocessing) -> torch.Tensor:
     return read_batch([item.path for item in items], prep)[0]
+
+
+def resolve_targets(
+    model: nn.Module, images: torch.Tensor, records: Sequence[ImageRecord], target: str
+) -> torch.Tensor:
+    """The class explained per image, (N,) on the images' device.
+
+    "predicted": the model's top class; "label": each record's label (all must have one);
+    a class index ("3"): that class for every image.
+    """
+    if target == "predicted":
+        with torch.no_grad():
+            return model(images).argmax(1)
+    if target == "label":
+        missing = [r.path for r in records if r.label is None]
+        if missing:
+            raise MedxaiError(
+                f"{missing[0]}: no label for --target label "
+                "(give labelled images: a dataset --root/--split or a labels file)"
+            )
+        return torch.tensor([r.label for r in records], device=images.device)
+    if target.isdigit():
+        return torch.full((len(records),), int(target), device=images.device)
+    raise MedxaiError(f"--target must be predicted, label or a class index; got {target!r}")
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every chunk of one `explain_images` call shares."""
+
+    model: nn.Module
+    out: Path
+    ranking: str
+    resolution: int
+    classes: Sequence[str] | None
 
 
 def explain_images(
     model: nn.Module,
-    items: Sequence[ImageItem],
+    items: Sequence[ImageRecord],
     methods: Sequence[str],
     prep: Preprocessing,
     out: Path,
@@ -98,88 +158,110 @@ def explain_images(
     seed: int = 0,
     target_layer: str | None = None,
     progress: Callable[[int], None] | None = None,
-) -> list[dict]:
+    inputs: torch.Tensor | None = None,
+    targets: Sequence[int] | torch.Tensor | None = None,
+) -> list[ScoreRow]:
     """Run every method on every image; returns (and writes) the rows of scores.csv.
 
-    `target_layer` names the module CAM methods read (default: found automatically).
+    Rows come image by image, the methods in the given order. `target` is resolved by
+    `resolve_targets`; `target_layer` names the module CAM methods read (default: found
+    automatically). `inputs` (N, C, S, S) and `targets` (N,), when given, are the items'
+    model inputs and explained classes already at hand (not read or resolved again).
     """
-    explainers = {m: _build(m, resolution, batch_size, seed, target_layer) for m in methods}
+    for given, what in ((inputs, "inputs"), (targets, "targets")):
+        if given is not None and len(given) != len(items):
+            raise MedxaiError(f"{len(given)} {what} for {len(items)} images")
+    explainers = {
+        m: build_explainer(m, resolution, batch_size, seed, target_layer) for m in methods
+    }
     for folder in ("maps", "overlays", "curves"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    model = model.to(device).eval()
-    rows: list[dict] = []
+    run = _Run(model.to(device).eval(), out, ranking, resolution, classes)
+    rows: list[ScoreRow] = []
     for start in range(0, len(items), batch_size):
-        chunk = items[start : start + batch_size]
-        images = load_batch(chunk, prep).to(device)
-        targets = _targets(model, images, chunk, target)
-        chunk_rows: list[list[dict]] = [[] for _ in chunk]  # image-major order in scores.csv
+        part = slice(start, start + batch_size)
+        chunk = items[part]
+        images = (load_batch(chunk, prep) if inputs is None else inputs[part]).to(device)
+        if targets is None:
+            chosen = resolve_targets(run.model, images, chunk, target)
+        else:
+            chosen = torch.as_tensor(targets[part]).to(device=device, dtype=torch.long)
         baseline = blurred_baseline(images)  # the same for every method's causal scores
-        for method, explainer in explainers.items():
-            paths = [out / "maps" / f"{item.name}__{slug(method)}.npy" for item in chunk]
-            if all(p.is_file() for p in paths):
-                maps = torch.from_numpy(np.stack([np.load(p) for p in paths]))[:, None]
-                seconds = float("nan")
-            else:
-                maps = explainer(model, images, targets).cpu()
-                seconds = explainer.stats["seconds"] / len(chunk)
-                _write_maps(paths, maps, images.cpu(), out, chunk, method)
-            scores = deletion_insertion(
-                model, images, targets, maps.to(device),
-                ranking=ranking, resolution=resolution, baseline=baseline,
-            )  # fmt: skip
-            _write_curves(out / "curves", chunk, method, scores)
-            for k, item in enumerate(chunk):
-                t = int(targets[k])
-                chunk_rows[k].append({
-                    "image": item.name, "label": "" if item.label is None else item.label,
-                    "target": t, "target_name": classes[t] if classes else str(t),
-                    "method": method, "deletion_auc": float(scores.deletion[k]),
-                    "insertion_auc": float(scores.insertion[k]),
-                    "overall": float(scores.overall[k]), "ranking": scores.ranking,
-                    "seconds": seconds,
-                })  # fmt: skip
-            if progress:
-                progress(len(chunk))
-        rows += [row for image_rows in chunk_rows for row in image_rows]
+        rows += _explain_chunk(run, explainers, chunk, images, chosen, baseline, progress)
     write_scores(out / "scores.csv", rows)
     return rows
 
 
-def _build(method: str, resolution: int, batch_size: int, seed: int, layer: str | None, **extra):
-    """The method with the shared settings; `extra` parameters go only to methods taking them."""
-    accepted = method_parameters(method)
-    params: dict = {"batch_size": max(batch_size, 32), "seed": seed}
-    if "resolution" in accepted:
-        params["resolution"] = resolution
-    if layer and "target_layer" in accepted:
-        params["target_layer"] = layer
-    params.update({k: v for k, v in extra.items() if k in accepted})
-    return get_explainer(method, **params)
+def _explain_chunk(
+    run: _Run,
+    explainers: dict[str, Explainer],
+    chunk: Sequence[ImageRecord],
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    baseline: torch.Tensor,
+    progress: Callable[[int], None] | None,
+) -> list[ScoreRow]:
+    """Every method on one chunk: maps (made, or read back when all are on disk), then the
+    causal scores of all of them in one pass; rows image by image, methods in order."""
+    maps, seconds = [], []
+    for method, explainer in explainers.items():
+        saliency, per_image = _maps(run, method, explainer, chunk, images, targets)
+        maps.append(saliency.to(images.device))
+        seconds.append(per_image)
+        if progress:
+            progress(len(chunk))
+    scored = deletion_insertion_maps(
+        run.model, images, targets, maps,
+        ranking=run.ranking, resolution=run.resolution, baseline=baseline,
+    )  # fmt: skip
+    for method, scores in zip(explainers, scored, strict=True):
+        _write_curves(run.out / "curves", chunk, method, scores)
+    rows = []
+    for k, item in enumerate(chunk):
+        t = int(targets[k])
+        for method, scores, per_image in zip(explainers, scored, seconds, strict=True):
+            rows.append(ScoreRow(
+                image=item.name, label=item.label, target=t,
+                target_name=run.classes[t] if run.classes else str(t), method=method,
+                deletion_auc=float(scores.deletion[k]), insertion_auc=float(scores.insertion[k]),
+                overall=float(scores.overall[k]), ranking=scores.ranking, seconds=per_image,
+            ))  # fmt: skip
+    return rows
 
 
-def _targets(model: nn.Module, images: torch.Tensor, chunk, target: str) -> torch.Tensor:
-    if target == "predicted":
-        with torch.no_grad():
-            return model(images).argmax(1)
-    if target == "label":
-        if any(item.label is None for item in chunk):
-            raise MedxaiError("--target label needs labelled images (a dataset --root/--split)")
-        return torch.tensor([item.label for item in chunk], device=images.device)
-    if target.isdigit():
-        return torch.full((len(chunk),), int(target), device=images.device)
-    raise MedxaiError(f"--target must be predicted, label or a class index; got {target!r}")
+def _maps(
+    run: _Run,
+    method: str,
+    explainer: Explainer,
+    chunk: Sequence[ImageRecord],
+    images: torch.Tensor,
+    targets: torch.Tensor,
+) -> tuple[torch.Tensor, float]:
+    """One method's maps of a chunk (N, 1, H, W) on the CPU, read back when all are on disk,
+    and its seconds per image (NaN when read back)."""
+    paths = [map_path(run.out / "maps", item.name, method) for item in chunk]
+    if all(p.is_file() for p in paths):
+        return torch.from_numpy(np.stack([np.load(p) for p in paths]))[:, None], float("nan")
+    maps = explainer(run.model, images, targets).cpu()
+    _write_maps(run.out, chunk, method, maps, images.cpu())
+    return maps, explainer.stats["seconds"] / len(chunk)
 
 
-def _write_maps(paths, maps, images, out: Path, chunk, method: str) -> None:
-    for path, saliency, image, item in zip(paths, maps, images, chunk, strict=True):
+def _write_maps(
+    out: Path, chunk: Sequence[ImageRecord], method: str, maps: torch.Tensor, images: torch.Tensor
+) -> None:
+    """Each map as .npy (float32 at input size) and as an overlay PNG on its image."""
+    for saliency, image, item in zip(maps, images, chunk, strict=True):
         buffer = io.BytesIO()
         np.save(buffer, saliency[0].numpy().astype(np.float32))
-        atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_bytes(map_path(out / "maps", item.name, method), buffer.getvalue())
         overlay = heatmap_overlay(image.numpy(), saliency[0].numpy())
-        write_png(out / "overlays" / f"{item.name}__{slug(method)}.png", overlay)
+        write_png(overlay_path(out / "overlays", item.name, method), overlay)
 
 
-def _write_curves(folder: Path, chunk, method: str, scores) -> None:
+def _write_curves(
+    folder: Path, chunk: Sequence[ImageRecord], method: str, scores: CausalScores
+) -> None:
     """One .npz per image: the deletion and insertion curves over the moved fraction."""
     for k, item in enumerate(chunk):
         buffer = io.BytesIO()
@@ -189,12 +271,12 @@ def _write_curves(folder: Path, chunk, method: str, scores) -> None:
             deletion=scores.deletion_curve[k].cpu().numpy(),
             insertion=scores.insertion_curve[k].cpu().numpy(),
         )
-        atomic_write_bytes(folder / f"{item.name}__{slug(method)}.npz", buffer.getvalue())
+        atomic_write_bytes(curve_path(folder, item.name, method), buffer.getvalue())
 
 
-def write_scores(path: Path, rows: Sequence[dict]) -> None:
+def write_scores(path: Path, rows: Sequence[ScoreRow]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=SCORE_FIELDS)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(asdict(row) for row in rows)
     atomic_write_text(path, buffer.getvalue())

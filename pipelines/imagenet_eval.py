@@ -10,21 +10,22 @@ writes the same files as one process would.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
-from medxai.atomic import atomic_write_bytes, atomic_write_text
+from medxai.atomic import atomic_write_text
 from medxai.data.imagefolder import ImageRecord
-from medxai.errors import MedxaiError
+from medxai.explain.base import Explainer
 from medxai.explain.perturb import blurred_baseline
 from medxai.metrics.causal import deletion_insertion
-from pipelines.eval_common import Progress, markdown_table, mean, sharded_results, write_csv
-from pipelines.explain_images import _build
+from medxai.report.figures import save_png
+from pipelines.eval_common import Progress, evaluate_methods, markdown_table, mean, write_csv
+from pipelines.explain_images import resolve_targets
 
 ROW_FIELDS = ("image", "label", "target", "method", "deletion_auc", "insertion_auc", "overall",
               "ranking")  # fmt: skip
@@ -37,24 +38,12 @@ class EvalSettings:
     """How maps are made and scored; `ranking` "mask" ranks cells of a resolution grid."""
 
     methods: tuple[str, ...]
-    target: str = "predicted"  # predicted | label
+    target: str = "predicted"  # see pipelines.explain_images.resolve_targets
     resolution: int = 28
     ranking: str = "mask"
     batch_size: int = 8
     seed: int = 0
     target_layer: str | None = None
-
-
-def _targets(model: nn.Module, images: torch.Tensor, batch: Sequence[ImageRecord], target: str):
-    if target == "predicted":
-        with torch.no_grad():
-            return model(images).argmax(1)
-    if target != "label":
-        raise MedxaiError(f"--target must be predicted or label; got {target!r}")
-    missing = [r.path for r in batch if r.label is None]
-    if missing:
-        raise MedxaiError(f"{missing[0]}: no label for --target label (give a labels file)")
-    return torch.tensor([r.label for r in batch], device=images.device)
 
 
 def _score_batch(model, explainer, settings, batch, method, *, images, targets, baseline):
@@ -93,23 +82,16 @@ def evaluate_deletion_insertion(
     progress: Progress | None = None,
 ) -> list[dict]:
     """Score every method on every record; returns the summary rows (on rank 0; [] elsewhere)."""
-    out.mkdir(parents=True, exist_ok=True)
-    explainers = {
-        m: _build(m, settings.resolution, settings.batch_size, settings.seed, settings.target_layer)
-        for m in settings.methods
-    }
     model = model.to(device).eval()
 
-    def compute(batch: list[ImageRecord], method: str, cache: dict) -> list[dict]:
+    def compute(batch: list[ImageRecord], method: str, explainer: Explainer, cache: dict):
         if not cache:
             images = torch.stack([loader(r.path) for r in batch]).to(device)
-            targets = _targets(model, images, batch, settings.target)
+            targets = resolve_targets(model, images, batch, settings.target)
             cache.update(images=images, targets=targets, baseline=blurred_baseline(images))
-        return _score_batch(model, explainers[method], settings, batch, method, **cache)
+        return _score_batch(model, explainer, settings, batch, method, **cache)
 
-    rows = sharded_results(
-        records, lambda r: r.name, settings.methods, settings.batch_size, out, compute, progress
-    )
+    rows = evaluate_methods(records, lambda r: r.name, settings, out, compute, progress)
     if rows is None:
         return []
     order = {m: i for i, m in enumerate(settings.methods)}
@@ -157,12 +139,8 @@ def write_outputs(out: Path, rows: Sequence[dict], methods: Sequence[str]) -> li
 
 def plot_curves(path: Path, curves: Sequence[dict], ranking: str) -> None:
     """Mean deletion and insertion curves per method, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig = Figure(figsize=(9, 3.6), dpi=100)
+    axes = fig.subplots(1, 2)
     for method in dict.fromkeys(c["method"] for c in curves):
         mine = [c for c in curves if c["method"] == method]
         for ax, key in zip(axes, ("deletion", "insertion"), strict=True):
@@ -172,7 +150,4 @@ def plot_curves(path: Path, curves: Sequence[dict], ranking: str) -> None:
         ax.set_ylim(0, 1)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_png(fig, path)

@@ -11,10 +11,14 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from medxai.atomic import atomic_write_text
+from medxai.codec import decode, encode
 from medxai.errors import MedxaiError
 from medxai.outputs import LOCK_NAME
+
+T = TypeVar("T")
 
 
 class StageCache:
@@ -26,16 +30,20 @@ class StageCache:
         self.resumed: list[str] = []
         self.on_start = on_start
 
-    def run(self, name: str, work: Callable[[], dict]) -> dict:
+    def run(self, name: str, kind: type[T], work: Callable[[], T]) -> T:
+        """The stage's record: read back when stored, else computed by `work` and stored."""
         path = self.folder / f"{name}.json"
         if path.is_file():
             try:
                 stored = json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as err:
                 raise MedxaiError(f"{path}: corrupt stage record ({err}); delete it") from err
+            if not isinstance(stored, dict) or set(stored) != {"seconds", "result"}:
+                raise MedxaiError(f"{path}: not a stage record; delete it")
+            result = decode(kind, stored["result"], f"{path} (from another medxai version?)")
             self.timings[name] = stored["seconds"]
             self.resumed.append(name)
-            return stored["result"]
+            return result
         if self.on_start:
             self.on_start(name)
         started = time.perf_counter()
@@ -43,7 +51,7 @@ class StageCache:
         seconds = time.perf_counter() - started
         self.timings[name] = seconds
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps({"seconds": seconds, "result": result}) + "\n")
+        atomic_write_text(path, json.dumps({"seconds": seconds, "result": encode(result)}) + "\n")
         return result
 
 

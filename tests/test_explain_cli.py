@@ -3,11 +3,11 @@ import csv
 import numpy as np
 import pytest
 
-from medxai.cli import main
+from medxai.cli.application import main
 from medxai.data.imageio import read_image, write_png
 from medxai.explain.toy import box_mask, square_images
 
-BOX = (8, 20, 8, 20)
+BOX = (8, 8, 20, 20)  # (x0, y0, x1, y1)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from medxai.cli import main
+from medxai.cli.application import main
 from medxai.data.phantom import synthesize
 
 ALARM_SECONDS = 90

@@ -13,12 +13,14 @@ from medxai.data.covidx import (
     LineProblem,
     Record,
     Skipped,
+    SplitIndex,
     discover_splits,
     read_splits,
 )
 from medxai.data.imageio import read_raw
-from medxai.data.paths import file_problem
 from medxai.errors import DatasetError, ImageReadError
+from medxai.paths import file_problem
+from medxai.statistics.confound import SourceConfound, source_confound
 
 
 @dataclass
@@ -42,6 +44,17 @@ class SplitReport:
     @property
     def sources(self) -> Counter:
         return Counter(r.source or "-" for r in self.records)
+
+    def source_label_counts(self, classes: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Images per source ("-" when unknown) and class, every class listed."""
+        counts: dict[str, Counter] = {}
+        for r in self.records:
+            counts.setdefault(r.source or "-", Counter())[r.label] += 1
+        return {s: {c: per[c] for c in classes} for s, per in sorted(counts.items())}
+
+    def confound(self, classes: Sequence[str]) -> SourceConfound:
+        """How far this split's labels can be read off its sources alone."""
+        return source_confound(self.source_label_counts(classes))
 
     @property
     def ok(self) -> bool:
@@ -127,10 +140,12 @@ def check_dataset(
     decode: bool = True,
     workers: int = 4,
     progress: Callable[[int, int], None] | None = None,
+    index: SplitIndex | None = None,
 ) -> DatasetReport:
     """Parse every split leniently and (with `decode`) read every image once.
 
-    Without `splits`, the split files are found under the root (`discover_splits`).
+    Without `splits`, the split files are found under the root (`discover_splits`);
+    `index`, the splits already parsed (`read_splits`), spares parsing them again.
     `progress(advance, total)` is called once per image.
     """
     root = Path(root)
@@ -139,7 +154,7 @@ def check_dataset(
     notes: list[str] = []
     if not splits:
         splits, notes = discover_splits(root)
-    index = read_splits(root, list(splits), image_dirs)
+    index = index or read_splits(root, list(splits), image_dirs)
     reports = [
         SplitReport(
             split,

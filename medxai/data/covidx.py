@@ -18,8 +18,8 @@ from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 
 from medxai.data.imageio import read_image, to_channels
-from medxai.data.paths import file_problem, link_problem, name_problem
 from medxai.errors import MedxaiError, SplitFileError
+from medxai.paths import file_problem, link_problem, name_problem
 
 LABEL_SETS: dict[str, tuple[str, ...]] = {
     "3class": ("normal", "pneumonia", "COVID-19"),
@@ -137,7 +137,7 @@ def parse_split_lines(
 ) -> tuple[list[Record], list[LineProblem]]:
     """Parse a split file. strict: raise on the first bad line; else collect every problem.
 
-    Besides the line's form and label, the path rules of `medxai.data.paths` apply: the file
+    Besides the line's form and label, the path rules of `medxai.paths` apply: the file
     must stay inside `root` (default: the image folder's parent) or the image folder.
     """
     root = image_dir.parent if root is None else root

@@ -16,40 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from monai.utils import convert_to_tensor
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import functional as TF
 
+from medxai.data.imageio import to_channels
+from medxai.data.transforms import Preprocessing, intensity_steps
 from medxai.errors import DatasetError, ImageReadError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 LABEL_FILES = ("LOC_val_solution.csv", "val.txt", "labels.txt")
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-NORMALISATIONS = {
-    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
-    "lite": ((127 / 255,) * 3, (128 / 255,) * 3),  # EfficientNet-Lite's TF preprocessing
-    "none": ((0.0,) * 3, (1.0,) * 3),
-}
-
-
-@dataclass(frozen=True)
-class NaturalPreprocessing:
-    """Resize the short side to `resize`, centre-crop `crop`, scale to [0, 1], normalise.
-
-    stretch=True resizes the whole image to crop x crop instead (nothing cut off: the
-    pointing game needs every object in view).
-    """
-
-    crop: int = 224
-    resize: int = 256
-    normalise: str = "imagenet"  # a key of NORMALISATIONS
-    stretch: bool = False
-
-    def geometry(self, x: torch.Tensor, nearest: bool = False) -> torch.Tensor:
-        """The resize/crop part on a (C, H, W) tensor; nearest=True for masks."""
-        mode = TF.InterpolationMode.NEAREST if nearest else TF.InterpolationMode.BILINEAR
-        if self.stretch:
-            return TF.resize(x, [self.crop, self.crop], mode, antialias=not nearest)
-        return TF.center_crop(TF.resize(x, self.resize, mode, antialias=not nearest), self.crop)
 
 
 @dataclass(frozen=True)
@@ -61,16 +37,24 @@ class ImageRecord:
     label: int | None = None
 
 
-def load_image(path: Path, prep: NaturalPreprocessing) -> torch.Tensor:
-    """RGB image -> normalised model input (3, crop, crop); unreadable files name the path."""
+def load_image(path: Path, prep: Preprocessing) -> torch.Tensor:
+    """A photograph -> model input (channels, S, S), resampled bilinearly (see Preprocessing).
+
+    Unreadable files raise an ImageReadError naming the path.
+    """
+    prep.check()
     try:
         with Image.open(path) as img:
             image = img.convert("RGB")
     except (OSError, UnidentifiedImageError) as err:
         raise ImageReadError(f"{path}: cannot read image ({err})") from err
-    x = prep.geometry(TF.to_tensor(image))
-    mean, std = NORMALISATIONS[prep.normalise]
-    return TF.normalize(x, list(mean), list(std))
+    x = TF.to_tensor(image)
+    if prep.channels != 3:
+        x = torch.from_numpy(to_channels(x.permute(1, 2, 0).numpy(), prep.channels))
+    x = prep.geometry(x)
+    for step in intensity_steps(prep):
+        x = convert_to_tensor(step(x), track_meta=False)
+    return x
 
 
 def read_class_index(path: Path) -> list[str]:

@@ -18,8 +18,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from medxai.atomic import atomic_write_bytes
-from medxai.data.paths import file_problem
 from medxai.errors import ImageReadError, first_line
+from medxai.paths import file_problem
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"

@@ -60,106 +60,39 @@ class SourceStyle:
     stamps: tuple[Stamp, ...]
 
 
-SOURCES: tuple[SourceStyle, ...] = (
+# Each source's styles, one row per source; the columns are SourceStyle's fields.
+_PLACE_FIELDS = ("site", "covid", "margin", "date_format", "side_y", "side_scale")
+_PLACE = {
+    "src-a": ("MTL-02", True, 0.04, "{m:02d}/{d:02d}/{y}", 0.3, 1.7),
+    "src-b": ("BGM-7", True, 0.03, "{d:02d}.{m:02d}.{y}", 0.45, 1.5),
+    "src-c": ("NIHCC", False, 0.05, "{y}-{m:02d}-{d:02d}", 0.08, 1.8),
+    "src-d": ("RSN4", False, 0.035, "{y}{m:02d}{d:02d}", 0.3, 1.6),
+    "src-e": ("SZH-1", False, 0.04, "{d:02d}/{m:02d}/{y}", 0.6, 1.6),
+}
+_LOOK_FIELDS = ("font", "italic", "cap_height", "thickness", "value", "box")
+_LOOK = {
+    "src-a": ("simplex", False, 0.05, 0.009, 0.97, 0.0),
+    "src-b": (PIL_FONT, False, 0.048, 0.0, 1.0, 0.85),
+    "src-c": ("duplex", False, 0.045, 0.006, 0.98, 0.0),
+    "src-d": ("plain", False, 0.055, 0.007, 0.93, 0.0),
+    "src-e": ("complex", True, 0.05, 0.008, 0.9, 0.6),
+}
+_SIDE = Stamp("{LATERALITY}", "side")  # every source marks the patient's side
+_STAMPS = {
+    "src-a": (Stamp("PORTABLE", "tl"), Stamp("AP", "tl", 0.8), _SIDE, Stamp("{DATE}", "br", 0.9)),
+    "src-b": (Stamp("SUPINE", "tr"), Stamp("{DATE}", "tr"), _SIDE, Stamp("{SITE}", "bl", 0.7)),
+    "src-c": (_SIDE, Stamp("{SITE}", "bl"), Stamp("ERECT", "bl", 0.7)),
+    "src-d": (Stamp("PA", "tr"), _SIDE, Stamp("{DATE}", "tl", 0.8), Stamp("{TIME}", "tl", 0.5)),
+    "src-e": (Stamp("{SITE}", "tc"), _SIDE, Stamp("STANDING", "bc", 0.6)),
+}
+SOURCES: tuple[SourceStyle, ...] = tuple(
     SourceStyle(
-        name="src-a",
-        site="MTL-02",
-        covid=True,
-        font="simplex",
-        italic=False,
-        cap_height=0.05,
-        thickness=0.009,
-        value=0.97,
-        box=0.0,
-        margin=0.04,
-        date_format="{m:02d}/{d:02d}/{y}",
-        side_y=0.3,
-        side_scale=1.7,
-        stamps=(
-            Stamp("PORTABLE", "tl"),
-            Stamp("AP", "tl", 0.8),
-            Stamp("{LATERALITY}", "side"),
-            Stamp("{DATE}", "br", 0.9),
-        ),
-    ),
-    SourceStyle(
-        name="src-b",
-        site="BGM-7",
-        covid=True,
-        font=PIL_FONT,
-        italic=False,
-        cap_height=0.048,
-        thickness=0.0,
-        value=1.0,
-        box=0.85,
-        margin=0.03,
-        date_format="{d:02d}.{m:02d}.{y}",
-        side_y=0.45,
-        side_scale=1.5,
-        stamps=(
-            Stamp("SUPINE", "tr"),
-            Stamp("{DATE}", "tr"),
-            Stamp("{LATERALITY}", "side"),
-            Stamp("{SITE}", "bl", 0.7),
-        ),
-    ),
-    SourceStyle(
-        name="src-c",
-        site="NIHCC",
-        covid=False,
-        font="duplex",
-        italic=False,
-        cap_height=0.045,
-        thickness=0.006,
-        value=0.98,
-        box=0.0,
-        margin=0.05,
-        date_format="{y}-{m:02d}-{d:02d}",
-        side_y=0.08,
-        side_scale=1.8,
-        stamps=(
-            Stamp("{LATERALITY}", "side"),
-            Stamp("{SITE}", "bl"),
-            Stamp("ERECT", "bl", 0.7),
-        ),
-    ),
-    SourceStyle(
-        name="src-d",
-        site="RSN4",
-        covid=False,
-        font="plain",
-        italic=False,
-        cap_height=0.055,
-        thickness=0.007,
-        value=0.93,
-        box=0.0,
-        margin=0.035,
-        date_format="{y}{m:02d}{d:02d}",
-        side_y=0.3,
-        side_scale=1.6,
-        stamps=(
-            Stamp("PA", "tr"),
-            Stamp("{LATERALITY}", "side"),
-            Stamp("{DATE}", "tl", 0.8),
-            Stamp("{TIME}", "tl", 0.5),
-        ),
-    ),
-    SourceStyle(
-        name="src-e",
-        site="SZH-1",
-        covid=False,
-        font="complex",
-        italic=True,
-        cap_height=0.05,
-        thickness=0.008,
-        value=0.9,
-        box=0.6,
-        margin=0.04,
-        date_format="{d:02d}/{m:02d}/{y}",
-        side_y=0.6,
-        side_scale=1.6,
-        stamps=(Stamp("{SITE}", "tc"), Stamp("{LATERALITY}", "side"), Stamp("STANDING", "bc", 0.6)),
-    ),
+        name=name,
+        **dict(zip(_PLACE_FIELDS, _PLACE[name], strict=True)),
+        **dict(zip(_LOOK_FIELDS, _LOOK[name], strict=True)),
+        stamps=_STAMPS[name],
+    )
+    for name in _STAMPS
 )
 COVID_SOURCES = tuple(i for i, s in enumerate(SOURCES) if s.covid)
 GENERAL_SOURCES = tuple(i for i, s in enumerate(SOURCES) if not s.covid)

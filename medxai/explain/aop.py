@@ -30,7 +30,8 @@ class AOP(Explainer):
     Parameters other than AOP's go to the optimiser.
 
     theta, lam: eq. 5 (ImageNet 0.7 / 0.15, COCO 0.6 / 0.25); warmup_iterations with the
-    light blur (warmup_kernel, warmup_sigma) before the full one.
+    light blur (warmup_kernel, warmup_sigma) before the full one. Constants: docs/algorithms.md,
+    SIGCAM / AOP.
     """
 
     name = "aop"

@@ -80,6 +80,13 @@ class ModelRunner:
             raise ModelOutputError("model produced NaN or infinite scores; saliency undefined")
 
 
+def chunks(total: int, size: int) -> Iterator[slice]:
+    """Consecutive slices of at most `size` items covering 0..total-1, in order: the batches
+    in which every method and metric sends its (image, variant) rows through the model."""
+    for start in range(0, total, size):
+        yield slice(start, min(total, start + size))
+
+
 def validate_inputs(images: Tensor, targets: Tensor | int | list[int]) -> tuple[Tensor, Tensor]:
     """Checks the contract's inputs: images (N, C, H, W) float, one integer target per sample."""
     if not isinstance(images, Tensor) or images.dim() != 4 or not images.is_floating_point():

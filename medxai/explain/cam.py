@@ -2,6 +2,7 @@
 
 Map = ReLU(sum_k w_k A^k) at the target layer (eq. 3 of the AOP paper), upsampled
 bilinearly to the image and min-max normalised (eq. 4). F_c is the raw logit.
+Details: docs/algorithms.md, Grad-CAM family.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from medxai.explain.base import Explainer, ModelRunner, minmax
+from medxai.explain.base import Explainer, ModelRunner, chunks, minmax
 from medxai.explain.layers import capture, find_target_layer
 from medxai.explain.perturb import upsample
 
@@ -34,11 +35,11 @@ class CamExplainer(Explainer):
         self.layer = find_target_layer(runner.model, images, self.target_layer)
         maps = []
         with capture(runner.model, self.layer) as store, torch.enable_grad():
-            for start in range(0, images.shape[0], runner.batch_size):
-                x = images[start : start + runner.batch_size].clone().requires_grad_(True)
+            for chunk in chunks(images.shape[0], runner.batch_size):
+                x = images[chunk].clone().requires_grad_(True)
                 store.clear()
                 logits = runner.logits(x)  # (b, K)
-                score = logits.gather(1, targets[start : start + runner.batch_size, None])
+                score = logits.gather(1, targets[chunk, None])
                 acts = store[-1]  # (b, K, h, w)
                 (grads,) = torch.autograd.grad(score.sum(), acts)
                 w = self._weights(acts.detach(), grads)  # (b, K)

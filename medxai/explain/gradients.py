@@ -1,4 +1,7 @@
-"""Input-gradient methods: vanilla gradient, Integrated Gradients, SmoothGrad (on the logit)."""
+"""Input-gradient methods: vanilla gradient, Integrated Gradients, SmoothGrad (on the logit).
+
+Constants: docs/algorithms.md, Integrated Gradients and SmoothGrad.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from medxai.explain.base import Explainer, ModelRunner, check_float, check_int, minmax
+from medxai.explain.base import Explainer, ModelRunner, check_float, check_int, chunks, minmax
+from medxai.explain.perturb import integration_alphas
 
 # flat sample indices (b,) -> (inputs (b, C, H, W), image index (b,))
 Sampler = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -18,10 +22,10 @@ def input_gradients(
 ) -> Tensor:
     """Sum over samples of dF_c/dx per image, (N, C, H, W); all samples batched in chunks."""
     acc: Tensor | None = None
+    rows = torch.arange(total, device=targets.device)
     with runner.frozen():
-        for start in range(0, total, runner.batch_size):
-            flat = torch.arange(start, min(total, start + runner.batch_size), device=targets.device)
-            x, img = sample(flat)
+        for chunk in chunks(total, runner.batch_size):
+            x, img = sample(rows[chunk])
             x = x.detach().requires_grad_(True)
             with torch.enable_grad():
                 score = runner.scores(x, targets[img])  # (b,)
@@ -64,7 +68,7 @@ class IntegratedGradients(Explainer):
     def attributions(self, runner: ModelRunner, images: Tensor, targets: Tensor) -> Tensor:
         """Raw IG attributions, (N, C, H, W)."""
         n, s = images.shape[0], self.steps
-        alphas = torch.arange(1, s + 1, device=images.device, dtype=images.dtype) / s
+        alphas = integration_alphas(s, images.device, images.dtype)
 
         def sample(flat: Tensor) -> tuple[Tensor, Tensor]:
             img = flat // s

@@ -2,9 +2,13 @@
 
 Both minimise an integrated objective over low-resolution masks with the batched Armijo line
 search of `perturb.minimize`; saliency = 1 - U(M), so that high = important.
+Constants: docs/algorithms.md, I-GOS and iGOS++.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from torch import Tensor
 
@@ -19,12 +23,20 @@ from medxai.explain.perturb import (
     blurred_baseline,
     btv,
     btv_weights,
+    faster,
     minimize,
     tv,
     upsample,
 )
 
 Warmup = tuple[int, int, float]  # (iterations, blur kernel, blur sigma)
+
+
+class Baselines(NamedTuple):
+    """Baseline B per iteration: `start`, replaced by `switch` = (iteration, B) when given."""
+
+    start: Tensor
+    switch: tuple[int, Tensor] | None
 
 
 def l1_norm(mask: Tensor) -> Tensor:
@@ -34,28 +46,42 @@ def l1_norm(mask: Tensor) -> Tensor:
     return (1 - mask).flatten(1).mean(1)
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class MaskOptimizer(Explainer):
-    """Common parameters of the perturbation optimisers; `optimize` is what AOP drives."""
+    """Parameters and driver shared by the perturbation optimisers; `optimize` is what AOP drives.
 
-    def __init__(
-        self,
-        *,
-        resolution: int = 28,
-        iterations: int = 15,
-        blur_kernel: int | None = None,
-        blur_sigma: float | None = None,
-        batch_size: int = 64,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(batch_size=batch_size, seed=seed)
-        self.resolution = check_int("resolution", resolution, 1)
-        self.iterations = check_int("iterations", iterations, 1)
-        self.blur_kernel = None if blur_kernel is None else check_int("blur_kernel", blur_kernel, 1)
-        if self.blur_kernel is not None and self.blur_kernel % 2 == 0:
-            raise MedxaiError(f"blur_kernel must be odd; got {blur_kernel}")
-        self.blur_sigma = (
-            None if blur_sigma is None else check_float("blur_sigma", blur_sigma, 1e-6)
-        )
+    Keyword parameters are fields: a subclass adds its own and restates the defaults it
+    changes. resolution: mask side (up to the image side); l1, l2: regulariser weights
+    (l1=None: the method's default); noise: sd of the noise added to the model inputs, in
+    normalised image space (0 disables); softmax=False scores the raw logit; blur_kernel,
+    blur_sigma: the baseline's blur (default `perturb.blur_kernel_for`).
+    """
+
+    resolution: int = 28
+    iterations: int = 15
+    l1: float | None = None
+    l2: float = 20.0
+    noise: float = 0.2
+    softmax: bool = True
+    blur_kernel: int | None = None
+    blur_sigma: float | None = None
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__init__(batch_size=self.batch_size, seed=self.seed)
+        self.resolution = check_int("resolution", self.resolution, 1)
+        self.iterations = check_int("iterations", self.iterations, 1)
+        if self.blur_kernel is not None:
+            check_int("blur_kernel", self.blur_kernel, 1)
+            if self.blur_kernel % 2 == 0:
+                raise MedxaiError(f"blur_kernel must be odd; got {self.blur_kernel}")
+        if self.blur_sigma is not None:
+            self.blur_sigma = check_float("blur_sigma", self.blur_sigma, 1e-6)
+        self.l1 = None if self.l1 is None else check_float("l1", self.l1, 0.0)
+        self.l2 = check_float("l2", self.l2, 0.0)
+        self.noise = check_float("noise", self.noise, 0.0)
+        self.softmax = bool(self.softmax)
 
     def mask_size(self, images: Tensor) -> tuple[int, int]:
         """(r, r), validated against the image size."""
@@ -79,7 +105,26 @@ class MaskOptimizer(Explainer):
         init: Tensor | None = None,
         warmup: Warmup | None = None,
     ) -> Tensor:
-        """Optimised explanation masks (N, 1, r, r), low = important; init defaults to ones."""
+        """Optimised explanation masks (N, 1, r, r), low = important; init defaults to ones.
+
+        With `warmup`, the baseline is that lighter blur for its first iterations.
+        """
+        runner.softmax = self.softmax
+        h, w = self.mask_size(images)
+        if init is None:
+            init = images.new_ones(images.shape[0], 1, h, w)  # (N, 1, r, r)
+        full = self.baseline(images)
+        baselines = Baselines(full, None)
+        if warmup is not None:
+            light = blurred_baseline(images, warmup[1], warmup[2])
+            baselines = Baselines(light, (warmup[0], full))
+        with runner.frozen():  # only input gradients are taken
+            return self._descend(runner, images, targets, init, baselines)
+
+    def _descend(
+        self, runner: ModelRunner, images: Tensor, targets: Tensor, init: Tensor, base: Baselines
+    ) -> Tensor:
+        """The masks optimised from `init`, (N, 1, r, r)."""
         raise NotImplementedError
 
     def _explain(self, runner: ModelRunner, images: Tensor, targets: Tensor) -> Tensor:
@@ -87,56 +132,37 @@ class MaskOptimizer(Explainer):
         return 1 - upsample(mask, tuple(images.shape[-2:]))  # (N, 1, H, W)
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class _IntegratedOptimizer(MaskOptimizer):
     """Shared by I-GOS and iGOS++: integrated objective + batched speculative Armijo search.
 
-    resolution: mask side (7, 14, 28, 224, ... up to the image side); steps: integration
-    steps n (default 10, where the papers use 20 and the authors' code 15: deletion and
-    insertion stayed equal or better in our benchmarks, README "Speed design"); l1 (default 1;
-    iGOS++: 10 at resolution >= 224), l2: regulariser weights; noise: sd of eps in normalised
-    image space (0 disables); softmax=False scores the raw logit; alpha0, growth,
-    retry_candidates, noise_refresh, speculate: see `perturb.minimize`.
+    resolution: 7, 14, 28, 224, ...; steps: integration steps n of the loss (default 10, where
+    the papers use 20 and the authors' code 15: deletion and insertion stayed equal or better
+    in our benchmarks, README "Speed design"); gradient_steps: at most this many of them,
+    evenly spaced, carry the gradient (default 10: all of the default 10, every other one of
+    20; see `perturb.IntegratedObjective`); l1 default 1 (iGOS++: 10 at resolution >= 224);
+    alpha0, growth, retry_candidates, noise_refresh, speculate: see `perturb.minimize`.
+    The search runs on `perturb.inference_copy` of the model when one can be made.
     """
 
-    def __init__(
-        self,
-        *,
-        resolution: int = 28,
-        iterations: int = 15,
-        steps: int = 10,
-        l1: float | None = None,
-        l2: float = 20.0,
-        noise: float = 0.2,
-        softmax: bool = True,
-        alpha0: float = 1000.0,
-        growth: float = 1.0,
-        retry_candidates: int = 2,
-        noise_refresh: int = 0,
-        speculate: bool = True,
-        blur_kernel: int | None = None,
-        blur_sigma: float | None = None,
-        batch_size: int = 64,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(
-            resolution=resolution,
-            iterations=iterations,
-            blur_kernel=blur_kernel,
-            blur_sigma=blur_sigma,
-            batch_size=batch_size,
-            seed=seed,
-        )
-        self.steps = check_int("steps", steps, 1)
-        self.l1 = None if l1 is None else check_float("l1", l1, 0.0)
-        self.l2 = check_float("l2", l2, 0.0)
-        self.noise = check_float("noise", noise, 0.0)
-        self.softmax = bool(softmax)
+    steps: int = 10
+    gradient_steps: int = 10
+    alpha0: float = LineSearch.alpha0
+    growth: float = LineSearch.growth
+    retry_candidates: int = LineSearch.retry_candidates
+    noise_refresh: int = LineSearch.noise_refresh
+    speculate: bool = LineSearch.speculate
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.steps = check_int("steps", self.steps, 1)
+        self.gradient_steps = check_int("gradient_steps", self.gradient_steps, 1)
         self.search = LineSearch(
-            alpha0=check_float("alpha0", alpha0, 1e-5),
-            growth=check_float("growth", growth, 1.0),
-            retry_candidates=check_int("retry_candidates", retry_candidates, 1),
-            noise_refresh=check_int("noise_refresh", noise_refresh, 0),
-            speculate=bool(speculate),
+            alpha0=check_float("alpha0", self.alpha0, 1e-5),
+            growth=check_float("growth", self.growth, 1.0),
+            retry_candidates=check_int("retry_candidates", self.retry_candidates, 1),
+            noise_refresh=check_int("noise_refresh", self.noise_refresh, 0),
+            speculate=bool(self.speculate),
         )
 
     def l1_weight(self) -> float:
@@ -155,25 +181,14 @@ class _IntegratedOptimizer(MaskOptimizer):
     def _combine(self, masks: list[Tensor]) -> Tensor:
         return masks[0]
 
-    def optimize(
-        self,
-        runner: ModelRunner,
-        images: Tensor,
-        targets: Tensor,
-        init: Tensor | None = None,
-        warmup: Warmup | None = None,
+    def _descend(
+        self, runner: ModelRunner, images: Tensor, targets: Tensor, init: Tensor, base: Baselines
     ) -> Tensor:
-        runner.softmax = self.softmax
-        h, w = self.mask_size(images)
-        if init is None:
-            init = images.new_ones(images.shape[0], 1, h, w)  # (N, 1, r, r)
-        full = self.baseline(images)
-        start = full if warmup is None else blurred_baseline(images, warmup[1], warmup[2])
         terms, derive, regularizer = self._problem(images)
         objective = IntegratedObjective(
             runner,
             images,
-            start,
+            base.start,
             targets,
             terms=terms,
             derive=derive,
@@ -181,11 +196,11 @@ class _IntegratedOptimizer(MaskOptimizer):
             steps=self.steps,
             noise_std=self.noise,
             generator=self.generator(images.device),
+            gradient_steps=self.gradient_steps,
         )
-        switch = None if warmup is None else (warmup[0], full)
-        with runner.frozen():
+        with faster(runner, images[:1]):
             masks, stats = minimize(
-                objective, self._init(init), self.iterations, self.search, warmup=switch
+                objective, self._init(init), self.iterations, self.search, warmup=base.switch
             )
         self._extra.update(stats)
         return self._combine(masks)

@@ -11,6 +11,30 @@ from torch import Tensor, nn
 from medxai.errors import MedxaiError
 
 _LAYER_TYPES = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm)
+_SHOWN = 12  # candidates listed in an error
+
+
+def conv_candidates(model: nn.Module) -> list[str]:
+    """Names of the convolution-like modules, in definition order: torch convolutions and
+    any module holding its own weight of 4 or more dimensions (a foreign conv class)."""
+    return [
+        n
+        for n, m in model.named_modules()
+        if n
+        and (
+            isinstance(m, nn.modules.conv._ConvNd)
+            or any(p.dim() >= 4 for p in m.parameters(recurse=False))
+        )
+    ]
+
+
+def _listing(names: list[str]) -> str:
+    """The last `_SHOWN` names, with how many more there are."""
+    if not names:
+        return "none found"
+    shown = ", ".join(names[-_SHOWN:])
+    more = len(names) - _SHOWN
+    return f"{shown} (and {more} earlier)" if more > 0 else shown
 
 
 def find_target_layer(model: nn.Module, images: Tensor, name: str | None = None) -> str:
@@ -25,10 +49,9 @@ def find_target_layer(model: nn.Module, images: Tensor, name: str | None = None)
     modules = dict(model.named_modules())
     if name is not None:
         if name not in modules or name == "":
-            blocks = [n for n, m in modules.items() if n and isinstance(m, _LAYER_TYPES)][-5:]
             raise MedxaiError(
                 f"unknown target layer {name!r}; expected a module name of the model, "
-                f"e.g. {', '.join(blocks) or 'none found'}"
+                f"e.g. one of its convolution-like layers: {_listing(conv_candidates(model))}"
             )
         return name
     finished: list[tuple[str, bool]] = []
@@ -53,7 +76,8 @@ def find_target_layer(model: nn.Module, images: Tensor, name: str | None = None)
             h.remove()
     if not finished:
         raise MedxaiError(
-            "no convolution, norm or block with a 4-D output found; give target_layer by name"
+            "no convolution, norm or block with a 4-D output found; give target_layer by name, "
+            f"e.g. one of the convolution-like layers: {_listing(conv_candidates(model))}"
         )
     spatial = [n for n, big in finished if big]
     return (spatial or [n for n, _ in finished])[-1]

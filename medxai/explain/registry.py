@@ -92,3 +92,27 @@ def get_explainer(name: str, **params: Any) -> Explainer:
         base, optimizer = _parse_aop(name)
         return AOP(base=base, optimizer=optimizer, **params)
     return METHODS[name](**params)
+
+
+def build_explainer(
+    method: str,
+    resolution: int = 28,
+    batch_size: int = 8,
+    seed: int = 0,
+    target_layer: str | None = None,
+    **extra: Any,
+) -> Explainer:
+    """`method` with the settings the pipelines share; each goes only where it is accepted.
+
+    The method's internal batch is at least 32; `resolution` (mask grid) and `target_layer`
+    (CAM module) go to the methods that take them, and so does every `extra` parameter
+    (e.g. SIGCAM/AOP's theta and lam).
+    """
+    accepted = method_parameters(method)
+    params: dict[str, Any] = {"batch_size": max(batch_size, 32), "seed": seed}
+    if "resolution" in accepted:
+        params["resolution"] = resolution
+    if target_layer and "target_layer" in accepted:
+        params["target_layer"] = target_layer
+    params.update({k: v for k, v in extra.items() if k in accepted})
+    return get_explainer(method, **params)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from medxai.explain.base import Explainer, ModelRunner, check_float, check_int, minmax
+from medxai.explain.base import Explainer, ModelRunner, check_float, check_int, chunks, minmax
 
 
 def rise_masks(
@@ -41,8 +41,8 @@ def rise_masks(
 class RISE(Explainer):
     """RISE (Petsiuk et al. 2018): saliency = sum_m p_c(I * m) m / (n p) over random masks.
 
-    Defaults: 4000 masks of 7x7 cells, p = 0.5; the masks are shared by all images and
-    generated in groups to bound memory.
+    Defaults: 4000 masks of 7x7 cells, p = 0.5 (docs/algorithms.md, RISE); the masks are
+    shared by all images and generated in groups to bound memory.
     """
 
     name = "rise"
@@ -68,16 +68,14 @@ class RISE(Explainer):
         gen = self.generator(images.device)
         sal = images.new_zeros(n, size[0] * size[1])  # (N, H*W)
         with torch.no_grad():
-            for first in range(0, self.masks, self.group):
-                g = min(self.group, self.masks - first)
+            for group in chunks(self.masks, self.group):
+                g = group.stop - group.start
                 m = rise_masks(g, self.cells, self.p, size, gen, images.device, images.dtype)
-                scores = images.new_empty(n * g)  # (N*G,) image-major
-                for start in range(0, n * g, runner.batch_size):
-                    flat = torch.arange(
-                        start, min(n * g, start + runner.batch_size), device=images.device
-                    )
-                    img, k = flat // g, flat % g
-                    scores[flat] = runner.scores(images[img] * m[k], targets[img])
+                rows = torch.arange(n * g, device=images.device)  # image-major
+                scores = images.new_empty(n * g)  # (N*G,)
+                for chunk in chunks(n * g, runner.batch_size):
+                    img, k = rows[chunk] // g, rows[chunk] % g
+                    scores[chunk] = runner.scores(images[img] * m[k], targets[img])
                 sal += scores.view(n, g) @ m.flatten(1)  # (N, H*W)
         sal = sal / (self.masks * self.p)
         return minmax(sal.view(n, 1, *size))

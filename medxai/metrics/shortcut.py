@@ -16,9 +16,11 @@ import torch
 from torch import Tensor, nn
 
 from medxai.errors import MedxaiError
-from medxai.explain.base import ModelRunner, check_float, model_guard, validate_inputs
+from medxai.explain.base import ModelRunner, check_float, chunks, model_guard, validate_inputs
 from medxai.explain.perturb import blurred_baseline
-from medxai.metrics.bootstrap import bootstrap_mean
+from medxai.models.training import chance_level_f1
+from medxai.statistics.bootstrap import Interval, bootstrap_mean
+from medxai.statistics.classification import Evaluation
 
 Boxes = Sequence[Sequence[Sequence[float]]]  # per image, boxes (x0, y0, x1, y1) in pixels
 
@@ -113,8 +115,8 @@ def region_tests(
     n, k = images.shape[0], len(variants)
     probs = []
     with model_guard(model), torch.no_grad():
-        for s in range(0, k * n, batch_size):
-            probs.append(torch.softmax(runner.logits(batch[s : s + batch_size]), 1))
+        for rows in chunks(k * n, batch_size):
+            probs.append(torch.softmax(runner.logits(batch[rows]), 1))
     runner.check()
     p = torch.cat(probs)  # (kN, K)
     score = p.gather(1, targets.repeat(k).view(-1, 1)).squeeze(1).view(k, n)
@@ -165,10 +167,15 @@ def shortcut_evidence(
 class RelianceThresholds:
     """Per strength level, the (flip excess, insertion gain) thresholds.
 
-    The model relies on text when both causal tests say so: the text is needed (blurring it
+    The region tests say the model relies on text when both say so: the text is needed (blurring it
     changes decisions more than blurring a control region) and it suffices (alone, it keeps
     decisions more often than the blurred image does). The strength is the lower of the two
     levels reached.
+
+    Transplant follow excess: how much more often a decision moves to another class when a
+    film carries that class's hospital text than when it carries text of its own class: the
+    share of decisions the text decides. A fifth of them is strong, a tenth moderate.
+    The verdict is the higher of the transplant's level and the region tests' level.
 
     Flip excess: share of decisions that change when only the text is blurred, minus the
     share that change when a control region is blurred (another film's text boxes, where
@@ -177,25 +184,72 @@ class RelianceThresholds:
     the blurred image does without it. A figure counts only when its CI lies above zero.
     """
 
-    weak: tuple[float, float] = (0.03, 0.05)
-    moderate: tuple[float, float] = (0.08, 0.15)
-    strong: tuple[float, float] = (0.15, 0.30)
+    weak: tuple[float, float, float] = (0.03, 0.05, 0.05)
+    moderate: tuple[float, float, float] = (0.08, 0.15, 0.10)
+    strong: tuple[float, float, float] = (0.15, 0.30, 0.20)
     confidence: float = 0.95
 
-    def levels(self) -> list[tuple[str, tuple[float, float]]]:
+    FIGURES = ("flip_excess", "insertion_gain", "follow_excess")
+
+    def levels(self) -> list[tuple[str, tuple[float, float, float]]]:
         return [("strong", self.strong), ("moderate", self.moderate), ("weak", self.weak)]
 
+    def table(self) -> dict[str, float]:
+        """The figures by name, as the report prints them beside the verdict."""
+        return {
+            **{
+                f"{level}_{figure}": v[k]
+                for k, figure in enumerate(self.FIGURES)
+                for level, v in self.levels()
+            },
+            "confidence": self.confidence,
+        }
+
     def level_of(self, value: float, ci: Sequence[float], which: int) -> str:
-        """The highest level figure `which` (0: flip excess, 1: insertion gain) reaches."""
+        """The highest level figure `which` (0: flip excess, 1: insertion gain, 2: transplant
+        follow excess) reaches."""
         if not ci[0] > 0:
             return "none"
         return next((lvl for lvl, mins in self.levels() if value >= mins[which]), "none")
 
 
-def _level_text(level: str, ci: Sequence[float]) -> str:
-    if level != "none":
-        return level
-    return "the CI reaches zero" if not ci[0] > 0 else "below the weak threshold"
+@dataclass(frozen=True)
+class RegionDeletion:
+    """Blurring only the text against blurring the control region, over images with text."""
+
+    flip_rate: float
+    flip_ci: Interval
+    control_flip_rate: float
+    control_flip_ci: Interval
+    flip_excess: float
+    flip_excess_ci: Interval
+    mean_drop: float  # of the decided class's probability
+    ci: Interval  # of mean_drop
+
+
+@dataclass(frozen=True)
+class RegionInsertion:
+    """The text alone over the blurred image against the blurred image alone."""
+
+    keeps_class_rate: float
+    ci: Interval
+    baseline_keeps_class_rate: float
+    baseline_ci: Interval
+    gain: float
+    gain_ci: Interval
+
+
+@dataclass(frozen=True)
+class Reliance:
+    """The region-test figures and the levels they reach; `strength` is the verdict."""
+
+    relies_on_text: bool
+    strength: str  # strong, moderate, weak or none
+    excess_level: str  # the level the flip excess reaches alone
+    gain_level: str  # the level the insertion gain reaches alone
+    region_deletion: RegionDeletion
+    region_insertion: RegionInsertion
+    n_images: int
 
 
 def text_reliance(
@@ -207,7 +261,7 @@ def text_reliance(
     thresholds: RelianceThresholds = RelianceThresholds(),
     n_bootstrap: int = 1000,
     seed: int = 0,
-) -> dict:
+) -> Reliance:
     """Region-test figures over the images that carry text, with CIs, and the verdict on them.
 
     Inputs are per image (target = the model's own decision): did blurring the text change the
@@ -221,55 +275,84 @@ def text_reliance(
         for v in (flipped, control_flipped, inserted_keeps, baseline_keeps, deletion_drop)
     )
 
-    def mean_ci(values: np.ndarray, offset: int) -> tuple[float, list[float]]:
+    def mean_ci(values: np.ndarray, offset: int) -> tuple[float, Interval]:
         return bootstrap_mean(values, n_bootstrap, thresholds.confidence, seed + offset)
 
-    flip, flip_ci = mean_ci(flipped, 0)
-    control, control_ci = mean_ci(control_flipped, 1)
-    excess, excess_ci = mean_ci(flipped - control_flipped, 2)
-    keeps, keeps_ci = mean_ci(inserted_keeps, 3)
-    base, base_ci = mean_ci(baseline_keeps, 4)
-    gain, gain_ci = mean_ci(inserted_keeps - baseline_keeps, 5)
-    drop, drop_ci = mean_ci(deletion_drop, 6)
-    excess_level = thresholds.level_of(excess, excess_ci, 0)
-    gain_level = thresholds.level_of(gain, gain_ci, 1)
-    reasons = [
-        f"blurring only the text changes {flip:.0%} of decisions, blurring another film's text "
-        f"boxes {control:.0%}: {excess:+.0%} (CI {excess_ci[0]:+.0%} to {excess_ci[1]:+.0%}) "
-        f"→ {_level_text(excess_level, excess_ci)}",
-        f"the text alone reproduces {keeps:.0%} of decisions, the blurred image alone "
-        f"{base:.0%}: {gain:+.0%} (CI {gain_ci[0]:+.0%} to {gain_ci[1]:+.0%}) "
-        f"→ {_level_text(gain_level, gain_ci)}",
-    ]
+    flip, control, excess = (
+        mean_ci(v, k) for k, v in enumerate((flipped, control_flipped, flipped - control_flipped))
+    )
+    keeps, base, gain = (
+        mean_ci(v, 3 + k)
+        for k, v in enumerate((inserted_keeps, baseline_keeps, inserted_keeps - baseline_keeps))
+    )
+    deletion = RegionDeletion(*flip, *control, *excess, *mean_ci(deletion_drop, 6))
+    insertion = RegionInsertion(*keeps, *base, *gain)
+    excess_level = thresholds.level_of(excess[0], excess[1], 0)
+    gain_level = thresholds.level_of(gain[0], gain[1], 1)
     order = [level for level, _ in thresholds.levels()][::-1]  # weak, moderate, strong
     both = excess_level != "none" and gain_level != "none"
     strength = min(excess_level, gain_level, key=order.index) if both else "none"
-    return {
-        "relies_on_text": strength != "none",
-        "strength": strength,
-        "reasons": reasons,
-        "thresholds": {
-            **{f"{level}_flip_excess": v[0] for level, v in thresholds.levels()},
-            **{f"{level}_insertion_gain": v[1] for level, v in thresholds.levels()},
-            "confidence": thresholds.confidence,
-        },
-        "region_deletion": {
-            "flip_rate": flip,
-            "flip_ci": flip_ci,
-            "control_flip_rate": control,
-            "control_flip_ci": control_ci,
-            "flip_excess": excess,
-            "flip_excess_ci": excess_ci,
-            "mean_drop": drop,
-            "ci": drop_ci,
-        },  # fmt: skip
-        "region_insertion": {
-            "keeps_class_rate": keeps,
-            "ci": keeps_ci,
-            "baseline_keeps_class_rate": base,
-            "baseline_ci": base_ci,
-            "gain": gain,
-            "gain_ci": gain_ci,
-        },  # fmt: skip
-        "n_images": int(flipped.size),
-    }
+    return Reliance(
+        strength != "none", strength, excess_level, gain_level, deletion, insertion,
+        int(flipped.size),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TransplantFollow:
+    """How often decisions follow transplanted text, against the control transplant."""
+
+    n: int
+    follow_rate: float  # swap arm: the decision moves to the donor source's class
+    follow_ci: Interval
+    control_follow_rate: float  # control arm (own-class text): the same move
+    control_follow_ci: Interval
+    follow_excess: float
+    follow_excess_ci: Interval
+    prob_shift: float  # the target class's probability, swap minus control arm
+    prob_shift_ci: Interval
+
+
+def transplant_follow(
+    follows: np.ndarray, control_follows: np.ndarray, prob_shift: np.ndarray,
+    n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
+) -> TransplantFollow:  # fmt: skip
+    """Paired per film, so the CIs come from resampling films."""
+    follows, control_follows, prob_shift = (
+        np.asarray(v, dtype=float) for v in (follows, control_follows, prob_shift)
+    )
+    figures = [
+        bootstrap_mean(values, n_bootstrap, confidence, seed + k)
+        for k, values in enumerate(
+            (follows, control_follows, follows - control_follows, prob_shift)
+        )
+    ]
+    return TransplantFollow(int(follows.size), *(x for pair in figures for x in pair))
+
+
+def combined_strength(
+    reliance: Reliance, transplant: TransplantFollow | None, thresholds: RelianceThresholds
+) -> tuple[str, str]:
+    """(verdict strength, the transplant's own level): the higher of the transplant's level
+    and the region tests' joint level."""
+    order = ["none"] + [level for level, _ in thresholds.levels()][::-1]
+    follow_level = "none"
+    if transplant is not None and transplant.n:
+        follow_level = thresholds.level_of(transplant.follow_excess, transplant.follow_excess_ci, 2)
+    return max(reliance.strength, follow_level, key=order.index), follow_level
+
+
+def did_not_learn(evaluation: Evaluation, classes: Sequence[str], split: str) -> str:
+    """Why a model learned nothing on `split` ("" when it did): one class for every film, or a
+    macro-F1 whose CI reaches what predicting the majority class scores."""
+    if len(set(evaluation.predictions)) == 1:
+        return f"it predicts {classes[evaluation.predictions[0]]} for every film of {split}"
+    chance = chance_level_f1([classes[k] for k in evaluation.labels])
+    metrics = evaluation.metrics
+    low = metrics.ci.macro_f1[0] if metrics.ci else metrics.macro_f1
+    if low > chance:
+        return ""
+    return (
+        f"its macro-F1 on {split} ({metrics.macro_f1:.2f}, CI from {low:.2f}) reaches what "
+        f"predicting the majority class scores ({chance:.2f})"
+    )

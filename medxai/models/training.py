@@ -24,10 +24,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from medxai import distributed
 from medxai.atomic import atomic_write_text
+from medxai.codec import encode
 from medxai.data.covidx import CovidxDataset, Record, label_set_of
 from medxai.data.transforms import Augmentation, Preprocessing, build_transforms
 from medxai.errors import MedxaiError
-from medxai.metrics.classification import classification_metrics
 from medxai.models.checkpoint import (
     ModelSpec,
     load_checkpoint,
@@ -35,8 +35,24 @@ from medxai.models.checkpoint import (
     save_checkpoint,
 )
 from medxai.models.zoo import build_model
+from medxai.statistics.classification import Evaluation, classification_metrics
 
 POSITIVE_CLASSES = ("COVID-19", "positive")  # the class COVID-Net oversamples
+BALANCES = ("auto", "covid-share", "class-weights", "none")
+
+
+def resolve_balance(
+    balance: str, targets: Sequence[int], positive: int | None, share: float
+) -> str:
+    """`auto`: COVID-Net's batch share only where the positive class is a minority below that
+    share (oversampling a class that is already half the data teaches the prior); otherwise
+    class-weighted loss, which leaves a balanced set as it is."""
+    if balance != "auto":
+        return balance
+    counts = np.bincount(np.asarray(targets, dtype=int))
+    if positive is not None and positive < counts.size and counts[positive] < share * counts.sum():
+        return "covid-share"
+    return "class-weights"
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     val_fraction: float = 0.1
-    balance: str = "covid-share"  # covid-share | class-weights | none
+    balance: str = "auto"  # auto | covid-share | class-weights | none (see resolve_balance)
     covid_share: float = 0.3  # COVID-Net's share of COVID-19 images per batch
     patience: int = 5
     augment: bool = True
@@ -63,10 +79,8 @@ class TrainConfig:
         return Preprocessing(self.image_size, self.channels, self.top_crop)
 
     def validate(self) -> None:
-        if self.balance not in ("covid-share", "class-weights", "none"):
-            raise MedxaiError(
-                f"unknown balance {self.balance!r}; use covid-share, class-weights or none"
-            )
+        if self.balance not in BALANCES:
+            raise MedxaiError(f"unknown balance {self.balance!r}; use {', '.join(BALANCES)}")
         if not 0.0 < self.val_fraction < 0.5:
             raise MedxaiError(f"val fraction must be in (0, 0.5), got {self.val_fraction}")
         if not 0.0 < self.covid_share < 1.0:
@@ -84,6 +98,8 @@ class TrainState:
     best_epoch: int = 0
     stale_epochs: int = 0
     history: list[dict] = field(default_factory=list)
+    balance: str = ""  # the balancing `auto` chose (or the one asked for)
+    warning: str = ""  # set when validation never beat chance
 
 
 def patient_split(
@@ -229,14 +245,20 @@ def evaluate(
     n_bootstrap: int = 1000,
     seed: int = 0,
     workers: int = 0,
-) -> dict:
-    """The metrics dict (with bootstrap CIs) of `model` on `records`."""
-    labels, probs = predict(model, eval_dataset(records, spec), device, workers=workers)
+    inputs: Dataset | None = None,
+) -> Evaluation:
+    """`model`'s decision on every record, and the metrics (with bootstrap CIs) they give.
+
+    `inputs`: the records' (model input, label) pairs when already decoded."""
+    dataset = eval_dataset(records, spec) if inputs is None else inputs
+    labels, probs = predict(model, dataset, device, workers=workers)
+    predictions = probs.argmax(1)
     metrics = classification_metrics(
-        labels, probs.argmax(1), spec.classes, n_bootstrap=n_bootstrap, seed=seed
+        labels, predictions, spec.classes, n_bootstrap=n_bootstrap, seed=seed
     )
-    metrics["predictions"] = probs.argmax(1).tolist()
-    return metrics
+    return Evaluation(
+        metrics, [r.filename for r in records], [int(v) for v in labels], predictions.tolist()
+    )
 
 
 def _class_weights(targets: Sequence[int], n_classes: int) -> torch.Tensor:
@@ -263,10 +285,59 @@ def fit(
 
     Writes OUT/model.pt (best), OUT/last.pt (resume point, every epoch) and
     OUT/history.json. Under torchrun, ranks share batches and rank 0 writes.
+    Settings: docs/algorithms.md, Training.
     """
     config.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    spec = _model_spec(config, records)
+    train_records, val_records = patient_split(records, config.val_fraction, config.seed)
+    run = _Run.create(config, spec, out, device)
+    run.start(resume)
+    batches = _Batches.create(config, spec, train_records, device)
+    run.state.balance = batches.balance
+    net = DistributedDataParallel(run.model) if distributed.world_size() > 1 else run.model
+    while run.state.epoch < config.epochs:
+        started = time.perf_counter()
+        mean_loss = run.train_epoch(net, batches, workers, on_batch)
+        stop = False
+        if distributed.is_main():
+            val = evaluate(run.model, val_records, spec, device, n_bootstrap=0, workers=workers)
+            entry = run.record(mean_loss, val, started)
+            stop = run.state.stale_epochs >= config.patience
+            if on_epoch:
+                on_epoch(entry)
+        else:
+            run.state.epoch += 1
+        if distributed.broadcast_flag(stop):
+            break
+    distributed.barrier()
+    run.state.warning = chance_warning(run.state.best_f1, [r.label for r in val_records])
+    return run.state, spec
+
+
+def chance_level_f1(labels: Sequence[str]) -> float:
+    """Macro-F1 of predicting the most common label for every image."""
+    counts = Counter(labels)
+    if not counts:
+        return 0.0
+    share = max(counts.values()) / sum(counts.values())
+    return 2 * share / (1 + share) / len(counts)
+
+
+def chance_warning(best_f1: float, val_labels: Sequence[str]) -> str:
+    """A loud line when validation never beat predicting the majority class (else "")."""
+    chance = chance_level_f1(val_labels)
+    if best_f1 > chance + 1e-9:
+        return ""
+    return (
+        f"WARNING: the model did not learn: its best validation macro-F1 ({best_f1:.2f}) never "
+        f"beat predicting the majority class ({chance:.2f})"
+    )
+
+
+def _model_spec(config: TrainConfig, records: Sequence[Record]) -> ModelSpec:
+    """The spec of the model to train: its classes are those of `records` (two at least)."""
     classes = label_set_of(r.label for r in records)
     present = sorted({r.label for r in records})
     if len(present) < 2:
@@ -275,132 +346,187 @@ def fit(
             f"{where}the training split holds {len(records)} image(s) of the classes "
             f"{present}; a classifier needs at least two classes"
         )
-    spec = ModelSpec(config.model, classes, config.preprocessing())
-    train_records, val_records = patient_split(records, config.val_fraction, config.seed)
-    model = build_model(config.model, len(classes), config.channels, config.weights, config.seed)
-    model.to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
-    state = TrainState()
-    last = out / "last.pt"
-    if resume and last.is_file():
-        state = _restore(last, config, model, optimizer, scheduler, scaler)
-    elif resume:
-        raise MedxaiError(f"{last}: nothing to resume from")
-    elif last.exists():
-        raise MedxaiError(f"{out} already holds a run; pass --resume or choose another --out")
+    return ModelSpec(config.model, classes, config.preprocessing())
 
-    train_set = CovidxDataset(
-        train_records, classes, config.channels,
-        build_transforms(spec.preprocessing, Augmentation() if config.augment else None),
-    )  # fmt: skip
-    seeded = SeededAugment(train_set, config.seed)
-    positive = next((classes.index(c) for c in POSITIVE_CLASSES if c in classes), None)
-    sampler = BalancedBatchSampler(
-        train_set.targets,
-        positive if config.balance == "covid-share" else None,
-        config.batch_size, config.covid_share, config.seed,
-        distributed.rank(), distributed.world_size(),
-    )  # fmt: skip
-    weights = None
-    if config.balance == "class-weights":
-        weights = _class_weights(train_set.targets, len(classes)).to(device)
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
-    net = DistributedDataParallel(model) if distributed.world_size() > 1 else model
 
-    while state.epoch < config.epochs:
-        epoch = state.epoch
-        sampler.set_epoch(epoch)
-        seeded.set_epoch(epoch)
-        torch.manual_seed(config.seed * 100003 + epoch)
+@dataclass
+class _Batches:
+    """The training images, augmented per (epoch, image), in balanced batches; the loss."""
+
+    images: SeededAugment
+    sampler: BalancedBatchSampler
+    loss_fn: nn.Module
+    balance: str  # what was used (see resolve_balance)
+
+    @classmethod
+    def create(
+        cls, config: TrainConfig, spec: ModelSpec, records: Sequence[Record], device: torch.device
+    ) -> _Batches:
+        classes = spec.classes
+        augment = Augmentation() if config.augment else None
+        train_set = CovidxDataset(
+            records, classes, config.channels, build_transforms(spec.preprocessing, augment)
+        )
+        images = SeededAugment(train_set, config.seed)
+        positive = next((classes.index(c) for c in POSITIVE_CLASSES if c in classes), None)
+        balance = resolve_balance(config.balance, train_set.targets, positive, config.covid_share)
+        sampler = BalancedBatchSampler(
+            train_set.targets,
+            positive if balance == "covid-share" else None,
+            config.batch_size, config.covid_share, config.seed,
+            distributed.rank(), distributed.world_size(),
+        )  # fmt: skip
+        weights = None
+        if balance == "class-weights":
+            weights = _class_weights(train_set.targets, len(classes)).to(device)
+        return cls(images, sampler, nn.CrossEntropyLoss(weight=weights), balance)
+
+    def set_epoch(self, epoch: int, seed: int) -> None:
+        """Every draw of the epoch (batches, augmentation, dropout) follows (seed, epoch)."""
+        self.sampler.set_epoch(epoch)
+        self.images.set_epoch(epoch)
+        torch.manual_seed(seed * 100003 + epoch)
+
+
+@dataclass
+class _Run:
+    """One training run: the model, what updates it, where training stands, what it writes."""
+
+    config: TrainConfig
+    spec: ModelSpec
+    out: Path
+    device: torch.device
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    state: TrainState = field(default_factory=TrainState)
+
+    @classmethod
+    def create(cls, config: TrainConfig, spec: ModelSpec, out: Path, device: torch.device) -> _Run:
+        torch.manual_seed(config.seed)  # the initial weights follow the run's seed
+        model = build_model(config.model, len(spec.classes), config.channels, config.weights)
+        model.to(device)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+        scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+        return cls(config, spec, out, device, model, optimizer, scheduler, scaler)
+
+    @property
+    def last(self) -> Path:
+        return self.out / "last.pt"
+
+    def start(self, resume: bool) -> None:
+        """Picks up where last.pt stands (`resume`), else makes sure OUT holds no other run."""
+        if resume and self.last.is_file():
+            self.state = self._restore()
+        elif resume:
+            raise MedxaiError(f"{self.last}: nothing to resume from")
+        elif self.last.exists():
+            raise MedxaiError(
+                f"{self.out} already holds a run; pass --resume or choose another --out"
+            )
+
+    def train_epoch(
+        self,
+        net: nn.Module,
+        batches: _Batches,
+        workers: int,
+        on_batch: Callable[[int, float], None] | None,
+    ) -> float:
+        """One pass over the epoch's batches (`net` is the model, DDP-wrapped under torchrun);
+        returns the mean loss."""
+        epoch, device = self.state.epoch, self.device
+        batches.set_epoch(epoch, self.config.seed)
         net.train()
-        started, losses = time.perf_counter(), []
-        for images, targets in _loader(seeded, workers, batch_sampler=sampler):
+        losses = []
+        for images, targets in _loader(batches.images, workers, batch_sampler=batches.sampler):
             images, targets = images.to(device), targets.to(device)
             with torch.autocast(device.type, enabled=device.type == "cuda"):
-                loss = loss_fn(net(images), targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+                loss = batches.loss_fn(net(images), targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             losses.append(loss.detach())
             if on_batch:
                 on_batch(len(targets), float(loss.detach()))
-        scheduler.step()
+        self.scheduler.step()
         mean_loss = float(torch.stack(losses).mean())
         if not math.isfinite(mean_loss):
             raise MedxaiError(f"training diverged at epoch {epoch + 1} (loss {mean_loss})")
-        stop = False
-        if distributed.is_main():
-            val = evaluate(model, val_records, spec, device, n_bootstrap=0, workers=workers)
-            entry = {
-                "epoch": epoch + 1,
-                "loss": mean_loss,
-                "val_accuracy": val["accuracy"],
-                "val_macro_f1": val["macro_f1"],
-                "seconds": time.perf_counter() - started,
-            }
-            state.history.append(entry)
-            state.epoch = epoch + 1
-            if val["macro_f1"] > state.best_f1:
-                state.best_f1, state.best_epoch, state.stale_epochs = val["macro_f1"], epoch + 1, 0
-                save_checkpoint(
-                    out / "model.pt", model, spec, epoch=epoch + 1, config=asdict(config)
-                )
-            else:
-                state.stale_epochs += 1
-            _save_last(last, config, model, optimizer, scheduler, scaler, state, spec)
-            _write_json(out / "history.json", {"history": state.history, **_summary(state)})
-            stop = state.stale_epochs >= config.patience
-            if on_epoch:
-                on_epoch(entry)
+        return mean_loss
+
+    def record(self, mean_loss: float, val: Evaluation, started: float) -> dict:
+        """Ends the epoch (rank 0): its history entry, model.pt when it is the best so far,
+        last.pt and history.json."""
+        state, epoch = self.state, self.state.epoch + 1
+        f1 = val.metrics.macro_f1
+        entry = {
+            "epoch": epoch,
+            "loss": mean_loss,
+            "val_accuracy": val.metrics.accuracy,
+            "val_macro_f1": f1,
+            "seconds": time.perf_counter() - started,
+        }
+        state.history.append(entry)
+        state.epoch = epoch
+        if f1 > state.best_f1:
+            state.best_f1, state.best_epoch, state.stale_epochs = f1, epoch, 0
+            config = asdict(self.config)
+            save_checkpoint(
+                self.out / "model.pt", self.model, self.spec, epoch=epoch, config=config
+            )
         else:
-            state.epoch = epoch + 1
-        if distributed.broadcast_flag(stop):
-            break
-    distributed.barrier()
-    return state, spec
+            state.stale_epochs += 1
+        self._save_last()
+        _write_json(self.out / "history.json", {"history": state.history, **_summary(state)})
+        return entry
+
+    def _save_last(self) -> None:
+        save_checkpoint(
+            self.last, self.model, self.spec,
+            config=asdict(self.config), train_state=asdict(self.state),
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict(),
+        )  # fmt: skip
+
+    def _restore(self) -> TrainState:
+        payload = read_checkpoint(self.last)
+        saved = payload.get("config", {})
+        free = ("epochs", "patience")  # when to stop may change; what to learn may not
+        config = asdict(self.config)
+        changed = {k for k, v in config.items() if k not in free and saved.get(k) != v}
+        if changed:
+            raise MedxaiError(f"{self.last}: cannot resume with changed settings {sorted(changed)}")
+        self.model.load_state_dict(payload["state_dict"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.scaler.load_state_dict(payload["scaler"])
+        return TrainState(**payload["train_state"])
 
 
 def _summary(state: TrainState) -> dict:
-    return {"best_epoch": state.best_epoch, "best_val_macro_f1": state.best_f1}
-
-
-def _save_last(path, config, model, optimizer, scheduler, scaler, state, spec) -> None:
-    save_checkpoint(
-        path, model, spec,
-        config=asdict(config), train_state=asdict(state),
-        optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-        scaler=scaler.state_dict(),
-    )  # fmt: skip
-
-
-def _restore(path, config, model, optimizer, scheduler, scaler) -> TrainState:
-    payload = read_checkpoint(path)
-    saved = payload.get("config", {})
-    free = ("epochs", "patience")  # when to stop may change; what to learn may not
-    changed = {k for k, v in asdict(config).items() if k not in free and saved.get(k) != v}
-    if changed:
-        raise MedxaiError(f"{path}: cannot resume with changed settings {sorted(changed)}")
-    model.load_state_dict(payload["state_dict"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    scaler.load_state_dict(payload["scaler"])
-    return TrainState(**payload["train_state"])
+    return {
+        "best_epoch": state.best_epoch,
+        "best_val_macro_f1": state.best_f1,
+        "balance": state.balance,
+        "warning": state.warning,
+    }
 
 
 def evaluate_checkpoint(
     checkpoint: str | Path, records: Sequence[Record], device: torch.device, seed: int = 0
-) -> dict:
+) -> Evaluation:
     model, spec = load_checkpoint(checkpoint, device)
     return evaluate(model, records, spec, device, seed=seed)
 
 
-def write_metrics(path: Path, results: dict[str, dict], state: TrainState) -> None:
+def write_metrics(path: Path, results: dict[str, Evaluation], state: TrainState) -> None:
     """RUN/metrics.json: the first test split's metrics on top, all under 'splits'."""
-    first = next(iter(results.values()), {})
-    payload = {**first, "splits": results, **_summary(state), "history": state.history}
+    splits = {split: encode(result.metrics) for split, result in results.items()}
+    first = next(iter(splits.values()), {})
+    payload = {**first, "splits": splits, **_summary(state), "history": state.history}
     _write_json(path, payload)

@@ -18,7 +18,7 @@ import torchvision
 from monai.networks.nets import DenseNet121
 from torch import nn
 
-from medxai.data.imagefolder import NaturalPreprocessing
+from medxai.data.transforms import Preprocessing
 from medxai.errors import MedxaiError
 from medxai.models.covidnet import WIDTHS, COVIDNet
 from medxai.models.lite import build_efficientnet_lite0
@@ -108,15 +108,14 @@ def head_layer(name: str) -> str:
     return architecture(name).head_layer
 
 
-def natural_preprocessing(name: str) -> NaturalPreprocessing:
+def natural_preprocessing(name: str) -> Preprocessing:
     """Standard ImageNet evaluation input per model: 256 -> 224 crop, Inception 342 -> 299,
     EfficientNet-Lite normalised (x - 127) / 128 as in its TF code (checked: the shipped
     weights are more confident on real photographs with it than with ImageNet mean/std)."""
     if architecture(name) is ARCHITECTURES["inception_v3"]:
-        return NaturalPreprocessing(crop=299, resize=342)
-    if name == "efficientnet-lite0":
-        return NaturalPreprocessing(normalise="lite")
-    return NaturalPreprocessing()
+        return Preprocessing(image_size=299, channels=3, intensity="imagenet", resize=342)
+    intensity = "lite" if name == "efficientnet-lite0" else "imagenet"
+    return Preprocessing(image_size=224, channels=3, intensity=intensity, resize=256)
 
 
 def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -172,14 +171,14 @@ def build_model(
     num_classes: int,
     in_channels: int = 1,
     weights: str | Path | None = None,
-    seed: int | None = None,
 ) -> nn.Module:
-    """A model by name; `weights` is a local state-dict file for the 3-channel architecture."""
+    """A model by name; `weights` is a local state-dict file for the 3-channel architecture.
+
+    Fresh layers draw from torch's global RNG: seed it first for a reproducible model.
+    """
     arch = architecture(name)
     if num_classes < 2:
         raise MedxaiError(f"num_classes must be at least 2, got {num_classes}")
-    if seed is not None:
-        torch.manual_seed(seed)
     model = arch.build(num_classes)
     if weights is not None:
         heads = (arch.head_layer, *arch.other_heads)

@@ -6,7 +6,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in pixels, x1/y1 exclusive
+from medxai.boxes import Box
+
+
+@dataclass
+class Curves:
+    """One map's deletion and insertion curves over the moved fraction, and their AUCs."""
+
+    fractions: np.ndarray
+    deletion: np.ndarray
+    insertion: np.ndarray
+    deletion_auc: float
+    insertion_auc: float
 
 
 @dataclass
@@ -20,8 +31,8 @@ class GalleryItem:
     image: np.ndarray  # (H, W) float in [0, 1]
     boxes: list[Box]  # detected text boxes, pixels of `image`
     maps: dict[str, np.ndarray]  # method -> (H, W) saliency in [0, 1]
-    # method -> {"deletion": 1-D, "insertion": 1-D, "deletion_auc": f, "insertion_auc": f}
-    curves: dict[str, dict]
+    curves: dict[str, Curves]  # method -> curves
+    insensitive: tuple[str, ...] = ()  # methods that failed the sanity check: maps greyed
 
 
 @dataclass
@@ -40,3 +51,5 @@ class AuditArtifacts:
     mean_maps: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (H, W) mean map
     text_frequency: np.ndarray | None = None  # (H, W) share of test images with text per pixel
     cleaning_examples: list[CleaningExample] = field(default_factory=list)
+    # method -> (maps of the trained model, maps of the randomised model), (N, H, W) each
+    sanity_maps: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)

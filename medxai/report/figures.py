@@ -18,7 +18,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from medxai.atomic import atomic_write_bytes
-from medxai.report.artifacts import Box, CleaningExample, GalleryItem
+from medxai.boxes import Box
+from medxai.report.artifacts import CleaningExample, Curves, GalleryItem
+from medxai.report.record import MethodSanity
 
 PANEL_INCHES = 2.3
 BOX_COLOUR = "#00e5ff"
@@ -80,14 +82,16 @@ def _draw_boxes(ax: Axes, boxes: Sequence[Box], style: str = "-") -> None:
         )  # fmt: skip
 
 
-def _curves(ax: Axes, curves: dict[str, dict]) -> None:
+def _curves(ax: Axes, curves: dict[str, Curves]) -> None:
     """Deletion (solid) and insertion (dashed) score curves, AUCs in the legend."""
     for k, (method, curve) in enumerate(curves.items()):
         colour = method_colour(k)
-        for kind, style in (("deletion", "-"), ("insertion", "--")):
-            y = np.asarray(curve[kind], dtype=float)
-            auc = curve.get(f"{kind}_auc")
-            label = f"{method} {kind[:3]}." + (f" AUC {auc:.2f}" if auc is not None else "")
+        for kind, y, auc, style in (
+            ("deletion", curve.deletion, curve.deletion_auc, "-"),
+            ("insertion", curve.insertion, curve.insertion_auc, "--"),
+        ):
+            y = np.asarray(y, dtype=float)
+            label = f"{method} {kind[:3]}. AUC {auc:.2f}"
             ax.plot(np.linspace(0, 1, y.size), y, style, color=colour, linewidth=1.2, label=label)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
@@ -105,7 +109,10 @@ def gallery_figure(item: GalleryItem, path: Path) -> Path:
     _show(axes[0], to_display(item.image), f"input: {len(item.boxes)} text box(es)", cmap="gray")
     _draw_boxes(axes[0], item.boxes)
     for ax, method in zip(axes[1:], methods, strict=False):
-        _show(ax, heatmap_overlay(item.image, item.maps[method]), method)
+        if method in item.insensitive:  # failed the sanity check: no colour, not evidence
+            _show(ax, item.maps[method], f"{method} (not model-sensitive)", cmap="gray")
+        else:
+            _show(ax, heatmap_overlay(item.image, item.maps[method]), method)
         _draw_boxes(ax, item.boxes, style=":")
     if item.curves:
         _curves(axes[-1], item.curves)
@@ -152,4 +159,23 @@ def cleaning_figure(example: CleaningExample, path: Path) -> Path:
     _draw_boxes(after, example.boxes, style=":")
     diff = np.abs(np.asarray(example.after, float) - np.asarray(example.before, float))
     _show(change, diff, "|after − before|", cmap="magma", vmin=0, vmax=max(float(diff.max()), 1e-9))
+    return save_png(fig, path)
+
+
+def sanity_figure(check: MethodSanity, maps: tuple[np.ndarray, np.ndarray], path: Path) -> Path:
+    """Similarity to the trained model's maps against randomisation depth; a map of the
+    trained model beside the same map on the randomised model."""
+    fig = new_figure(3, height=2.6)
+    curve, trained, random = fig.subplots(1, 3)
+    depths = [d.depth for d in check.depths]
+    curve.plot(depths, [d.spearman_abs for d in check.depths], "o-", label="Spearman |map|")
+    curve.plot(depths, [d.ssim for d in check.depths], "s--", label="SSIM")
+    curve.axhline(check.threshold, color="k", linewidth=0.8, linestyle=":")
+    curve.set_xlabel("layers randomised (from the output)", fontsize=7)
+    curve.set_ylim(-0.2, 1.05)
+    curve.set_title(f"{check.method}: similarity", fontsize=9)
+    curve.tick_params(labelsize=7)
+    curve.legend(fontsize=6, frameon=False)
+    _show(trained, maps[0][0], "trained model", cmap="magma")
+    _show(random, maps[1][0], f"{check.verdict_depth} layers random", cmap="magma")
     return save_png(fig, path)

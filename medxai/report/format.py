@@ -6,8 +6,11 @@ Registered as jinja2 filters, so the template never formats a number by hand.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields, is_dataclass
 
 from markupsafe import Markup, escape
+
+from medxai.statistics.classification import Change
 
 DASH = "–"  # shown where a figure is absent
 
@@ -34,12 +37,11 @@ def signed(value: float, digits: int = 2) -> str:
     return f"{float(value):+.{digits}f}"
 
 
-def delta(change: dict | None, digits: int = 2) -> Markup:
+def delta(value: float | None, interval: Sequence[float] | None = None, digits: int = 2) -> Markup:
     """`+0.02 [-0.01, +0.05]` in a span classed by sign; `sig` when the CI excludes zero."""
-    if not change or change.get("delta") is None:
+    if value is None:
         return Markup(DASH)
-    value = float(change["delta"])
-    interval = change.get("delta_ci")
+    value = float(value)
     text = signed(value, digits)
     classes = ["delta", "up" if value > 0 else "down" if value < 0 else "flat"]
     if interval:
@@ -48,6 +50,11 @@ def delta(change: dict | None, digits: int = 2) -> Markup:
         if lo > 0 or hi < 0:
             classes.append("sig")
     return Markup('<span class="{}">{}</span>').format(" ".join(classes), escape(text))
+
+
+def change(figure: Change) -> Markup:
+    """A before/after figure's change with its paired CI (see `delta`)."""
+    return delta(figure.delta, figure.delta_ci)
 
 
 def pvalue(p: float | None) -> str:
@@ -77,6 +84,8 @@ def value(item: object) -> str:
         return ", ".join(value(v) for v in item)
     if isinstance(item, dict):
         return ", ".join(f"{k}: {value(v)}" for k, v in item.items())
+    if is_dataclass(item):
+        return ", ".join(f"{f.name}: {value(getattr(item, f.name))}" for f in fields(item))
     return str(item)
 
 
@@ -86,6 +95,7 @@ FILTERS = {
     "ci": ci,
     "pct": pct,
     "delta": delta,
+    "change": change,
     "pvalue": pvalue,
     "seconds": seconds,
 }

@@ -1,16 +1,20 @@
 """Charts of the shortcut evidence: saliency share vs area, region-only tests, per-source bars.
 
-Inputs are the plain lists/dicts of audit.json, so a chart can be redrawn from the file alone.
+Inputs are parts of the audit record, so a chart can be redrawn from audit.json alone
+(`medxai.codec.read_record(path, AuditResult)`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
 
+from medxai.metrics.shortcut import RegionInsertion
 from medxai.report.figures import method_colour, new_figure, save_png
+from medxai.report.record import ExplainedEntry, GroupRates, RegionRow
 
 FLOOR = 1e-4  # shares are drawn on log axes; zero shares sit on this floor
 TEXT_COLOUR, BASE_COLOUR = "#b3261e", "#7f8c8d"
@@ -24,7 +28,9 @@ def _style(ax: Axes, title: str, xlabel: str = "", ylabel: str = "") -> None:
     ax.grid(alpha=0.3, linewidth=0.5)
 
 
-def share_vs_area_figure(explained: list[dict], methods: list[str], path: Path) -> Path:
+def share_vs_area_figure(
+    explained: Sequence[ExplainedEntry], methods: Sequence[str], path: Path
+) -> Path:
     """Per explained image and method: saliency mass inside text (y) vs text area (x).
 
     The y = x line means "no more saliency than the area explains"; points far above it
@@ -34,9 +40,9 @@ def share_vs_area_figure(explained: list[dict], methods: list[str], path: Path) 
     ax = fig.subplots()
     shares: list[float] = []
     for k, method in enumerate(methods):
-        rows = [e["methods"][method] for e in explained if method in e.get("methods", {})]
-        x = np.maximum([r["area_share"] for r in rows], FLOOR)
-        y = np.maximum([r["mass_share"] for r in rows], FLOOR)
+        rows = [e.methods[method] for e in explained if method in e.methods]
+        x = np.maximum([r.area_share for r in rows], FLOOR)
+        y = np.maximum([r.mass_share for r in rows], FLOOR)
         shares += [*x, *y]
         ax.scatter(x, y, s=18, alpha=0.75, color=method_colour(k), label=method)
     lo = min([*shares, 1e-3]) / 2
@@ -50,18 +56,15 @@ def share_vs_area_figure(explained: list[dict], methods: list[str], path: Path) 
     return save_png(fig, path)
 
 
-def region_figure(evidence: dict, images: list[dict], path: Path) -> Path:
+def region_figure(region: RegionInsertion, images: Sequence[RegionRow], path: Path) -> Path:
     """Region-only insertion rates with CIs, then per image: text-only insertion score vs the
     blurred baseline's, and score after blurring only the text vs the original."""
     fig = new_figure(3, height=2.8)
     bars, insertion, deletion = fig.subplots(1, 3)
-    region = evidence.get("region_insertion") or {}
-    if region:
-        rates = [region["keeps_class_rate"], region["baseline_keeps_class_rate"]]
-        cis = [region.get("ci") or rates[:1] * 2, region.get("baseline_ci") or rates[1:] * 2]
-        err = np.abs(np.array(cis, dtype=float).T - np.array(rates))
-        bars.bar(["text only", "baseline only"], rates, yerr=err, capsize=4,
-                 color=[TEXT_COLOUR, BASE_COLOUR])  # fmt: skip
+    rates = [region.keeps_class_rate, region.baseline_keeps_class_rate]
+    err = np.abs(np.array([region.ci, region.baseline_ci], dtype=float).T - np.array(rates))
+    bars.bar(["text only", "baseline only"], rates, yerr=err, capsize=4,
+             color=[TEXT_COLOUR, BASE_COLOUR])  # fmt: skip
     bars.set_ylim(0, 1)
     _style(bars, "keeps predicted class", ylabel="rate (95% CI)")
     for ax, x_key, y_key, title, xlabel, ylabel in (
@@ -70,9 +73,9 @@ def region_figure(evidence: dict, images: list[dict], path: Path) -> Path:
         (deletion, "original_score", "deleted_score", "text-only deletion",
          "original score", "score with text blurred"),
     ):  # fmt: skip
-        rows = [r for r in images if r.get(x_key) is not None and r.get(y_key) is not None]
-        ax.scatter([r[x_key] for r in rows], [r[y_key] for r in rows], s=10, alpha=0.6,
-                   color=TEXT_COLOUR)  # fmt: skip
+        tests = [r.tests for r in images if r.tests]
+        ax.scatter([getattr(t, x_key) for t in tests], [getattr(t, y_key) for t in tests], s=10,
+                   alpha=0.6, color=TEXT_COLOUR)  # fmt: skip
         ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
@@ -80,7 +83,7 @@ def region_figure(evidence: dict, images: list[dict], path: Path) -> Path:
     return save_png(fig, path)
 
 
-def per_group_figure(groups: dict[str, dict], path: Path, title: str) -> Path:
+def per_group_figure(groups: dict[str, GroupRates], path: Path, title: str) -> Path:
     """Bars per source (or class): text area share, keep-class rate, flip rates (text and
     control region blurred), mean drop."""
     names = list(groups)
@@ -93,7 +96,7 @@ def per_group_figure(groups: dict[str, dict], path: Path, title: str) -> Path:
     ]
     fig = new_figure(len(fields), height=2.6 + 0.08 * max(len(max(names, key=len)), 1))
     for ax, (key, label) in zip(fig.subplots(1, len(fields)), fields, strict=True):
-        values = [float(groups[n].get(key) or 0.0) for n in names]
+        values = [getattr(groups[n], key) or 0.0 for n in names]
         ax.bar(
             range(len(names)),
             values,

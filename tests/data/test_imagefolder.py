@@ -2,13 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from medxai.data.imagefolder import (
-    NaturalPreprocessing,
-    load_image,
-    load_image_dataset,
-    sample_records,
-)
+from medxai.data.imagefolder import load_image, load_image_dataset, sample_records
 from medxai.data.imageio import write_png
+from medxai.data.transforms import Preprocessing
 from medxai.errors import DatasetError, ImageReadError
 from medxai.models.zoo import natural_preprocessing
 
@@ -75,16 +71,45 @@ def test_seeded_sample_is_repeatable_and_ordered(tmp_path):
 
 def test_preprocessing_per_model_and_errors(tmp_path):
     _png(tmp_path / "white.png", 255, (300, 400))
-    assert natural_preprocessing("inception_v3").crop == 299
+    inception = natural_preprocessing("inception_v3")
+    assert inception == Preprocessing(299, 3, 0.0, "imagenet", resize=342)
+    assert natural_preprocessing("resnet50") == Preprocessing(224, 3, 0.0, "imagenet", resize=256)
+    assert natural_preprocessing("efficientnet-lite0").intensity == "lite"
     x = load_image(tmp_path / "white.png", natural_preprocessing("efficientnet-lite0"))
     assert x.shape == (3, 224, 224)
     torch.testing.assert_close(x, torch.full_like(x, (255 - 127) / 128))
-    x = load_image(tmp_path / "white.png", NaturalPreprocessing())
+    x = load_image(tmp_path / "white.png", Preprocessing(channels=3, intensity="imagenet"))
     expected = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
     torch.testing.assert_close(x[:, 0, 0], expected)
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ImageReadError, match="broken.png"):
-        load_image(tmp_path / "broken.png", NaturalPreprocessing())
+        load_image(tmp_path / "broken.png", Preprocessing(channels=3))
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no images found"):
         load_image_dataset(tmp_path / "empty")
+
+
+def test_photos_and_radiographs_share_one_preprocessing(tmp_path):
+    from medxai.data.imageio import read_image, to_channels
+    from medxai.data.transforms import build_transforms
+
+    pixels = np.zeros((100, 160, 3), np.uint8)
+    pixels[40:60, 90:110] = 255
+    write_png(tmp_path / "box.png", pixels)
+    prep = Preprocessing(image_size=64, channels=3, intensity="none", resize=80)
+    photo = load_image(tmp_path / "box.png", prep)  # torchvision, bilinear
+    film = torch.as_tensor(  # MONAI, area
+        np.asarray(build_transforms(prep)(to_channels(read_image(tmp_path / "box.png"), 3)))
+    )
+    assert photo.shape == film.shape == (3, 64, 64)
+    x0, y0, x1, y1 = prep.map_boxes([(90, 40, 110, 60)], (100, 160))[0]
+    for x in (photo, film):
+        assert x[:, y0 + 1 : y1 - 1, x0 + 1 : x1 - 1].min() > 0.99
+        outside = torch.ones(64, 64, dtype=torch.bool)
+        outside[y0 - 1 : y1 + 1, x0 - 1 : x1 + 1] = False
+        assert x[:, outside].max() < 0.01
+    mask = torch.from_numpy(pixels[..., 0] > 0)[None].float()
+    inside = prep.geometry(mask, nearest=True)[0] > 0.5
+    assert inside.nonzero().min(0).values.tolist() == [y0, x0]
+    gray = load_image(tmp_path / "box.png", Preprocessing(image_size=32, channels=1))
+    assert gray.shape == (1, 32, 32) and float(gray.std()) == pytest.approx(1.0, abs=1e-3)

@@ -81,3 +81,37 @@ def test_boxes_follow_the_top_crop_and_the_resize():
     assert Preprocessing(image_size=50).map_boxes([(10, 10, 20, 30)], (100, 100)) == [
         (5, 5, 10, 15)
     ]
+
+
+def test_resize_and_centre_crop_move_boxes_with_the_pixels():
+    # a 100 x 160 film with a bright box; shorter side to 80 (scale 0.8), central 64 x 64
+    image = np.zeros((1, 100, 160), np.float32)
+    image[:, 40:60, 90:110] = 1.0
+    prep = Preprocessing(image_size=64, intensity="none", resize=80)
+    x = as_tensor(build_transforms(prep)(image))[0]
+    assert x.shape == (64, 64)
+    ((x0, y0, x1, y1),) = prep.map_boxes([(90, 40, 110, 60)], (100, 160))
+    assert (x0, y0, x1, y1) == (40, 24, 56, 40)
+    inside = torch.zeros_like(x, dtype=torch.bool)
+    inside[y0:y1, x0:x1] = True
+    assert x[inside].min() == pytest.approx(1.0) and x[~inside].max() == pytest.approx(0.0)
+    assert prep.map_boxes([(0, 0, 20, 100)], (100, 160)) == [], "left of the crop: gone"
+    with pytest.raises(MedxaiError, match="resize 50 is below the image size 64"):
+        build_transforms(Preprocessing(image_size=64, resize=50))
+
+
+def test_fixed_channel_normalisations():
+    image = np.full((3, 20, 20), 1.0, np.float32)
+    x = as_tensor(
+        build_transforms(Preprocessing(image_size=8, channels=3, intensity="imagenet"))(image)
+    )
+    expected = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(x[:, 0, 0], expected)
+    lite = build_transforms(Preprocessing(image_size=8, channels=3, intensity="lite"))(image * 0)
+    torch.testing.assert_close(as_tensor(lite), torch.full((3, 8, 8), -127 / 128))
+
+
+def test_checkpoints_of_whole_image_models_keep_four_keys():
+    assert set(Preprocessing().to_dict()) == {"image_size", "channels", "top_crop", "intensity"}
+    photo = Preprocessing(image_size=224, channels=3, intensity="imagenet", resize=256)
+    assert photo.to_dict()["resize"] == 256 and Preprocessing.from_dict(photo.to_dict()) == photo

@@ -13,7 +13,7 @@ from pydicom.data import get_testdata_file
 from data_cleaning.clean import MANIFEST, SUMMARY, CleanSettings, clean_dataset, read_manifest
 from data_cleaning.detect import make_detector
 from data_cleaning.inpaint import boxes_to_mask
-from medxai.cli import main
+from medxai.cli.application import main
 from medxai.data.imageio import read_raw
 from medxai.data.phantom import synthesize
 from medxai.errors import DatasetError, MedxaiError

@@ -5,7 +5,7 @@ import torch
 
 from medxai.explain.toy import SquareEvidenceNet, box_mask, square_images
 
-BOX = (8, 20, 8, 20)
+BOX = (8, 8, 20, 20)  # (x0, y0, x1, y1)
 
 
 @pytest.fixture(scope="session")

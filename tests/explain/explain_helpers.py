@@ -18,3 +18,10 @@ def fast_params(name: str) -> dict:
             return {"iterations": 30, "resolution": 16}
         return {"iterations": 6, "steps": 6, "resolution": 16}
     return dict(FAST.get(name, {}))
+
+
+# The methods the project promises (every one has a known-answer test).
+METHODS = (
+    "gradcam", "gradcam++", "wgradcam", "gradient", "ig", "smoothgrad", "rise", "mask",
+    "igos", "igos++", "sigcam",
+)  # fmt: skip

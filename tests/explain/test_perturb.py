@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from medxai.explain.base import ModelRunner
+from medxai.explain.base import ModelRunner, chunks
 from medxai.explain.perturb import (
     IntegratedObjective,
     LineSearch,
@@ -19,7 +19,19 @@ from medxai.explain.perturb import (
     minimize,
     tv,
 )
-from medxai.explain.toy import SquareEvidenceNet, square_images
+from medxai.explain.toy import SquareEvidenceNet, box_mask, square_images
+
+
+@pytest.mark.parametrize("total, size", [(10, 4), (8, 4), (3, 64), (0, 5)])
+def test_chunks_cover_every_row_once_in_order(total, size):
+    slices = list(chunks(total, size))
+    assert [i for s in slices for i in range(total)[s]] == list(range(total))
+    assert all(0 < s.stop - s.start <= size for s in slices)
+
+
+def test_toy_boxes_are_x0_y0_x1_y1():
+    m = box_mask(8, (1, 2, 3, 6))  # columns 1..2, rows 2..5
+    assert m.sum() == 2 * 4 and m[2:6, 1:3].all()
 
 
 @pytest.mark.parametrize("size, kernel, sigma", [(40, 51, 50.0), (30, 11, 5.0), (17, 9, 2.0)])

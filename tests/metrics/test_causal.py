@@ -8,7 +8,7 @@ from medxai.errors import MedxaiError, ModelOutputError
 from medxai.explain.toy import SquareEvidenceNet, box_mask, square_images
 from medxai.metrics import deletion_insertion
 
-BOX = (8, 20, 8, 20)
+BOX = (8, 8, 20, 20)  # (x0, y0, x1, y1)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from medxai.errors import MedxaiError
 from medxai.explain.toy import SquareEvidenceNet, box_mask, square_images
 from medxai.metrics import boxes_to_masks, region_tests, saliency_share, shortcut_evidence
 
-BOX = (8, 20, 8, 20)
+BOX = (8, 8, 20, 20)  # (x0, y0, x1, y1)
 
 
 def test_boxes_to_masks_by_hand():
@@ -51,6 +51,8 @@ def test_text_reliance_needs_both_tests_and_takes_the_lower_level():
     import numpy as np
 
     from medxai.metrics.shortcut import text_reliance
+    from medxai.report.record import Transplant
+    from medxai.report.verdict import reasons
 
     n = 200
     zeros = np.zeros(n, bool)
@@ -67,25 +69,53 @@ def test_text_reliance_needs_both_tests_and_takes_the_lower_level():
 
     text_alone = base_keeps | first(100)  # keeps 100 more decisions than the baseline: +0.33
     strong = verdict(first(40), inserted=text_alone)
-    assert strong["relies_on_text"] and strong["strength"] == "strong"
-    deletion = strong["region_deletion"]
-    assert deletion["flip_rate"] == pytest.approx(0.2) == deletion["flip_excess"]
-    lo, hi = deletion["flip_excess_ci"]
+    assert strong.relies_on_text and strong.strength == "strong"
+    deletion = strong.region_deletion
+    assert deletion.flip_rate == pytest.approx(0.2) == deletion.flip_excess
+    lo, hi = deletion.flip_excess_ci
     assert 0.1 < lo < 0.2 < hi < 0.3
-    assert strong["region_insertion"]["gain"] == pytest.approx(
-        (text_alone.sum() - base_keeps.sum()) / n
-    )
-    assert verdict(first(20), inserted=text_alone)["strength"] == "moderate"  # lower of the two
-    assert verdict(first(10), inserted=text_alone)["strength"] == "weak"
+    assert strong.region_insertion.gain == pytest.approx((text_alone.sum() - base_keeps.sum()) / n)
+    assert verdict(first(20), inserted=text_alone).strength == "moderate"  # lower of the two
+    assert verdict(first(10), inserted=text_alone).strength == "weak"
     # the text is needed but does not suffice (or the reverse): no verdict
     needed = verdict(first(40))
-    assert not needed["relies_on_text"] and "CI reaches zero" in needed["reasons"][1]
-    assert not verdict(zeros, inserted=text_alone)["relies_on_text"]
+    no_transplant = Transplant({}, "no transplant", None, {}, [])
+    assert not needed.relies_on_text
+    assert "CI reaches zero" in reasons(needed, no_transplant, "none")[2]  # the insertion line
+    assert not verdict(zeros, inserted=text_alone).relies_on_text
     # the same flips when the control region is blurred: generic sensitivity, not text
     generic = verdict(first(20), control=np.roll(first(20), 100), inserted=text_alone)
-    assert generic["region_deletion"]["flip_excess"] == pytest.approx(0.0)
-    assert not generic["relies_on_text"] and generic["strength"] == "none"
-    assert generic["region_deletion"]["control_flip_rate"] == 0.1
+    assert generic.region_deletion.flip_excess == pytest.approx(0.0)
+    assert not generic.relies_on_text and generic.strength == "none"
+    assert generic.region_deletion.control_flip_rate == 0.1
     # one flip in 3 images has a CI reaching zero: not evidence
     few = text_reliance(first(1)[:3], zeros[:3], ~zeros[:3], zeros[:3], np.zeros(3))
-    assert not few["relies_on_text"]
+    assert not few.relies_on_text
+
+
+def test_the_verdict_is_the_higher_of_the_transplant_and_the_joint_region_level():
+    import numpy as np
+
+    from medxai.metrics.shortcut import (
+        RelianceThresholds,
+        combined_strength,
+        text_reliance,
+        transplant_follow,
+    )
+
+    n = 200
+    zeros = np.zeros(n, bool)
+    none = text_reliance(zeros, zeros, zeros, zeros, np.zeros(n), n_bootstrap=200)
+    thresholds = RelianceThresholds()
+
+    def follow(k: int):  # k of n films follow the swap, none the control
+        swap = np.arange(n) < k
+        return transplant_follow(swap, zeros, swap * 0.5, n_bootstrap=200)
+
+    assert combined_strength(none, None, thresholds) == ("none", "none")
+    assert combined_strength(none, follow(50), thresholds) == ("strong", "strong")  # +25%
+    assert combined_strength(none, follow(30), thresholds) == ("moderate", "moderate")  # +15%
+    assert combined_strength(none, follow(14), thresholds) == ("weak", "weak")  # +7%
+    assert combined_strength(none, follow(2), thresholds)[0] == "none"  # CI reaches zero
+    lo, hi = follow(50).follow_excess_ci
+    assert 0.18 < lo < 0.25 < hi < 0.32

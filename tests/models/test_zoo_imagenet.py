@@ -1,10 +1,12 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from skimage import data as skdata
 
-from medxai.data.imagefolder import NaturalPreprocessing, load_image
+from medxai.data.imagefolder import load_image
 from medxai.models.lite import efficientnet_lite0_weights
 from medxai.models.zoo import build_model, head_layer, natural_preprocessing, target_layer
 
@@ -31,12 +33,13 @@ def test_real_efficientnet_lite0_knows_espresso_with_its_own_normalisation(tmp_p
     path = tmp_path / "coffee.png"
     Image.fromarray(skdata.coffee()).save(path)
     model = build_model("efficientnet-lite0", 1000, 3, efficientnet_lite0_weights()).eval()
+    lite = natural_preprocessing("efficientnet-lite0")
+    assert lite.intensity == "lite"
     probs = {}
     for norm in ("lite", "imagenet"):
-        prep = NaturalPreprocessing(normalise=norm)
+        prep = replace(lite, intensity=norm)
         with torch.no_grad():
             probs[norm] = torch.softmax(model(load_image(path, prep)[None]), 1)[0]
-    assert natural_preprocessing("efficientnet-lite0").normalise == "lite"
     assert int(probs["lite"].argmax()) == ESPRESSO and float(probs["lite"][ESPRESSO]) > 0.9
     assert float(probs["lite"][ESPRESSO]) > float(probs["imagenet"][ESPRESSO])
 

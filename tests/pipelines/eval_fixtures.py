@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from medxai.data.imagefolder import NaturalPreprocessing, load_image
+from medxai.data.imagefolder import load_image
 from medxai.data.imageio import write_png
+from medxai.data.transforms import Preprocessing
 from medxai.explain.toy import square_images
 
 SIZE = 32
-TOY_PREP = NaturalPreprocessing(crop=SIZE, resize=SIZE, normalise="lite", stretch=True)
+TOY_PREP = Preprocessing(image_size=SIZE, channels=3, intensity="lite")  # whole image
 TOY_IMPORT = "medxai.explain.toy:SquareEvidenceNet"
 
 

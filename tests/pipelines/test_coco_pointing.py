@@ -8,7 +8,7 @@ import torch
 from eval_fixtures import TOY_IMPORT, TOY_PREP, toy_loader, write_toy_coco
 from torch import nn
 
-from medxai.cli import main
+from medxai.cli.application import main
 from medxai.data.coco import CocoInstances
 from medxai.explain.toy import SquareEvidenceNet
 from pipelines.coco_pointing import PointingSettings, finetune_head, pointing_game

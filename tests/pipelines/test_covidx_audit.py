@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from medxai.codec import read_record, to_json
 from medxai.data.imageio import read_image
 from medxai.errors import MedxaiError
+from medxai.report.record import AuditResult
+from pipelines.audit_stages import check
 from pipelines.covidx_audit import Audit, Hooks, audit_config
 
 CPU = torch.device("cpu")
@@ -17,8 +20,9 @@ TINY = dict(
     n_explain=1, n_bootstrap=50, detector="rapidocr",
 )  # fmt: skip
 STAGES = [
-    "dataset", "data_check", "train_baseline", "evaluate_baseline", "explain", "shortcut",
-    "clean", "train_cleaned", "evaluate_cleaned",
+    "dataset", "data_check", "train_baseline", "evaluate_baseline", "explain", "sanity",
+    "shortcut",
+    "clean", "train_cleaned", "evaluate_cleaned", "baseline_on_cleaned",
 ]  # fmt: skip
 
 
@@ -38,7 +42,8 @@ def test_every_stage_runs_once_and_lands_in_audit_json(audited):
     out, result, started = audited
     assert started == STAGES
     stored = json.loads((out / "audit.json").read_text())
-    assert stored["schema"] == "medxai-audit-1"
+    assert stored["schema"] == "medxai-audit-2"
+    assert to_json(read_record(out / "audit.json", AuditResult)) == to_json(result)  # NaN-safe
     assert set(stored["timings"]) == {*STAGES, "report", "total"}
     assert stored["timings"]["total"] == pytest.approx(
         sum(stored["timings"][s] for s in STAGES) + stored["timings"]["report"]
@@ -57,18 +62,18 @@ def test_every_stage_runs_once_and_lands_in_audit_json(audited):
 
 def test_comparison_pairs_the_same_images(audited):
     out, result, _ = audited
-    for split, change in result["comparison"].items():
-        before = result["evaluations"]["baseline"][split]
-        after = result["evaluations"]["cleaned"][split]
-        assert change["accuracy"]["before"] == pytest.approx(before["accuracy"])
-        assert change["accuracy"]["after"] == pytest.approx(after["accuracy"])
-        assert change["n"] == before["n"] == after["n"]
+    for split, change in result.comparison.items():
+        before = result.evaluations.baseline[split]
+        after = result.evaluations.cleaned[split]
+        assert change.accuracy.before == pytest.approx(before.accuracy)
+        assert change.accuracy.after == pytest.approx(after.accuracy)
+        assert change.n == before.n == after.n
 
 
 def test_report_and_cleaned_dataset_are_written_and_the_source_is_untouched(audited):
     out, result, _ = audited
     html = (out / "index.html").read_text()
-    assert result["shortcut"]["summary"].split(":")[0] in html
+    assert result.shortcut.summary.split(":")[0] in html
     assert list((out / "figures").glob("*.png"))
     manifest = [json.loads(line) for line in (out / "cleaned" / "manifest.jsonl").open()]
     assert len(manifest) == 54
@@ -91,8 +96,8 @@ def test_a_rerun_resumes_at_the_missing_stage_with_the_same_results(audited):
     again = Audit(audit_config(**TINY), out, torch.device("cpu"), Hooks(stage=started.append))
     rerun = again.run()
     assert started == ["evaluate_cleaned"]
-    assert rerun["comparison"] == result["comparison"]
-    assert rerun["shortcut"]["evidence"] == result["shortcut"]["evidence"]
+    assert rerun.comparison == result.comparison
+    assert to_json(rerun.shortcut) == to_json(result.shortcut)
 
 
 def test_other_settings_on_the_same_folder_are_refused(audited):
@@ -119,7 +124,7 @@ def test_the_pipelines_own_report_loads_in_chromium(audited, open_page):
     page, problems = open_page(out / "index.html")
     assert problems == []
     headline = page.inner_text("#verdict .headline")
-    assert ("Relies on burned-in text" in headline) == result["shortcut"]["relies_on_text"]
+    assert ("Relies on burned-in text" in headline) == result.shortcut.relies_on_text
     images = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
     assert len(images) >= 3 + 3 and all(width > 0 for width in images)  # gallery + plots
 
@@ -134,8 +139,9 @@ def test_an_unreadable_test_image_is_listed_and_left_out(tmp_path):
     audit = Audit(audit_config(dataset="covidx", root=str(root)), tmp_path / "out", CPU)
     logged = []
     audit.hooks.log = logged.append
-    data = audit.check(root, ["train.txt", "test.txt"])
-    assert [u["file"] for u in data["unreadable"]] == [str(root / "test" / broken_name)]
+    index = audit.read_index(root, ["train.txt", "test.txt"])
+    data = check(audit, index)
+    assert [u.file for u in data.unreadable] == [str(root / "test" / broken_name)]
     assert any(broken_name in line for line in logged)
-    kept = audit.records(root, "test.txt", data["unreadable"])
+    kept = audit.readable(index, data)["test.txt"]
     assert broken_name not in {r.filename for r in kept} and len(kept) == 5

@@ -6,7 +6,7 @@ import pytest
 import torch
 from eval_fixtures import TOY_IMPORT, toy_loader, write_toy_tree
 
-from medxai.cli import main
+from medxai.cli.application import main
 from medxai.data.imagefolder import load_image_dataset
 from medxai.errors import MedxaiError
 from medxai.explain.toy import SquareEvidenceNet

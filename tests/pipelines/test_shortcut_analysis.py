@@ -12,15 +12,19 @@ from medxai.data.imageio import write_png
 from medxai.data.transforms import Preprocessing
 from medxai.explain.toy import SquareEvidenceNet, checkerboard
 from medxai.metrics.shortcut import RelianceThresholds
+from medxai.report.record import Transplant
+from medxai.report.verdict import summary
 from pipelines import shortcut_analysis as sa
+from pipelines.audit_inputs import ModelInputs, TestImage
 
 SIZE = 32
-TEXT = (4, 12, 20, 28)  # (y0, y1, x0, x1) of the 'burned-in text' (a checkerboard patch)
-ELSEWHERE = (20, 28, 4, 12)
+TEXT = (20, 4, 28, 12)  # (x0, y0, x1, y1) of the 'burned-in text' (a checkerboard patch)
+ELSEWHERE = (4, 20, 12, 28)
 CLASSES = ["plain", "marked"]
+NO_TRANSPLANT = Transplant({}, "no transplant", None, {}, [])
 
 
-def write_images(folder: Path, n: int) -> list[sa.TestImage]:
+def write_images(folder: Path, n: int) -> list[TestImage]:
     """Gray noise films; every second one carries the checkerboard 'text' at TEXT."""
     rng = np.random.default_rng(0)
     images = []
@@ -28,13 +32,13 @@ def write_images(folder: Path, n: int) -> list[sa.TestImage]:
         film = 0.5 + 0.03 * rng.standard_normal((SIZE, SIZE))
         marked = i % 2 == 1
         if marked:
-            y0, y1, x0, x1 = TEXT
+            x0, y0, x1, y1 = TEXT
             film[y0:y1, x0:x1] += 0.4 * checkerboard(SIZE).numpy()[y0:y1, x0:x1]
         name = f"img{i:02d}.png"
         write_png(folder / name, np.round(np.clip(film, 0, 1) * 255).astype(np.uint8))
         record = Record(f"p{i}", name, CLASSES[marked], "src-a" if marked else "src-b",
                         folder / name, "test.txt", i + 1)  # fmt: skip
-        images.append(sa.TestImage(record, f"test/{name}"))
+        images.append(TestImage(record, f"test/{name}"))
     return images
 
 
@@ -50,34 +54,39 @@ def images(tmp_path):
 
 def run(model, images):
     prep = Preprocessing(image_size=SIZE, channels=3, intensity="none")
-    y0, y1, x0, x1 = TEXT
-    boxes = {i.relative: [(x0, y0, x1, y1)] for i in images}  # 'detected' on every film
-    rows, frequency = sa.region_test_rows(model, images, boxes, prep, CLASSES, torch.device("cpu"))
-    return rows, frequency, sa.verdict(rows, RelianceThresholds(), 300, 0)
+    inputs = ModelInputs(images, prep)
+    with torch.no_grad():
+        decided = model(inputs.batch([i.relative for i in images])).argmax(1).tolist()
+    decisions = {i.relative: d for i, d in zip(images, decided, strict=True)}
+    boxes = {i.relative: [TEXT] for i in images}  # 'detected' on every film
+    rows, frequency = sa.region_test_rows(
+        model, images, boxes, inputs, decisions, CLASSES, torch.device("cpu")
+    )
+    return rows, frequency, sa.reliance(rows, RelianceThresholds(), 300, 0)
 
 
 def test_a_model_that_reads_the_text_is_flagged(images):
     rows, frequency, verdict = run(model_reading(TEXT), images)
-    assert [r["predicted"] for r in rows] == [r["label"] for r in rows]
-    marked = [r for r in rows if r["label"] == "marked"]
-    assert all(r["deleted_prediction"] == "plain" for r in marked), "blurring the text flips"
-    assert all(r["inserted_prediction"] == "marked" for r in marked), "text alone suffices"
-    assert verdict["relies_on_text"] and verdict["strength"] == "strong"
-    assert verdict["region_deletion"]["flip_rate"] == pytest.approx(0.5)
-    assert verdict["region_deletion"]["control_flip_rate"] == 0.0
-    assert "relies on burned-in text (strong)" in verdict["summary"]
-    y0, y1, x0, x1 = TEXT
+    assert [r.predicted for r in rows] == [r.label for r in rows]
+    marked = [r for r in rows if r.label == "marked"]
+    assert all(r.tests.deleted_prediction == "plain" for r in marked), "blurring the text flips"
+    assert all(r.tests.inserted_prediction == "marked" for r in marked), "text alone suffices"
+    assert verdict.relies_on_text and verdict.strength == "strong"
+    assert verdict.region_deletion.flip_rate == pytest.approx(0.5)
+    assert verdict.region_deletion.control_flip_rate == 0.0
+    assert "relies on burned-in text (strong)" in summary(verdict, NO_TRANSPLANT, "strong", "")
+    x0, y0, x1, y1 = TEXT
     assert frequency[y0:y1, x0:x1].min() == 1.0 and frequency.sum() == (y1 - y0) * (x1 - x0)
     per_source = sa.breakdown(rows, "source")
-    assert per_source["src-a"]["flip_rate"] == 1.0 and per_source["src-b"]["flip_rate"] == 0.0
+    assert per_source["src-a"].flip_rate == 1.0 and per_source["src-b"].flip_rate == 0.0
 
 
 def test_a_model_that_looks_elsewhere_is_not_flagged(images):
     rows, _, verdict = run(model_reading(ELSEWHERE), images)
-    assert {r["predicted"] for r in rows} == {"plain"}
-    assert verdict["region_deletion"]["flip_rate"] == 0.0
-    assert not verdict["relies_on_text"] and verdict["strength"] == "none"
-    assert verdict["summary"].startswith("No evidence")
+    assert {r.predicted for r in rows} == {"plain"}
+    assert verdict.region_deletion.flip_rate == 0.0
+    assert not verdict.relies_on_text and verdict.strength == "none"
+    assert summary(verdict, NO_TRANSPLANT, "none", "").startswith("No evidence")
 
 
 def test_detection_journal_resumes_without_detecting_again(images, tmp_path):

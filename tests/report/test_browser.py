@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 RED, GREEN = (179, 38, 30), (30, 123, 52)  # the verdict banner's headline colours
-MIN_TABLES = 20  # data 4, baseline 6, gallery 2, shortcut 4, cleaning 1, retrain 8, setup 3
+MIN_TABLES = 20  # data 5, baseline 6, gallery 2, sanity 1, shortcut 6, cleaning 1, retrain 8
 
 
 def _share_of(pixels: np.ndarray, colour: tuple[int, int, int]) -> float:
@@ -34,7 +34,7 @@ def test_page_renders_in_chromium(open_page, request, report, headline, colour, 
     images = page.eval_on_selector_all(
         "img", "imgs => imgs.map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"
     )
-    assert len(images) == 8
+    assert len(images) == 11  # 2 gallery, 3 sanity, 1 cleaning, 5 charts
     assert all(complete and width > 0 for _, complete, width in images), images
     shot = np.asarray(Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB"))
     assert shot.shape[0] > 3000  # the whole report, not one screen

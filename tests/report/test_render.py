@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import numpy as np
@@ -11,9 +12,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 from report_helpers import make_artifacts, make_audit, stripped
 
-from medxai.report import AuditArtifacts, write_report
+from medxai.report import write_report
 from medxai.report.figures import save_png
-from medxai.report.format import ci, delta, pvalue, seconds, value
+from medxai.report.format import change, ci, delta, pvalue, seconds, value
+from medxai.statistics.classification import Change
 
 
 class _Tags(HTMLParser):
@@ -40,8 +42,9 @@ def test_every_image_is_a_relative_png_under_out(positive):
     index, _ = positive
     html = index.read_text(encoding="utf-8")
     sources = [a["src"] for tag, a in _tags(html) if tag == "img"]
-    # 2 gallery rows, 1 cleaning example, mean maps, share vs area, region tests, 2 group bars
-    assert len(sources) == 8
+    # 2 gallery rows, 3 sanity checks, 1 cleaning example, mean maps, share vs area, region
+    # tests, 2 group bars
+    assert len(sources) == 11
     for src in sources:
         assert not re.match(r"^[a-z]+:|^/", src), src
         path = (index.parent / src).resolve()
@@ -61,8 +64,8 @@ def test_verdict_comes_first_and_states_strength_reasons_thresholds(positive):
     assert html.index('id="verdict"') < html.index('id="data"') < html.index('id="baseline"')
     verdict = _text(html[html.index('id="verdict"') : html.index("</section>")])
     assert "Relies on burned-in text — strong" in verdict
-    assert audit["shortcut"]["summary"] in verdict
-    for reason in audit["shortcut"]["reasons"]:
+    assert audit.shortcut.summary in verdict
+    for reason in audit.shortcut.reasons:
         assert reason in verdict
     assert "strong_flip_excess 0.15" in verdict
     assert "No evidence of text reliance" not in html
@@ -78,14 +81,14 @@ def test_negative_verdict(negative):
 def test_numbers_are_the_audit_numbers_formatted_with_cis(positive):
     index, audit = positive
     text = _text(index.read_text(encoding="utf-8"))
-    covid = audit["evaluations"]["baseline"]["test_balanced.txt"]["per_class"]["COVID-19"]
-    lo, hi = covid["ci"]["recall"]
-    assert f"{covid['recall']:.2f} [{lo:.2f}, {hi:.2f}]" in text
-    accuracy = audit["baseline"]["accuracy"]
-    assert f"accuracy {accuracy:.2f} [{audit['baseline']['ci']['accuracy'][0]:.2f}," in text
-    change = audit["comparison"]["test_balanced.txt"]["accuracy"]
-    lo, hi = change["delta_ci"]
-    assert f"{change['delta']:+.2f} [{lo:+.2f}, {hi:+.2f}]" in text
+    covid = audit.evaluations.baseline["test_balanced.txt"].per_class["COVID-19"]
+    lo, hi = covid.ci.recall
+    assert f"{covid.recall:.2f} [{lo:.2f}, {hi:.2f}]" in text
+    accuracy = audit.baseline.accuracy
+    assert f"accuracy {accuracy:.2f} [{audit.baseline.ci.accuracy[0]:.2f}," in text
+    change = audit.comparison["test_balanced.txt"].accuracy
+    lo, hi = change.delta_ci
+    assert f"{change.delta:+.2f} [{lo:+.2f}, {hi:+.2f}]" in text
     assert "igos++ 2 30.0% 3.0% 10.0 40.0%" in text  # saliency per method row
 
 
@@ -93,36 +96,40 @@ def test_confusion_matrices_show_the_counts(positive):
     index, audit = positive
     tables = re.findall(r'<table class="confusion">.*?</table>', index.read_text(), flags=re.S)
     expected = [
-        *audit["evaluations"]["baseline"].values(),
-        *audit["evaluations"]["cleaned"].values(),
+        *audit.evaluations.baseline.values(),
+        *audit.evaluations.cleaned.values(),
     ]
     assert len(tables) == len(expected) == 4
     for table, metrics in zip(tables, expected, strict=True):
         cells = [int(v) for v in re.findall(r"<td[^>]*>(\d+)</td>", table)]
-        assert cells == [c for row in metrics["confusion"] for c in row]
+        assert cells == [c for row in metrics.confusion for c in row]
 
 
 def test_optional_parts_absent(tmp_path):
     audit = stripped(make_audit(relies=True))
-    index = write_report(tmp_path, audit, AuditArtifacts([], {}, None, []))
+    artifacts = replace(make_artifacts(True), gallery=[], cleaning_examples=[])
+    index = write_report(tmp_path, audit, artifacts)
     text = _text(index.read_text(encoding="utf-8"))
-    assert "Retraining on the cleaned data: not run." in text
-    assert "Cleaning: not run." in text
     assert "Saliency gallery (no images were explained): not run." in text
     assert "test_balanced.txt" not in text
+    assert "Phantom dataset parameters" not in text
+    assert "unreadable image" not in text and "could not be cleaned" not in text
     assert "Relies on burned-in text — strong" in text
     assert not (tmp_path / "audit.json").exists()
     assert not list(tmp_path.rglob(".*.tmp"))
 
 
-def test_no_shortcut_stage_and_no_comparison_keys(tmp_path):
-    audit = make_audit(relies=False)
-    for key in ("shortcut", "cleaned", "cleaning", "comparison", "evaluations", "timings"):
-        audit.pop(key)
-    index = write_report(tmp_path, audit, make_artifacts(False))
-    text = _text(index.read_text(encoding="utf-8"))
-    assert "Shortcut analysis not run" in text and "Shortcut analysis: not run." in text
-    assert "No evidence of text reliance" not in text
+def test_the_page_reads_the_record_written_to_audit_json(tmp_path):
+    """audit.json read back (the codec) renders the same page as the record itself."""
+    from medxai.codec import read_record, write_record
+    from medxai.report.record import AuditResult
+
+    audit, artifacts = make_audit(relies=False), make_artifacts(False)
+    write_record(tmp_path / "audit.json", audit)
+    again = read_record(tmp_path / "audit.json", AuditResult)
+    assert again == audit
+    first = write_report(tmp_path / "a", audit, artifacts).read_text(encoding="utf-8")
+    assert write_report(tmp_path / "b", again, artifacts).read_text(encoding="utf-8") == first
 
 
 def test_report_is_deterministic(tmp_path):
@@ -166,8 +173,50 @@ def test_formatting(call, expected):
 
 
 def test_delta_is_signed_and_classed_by_sign_and_significance():
-    assert str(delta({"delta": -0.02, "delta_ci": [-0.05, 0.01]})) == (
+    assert str(delta(-0.02, (-0.05, 0.01))) == (
         '<span class="delta down">-0.02 [-0.05, +0.01]</span>'
     )
-    assert 'class="delta up sig"' in str(delta({"delta": 0.3, "delta_ci": [0.26, 0.34]}))
+    assert 'class="delta up sig"' in str(delta(0.3, (0.26, 0.34)))
     assert str(delta(None)) == "–"
+    assert str(change(Change(0.5, 0.8, 0.3, (0.26, 0.34)))) == str(delta(0.3, (0.26, 0.34)))
+
+
+def test_a_model_that_did_not_learn_gets_an_amber_not_applicable_banner(tmp_path):
+    audit = make_audit(relies=False)
+    shortcut = replace(
+        audit.shortcut, applicable=False, strength="not applicable", relies_on_text=False,
+        summary="Not applicable: the model did not learn (it predicts normal for every film).",
+    )  # fmt: skip
+    index = write_report(tmp_path, replace(audit, shortcut=shortcut), make_artifacts(False))
+    html = index.read_text(encoding="utf-8")
+    assert 'class="verdict na"' in html
+    assert "Not applicable — the model did not learn" in _text(html)
+    assert "No evidence of text reliance" not in html and 'class="verdict negative"' not in html
+
+
+def test_a_source_that_determines_the_class_is_a_data_warning_on_top(positive, tmp_path):
+    index, audit = positive
+    html = index.read_text(encoding="utf-8")
+    assert audit.data.confound["train.txt"].strong  # src-a sends COVID-19 only
+    assert html.index('id="data-warning"') < html.index('id="verdict"')
+    mixed = {s: replace(c, strong=False) for s, c in audit.data.confound.items()}
+    calm = replace(audit, data=replace(audit.data, confound=mixed))
+    assert 'id="data-warning"' not in write_report(tmp_path, calm, make_artifacts(True)).read_text()
+
+
+def test_the_transplant_follow_rates_are_shown_with_their_cis(positive):
+    index, audit = positive
+    text = _text(index.read_text(encoding="utf-8"))
+    pooled = audit.shortcut.evidence.transplant.pooled
+    lo, hi = pooled.follow_ci
+    assert f"all test films {pooled.n} {pooled.follow_rate:.2f} [{lo:.2f}, {hi:.2f}]" in text
+    assert "normal COVID-19 40 70%" in text  # per true class: 70% follow a COVID-only text
+
+
+def test_the_sanity_section_marks_a_method_whose_maps_ignore_the_model(positive):
+    index, audit = positive
+    html = index.read_text(encoding="utf-8")
+    section = _text(html[html.index('id="sanity"') : html.index('id="shortcut"')])
+    assert "gradcam 3 12 of 12 0.80 0.60 40% NOT model-sensitive here" in section
+    assert "igos++ 3 12 of 12 0.10 0.60 40% model-sensitive" in section
+    assert not audit.sanity.methods["gradcam"].model_sensitive

@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import classification_report, f1_score
 
 from medxai.errors import MedxaiError
-from medxai.metrics.classification import classification_metrics, mcnemar
+from medxai.statistics.classification import classification_metrics, mcnemar
 
 CLASSES = ("normal", "pneumonia", "COVID-19")
 
@@ -22,11 +22,11 @@ def test_point_metrics_equal_scikit_learn():
     report = classification_report(y_true, y_pred, output_dict=True, zero_division=0)
     for k, name in enumerate(CLASSES):
         for field in ("precision", "recall", "f1-score", "support"):
-            ours = metrics["per_class"][name]["f1" if field == "f1-score" else field]
+            ours = getattr(metrics.per_class[name], "f1" if field == "f1-score" else field)
             assert ours == pytest.approx(report[str(k)][field])
-    assert metrics["accuracy"] == pytest.approx(report["accuracy"])
-    assert metrics["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
-    confusion = np.array(metrics["confusion"])
+    assert metrics.accuracy == pytest.approx(report["accuracy"])
+    assert metrics.macro_f1 == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    confusion = np.array(metrics.confusion)
     assert confusion.sum() == 300 and np.trace(confusion) == int((y_true == y_pred).sum())
     assert confusion[0, 1] == int(((y_true == 0) & (y_pred == 1)).sum())
 
@@ -35,15 +35,15 @@ def test_bootstrap_intervals_bracket_the_estimate_shrink_with_n_and_repeat_with_
     small = classification_metrics(*predictions(100), CLASSES, n_bootstrap=300, seed=0)
     large = classification_metrics(*predictions(3000), CLASSES, n_bootstrap=300, seed=0)
     again = classification_metrics(*predictions(100), CLASSES, n_bootstrap=300, seed=0)
-    assert small["ci"] == again["ci"]
+    assert small.ci == again.ci
     for metrics in (small, large):
-        lo, hi = metrics["ci"]["accuracy"]
-        assert lo < metrics["accuracy"] < hi
-        lo, hi = metrics["per_class"]["COVID-19"]["ci"]["recall"]
-        assert lo <= metrics["per_class"]["COVID-19"]["recall"] <= hi
-    width = lambda m: m["ci"]["macro_f1"][1] - m["ci"]["macro_f1"][0]  # noqa: E731
+        lo, hi = metrics.ci.accuracy
+        assert lo < metrics.accuracy < hi
+        lo, hi = metrics.per_class["COVID-19"].ci.recall
+        assert lo <= metrics.per_class["COVID-19"].recall <= hi
+    width = lambda m: m.ci.macro_f1[1] - m.ci.macro_f1[0]  # noqa: E731
     assert width(large) < width(small) / 3  # ~ 1/sqrt(30)
-    assert 0.7 < large["accuracy"] < 0.9
+    assert 0.7 < large.accuracy < 0.9
 
 
 def test_mcnemar_known_answers():
@@ -52,9 +52,9 @@ def test_mcnemar_known_answers():
     b = np.zeros(20, int)
     b[:10] = 1  # B wrong on 10 images A gets right
     result = mcnemar(y_true, a, b)
-    assert (result["only_a_correct"], result["only_b_correct"]) == (10, 0)
-    assert result["p_value"] == pytest.approx(2 * 0.5**10)
-    assert mcnemar(y_true, a, a)["p_value"] == 1.0
+    assert (result.only_a_correct, result.only_b_correct) == (10, 0)
+    assert result.p_value == pytest.approx(2 * 0.5**10)
+    assert mcnemar(y_true, a, a).p_value == 1.0
 
 
 def test_bad_inputs_are_clear_errors():
@@ -65,20 +65,33 @@ def test_bad_inputs_are_clear_errors():
 
 
 def test_paired_comparison_known_changes_and_their_intervals():
-    from medxai.metrics.classification import paired_comparison
+    from medxai.statistics.classification import paired_comparison
 
     y = np.array([0, 0, 1, 1, 2, 2] * 5)
     before = np.array([0, 0, 0, 0, 2, 2] * 5)  # class 1 always called 0
     after = y.copy()  # all right
     change = paired_comparison(y, before, after, ["a", "b", "c"], n_bootstrap=200, seed=1)
-    assert change["accuracy"]["before"] == pytest.approx(2 / 3)
-    assert change["accuracy"]["delta"] == pytest.approx(1 / 3)
-    lo, hi = change["accuracy"]["delta_ci"]
+    assert change.accuracy.before == pytest.approx(2 / 3)
+    assert change.accuracy.delta == pytest.approx(1 / 3)
+    lo, hi = change.accuracy.delta_ci
     assert 0 < lo <= 1 / 3 <= hi < 0.6
-    assert change["per_class"]["b"]["recall"]["delta"] == pytest.approx(1.0)
-    assert change["per_class"]["b"]["recall"]["delta_ci"] == pytest.approx([1.0, 1.0])
-    assert change["per_class"]["c"]["f1"]["delta"] == pytest.approx(0.0)
-    assert change["per_class"]["a"]["precision"]["delta"] == pytest.approx(0.5)
-    assert change["mcnemar"]["only_b_correct"] == 10 and change["mcnemar"]["only_a_correct"] == 0
+    assert change.per_class["b"].recall.delta == pytest.approx(1.0)
+    assert change.per_class["b"].recall.delta_ci == pytest.approx([1.0, 1.0])
+    assert change.per_class["c"].f1.delta == pytest.approx(0.0)
+    assert change.per_class["a"].precision.delta == pytest.approx(0.5)
+    assert change.mcnemar.only_b_correct == 10 and change.mcnemar.only_a_correct == 0
     same = paired_comparison(y, after, after, ["a", "b", "c"], n_bootstrap=50)
-    assert same["macro_f1"]["delta_ci"] == pytest.approx([0.0, 0.0])
+    assert same.macro_f1.delta_ci == pytest.approx([0.0, 0.0])
+
+
+def test_one_resampling_serves_every_bootstrap():
+    """The metrics' CIs, the paired change's CIs and bootstrap_mean draw the same images."""
+    from medxai.statistics.bootstrap import bootstrap_indices, bootstrap_mean, percentile_interval
+
+    y_true, y_pred = predictions(50)
+    metrics = classification_metrics(y_true, y_pred, CLASSES, n_bootstrap=200, seed=7)
+    index = bootstrap_indices(50, 200, 7)
+    by_hand = percentile_interval([(y_true[i] == y_pred[i]).mean() for i in index])
+    assert metrics.ci.accuracy == pytest.approx(tuple(by_hand))
+    right = (y_true == y_pred).astype(float)
+    assert bootstrap_mean(right, 200, seed=7)[1] == pytest.approx(tuple(by_hand))

@@ -1,0 +1,118 @@
+"""Dose–response calibration of the verdict: phantoms at shortcut strengths 0 … 1, two seeds
+each, audited up to the verdict (training, evaluation, saliency, shortcut analysis).
+
+Prints and writes (benchmarks/results/dose_response.{json,md,png}) per run: the transplant's
+follow excess, the region tests' flip excess and insertion gain (each with its 95% CI), the
+baseline's COVID-19 recall on the balanced split, and the verdict. Runs are cached under
+--work, so an interrupted benchmark resumes.
+
+    python benchmarks/bench_dose_response.py [--quick] [--work DIR] [--strengths 0,0.5,1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from medxai.codec import decode
+from medxai.report.figures import new_figure, save_png
+from medxai.report.record import EvaluatedSplits, ShortcutResult
+from pipelines.covidx_audit import Audit, audit_config
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Row:
+    strength: float
+    seed: int
+    follow_excess: float | None
+    follow_ci: tuple[float, float] | None
+    flip_excess: float
+    flip_ci: tuple[float, float]
+    insertion_gain: float
+    gain_ci: tuple[float, float]
+    covid_recall_balanced: float
+    macro_f1_balanced: float
+    verdict: str
+    seconds: float
+
+
+def run_one(work: Path, strength: float, seed: int, quick: bool) -> Row:
+    out = work / f"strength-{strength:g}-seed-{seed}"
+    config = audit_config(quick, shortcut_strength=strength, seed=seed, methods=["gradcam"])
+    started = time.perf_counter()
+    verdict: ShortcutResult = Audit(config, out, torch.device("cpu")).run(until_verdict=True)
+    stored = json.loads((out / "stages" / "evaluate_baseline.json").read_text())["result"]
+    metrics = decode(EvaluatedSplits, stored).splits["test_balanced.txt"].metrics
+    evidence, follow = verdict.evidence, verdict.evidence.transplant.pooled
+    return Row(
+        strength, seed,
+        follow.follow_excess if follow else None, follow.follow_excess_ci if follow else None,
+        evidence.region_deletion.flip_excess, evidence.region_deletion.flip_excess_ci,
+        evidence.region_insertion.gain, evidence.region_insertion.gain_ci,
+        metrics.per_class["COVID-19"].recall, metrics.macro_f1,
+        verdict.strength, time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def _ci(value: float | None, ci) -> str:
+    return "–" if value is None else f"{value:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| strength | seed | transplant follow excess | flip excess | insertion gain | "
+        "COVID-19 recall (balanced) | macro-F1 (balanced) | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.strength:g} | {r.seed} | {_ci(r.follow_excess, r.follow_ci)} | "
+            f"{_ci(r.flip_excess, r.flip_ci)} | {_ci(r.insertion_gain, r.gain_ci)} | "
+            f"{r.covid_recall_balanced:.2f} | {r.macro_f1_balanced:.2f} | {r.verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[Row], path: Path) -> None:
+    fig = new_figure(1, height=3.2)
+    ax = fig.subplots()
+    for key, label in (("follow_excess", "transplant follow excess"),
+                       ("flip_excess", "flip excess"), ("insertion_gain", "insertion gain"),
+                       ("covid_recall_balanced", "COVID-19 recall, balanced split")):  # fmt: skip
+        points = [(r.strength, getattr(r, key)) for r in rows if getattr(r, key) is not None]
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, "o", alpha=0.7, label=label)
+    ax.set_xlabel("phantom shortcut strength")
+    ax.legend(fontsize=7, frameon=False)
+    save_png(fig, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the audit's --quick sizes")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/medxai-dose-response"))
+    parser.add_argument("--strengths", default="0,0.25,0.5,0.75,1")
+    parser.add_argument("--seeds", default="0,1")
+    args = parser.parse_args()
+    rows = [
+        run_one(args.work, float(s), int(seed), args.quick)
+        for s in args.strengths.split(",")
+        for seed in args.seeds.split(",")
+    ]
+    RESULTS.mkdir(exist_ok=True)
+    name = "dose_response" + ("_quick" if args.quick else "")
+    (RESULTS / f"{name}.json").write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(table(rows) + "\n")
+    plot(rows, RESULTS / f"{name}.png")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""`medxai synth` and `medxai data-check`: make a phantom dataset, validate a dataset."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from medxai.cli.common import (
+    ImageDirs,
+    Root,
+    Seed,
+    ShortcutStrength,
+    Splits,
+    Workers,
+    console,
+    parse_names,
+    processes_option,
+    progress_task,
+)
+from medxai.cli.inputs import parse_image_dirs
+from medxai.errors import DatasetError
+
+if TYPE_CHECKING:
+    from medxai.data.check import DatasetReport
+    from medxai.data.phantom import SynthSummary
+
+
+def synth(
+    out: Annotated[Path, typer.Option(help="Folder to write the dataset to.")] = Path(
+        "data/phantom"
+    ),
+    n_per_class: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Images per class (train + test).")
+    ] = 300,
+    size: Annotated[int, typer.Option(min=64, max=2048, help="Image side in pixels.")] = 224,
+    seed: Seed = 0,
+    shortcut_strength: ShortcutStrength = 1.0,
+    test_fraction: Annotated[
+        float, typer.Option(min=0.05, max=0.9, help="Share of each class that goes to test.")
+    ] = 0.2,
+    workers: Annotated[int, processes_option("Processes (0: one per core).")] = 0,
+) -> None:
+    """Write a phantom COVIDx dataset: synthetic radiographs with a planted text shortcut."""
+    from medxai.data.phantom import synthesize
+    from medxai.outputs import check_output
+
+    check_output(out)
+
+    total_guess = n_per_class * 3 + 3 * round(test_fraction * n_per_class)
+    with progress_task("synthesising", total_guess) as progress:
+        summary = synthesize(
+            out,
+            n_per_class=n_per_class,
+            size=size,
+            seed=seed,
+            shortcut_strength=shortcut_strength,
+            test_fraction=test_fraction,
+            workers=workers,
+            progress=progress,
+        )
+    _print_synth_summary(summary)
+
+
+def _print_synth_summary(summary: SynthSummary) -> None:
+    table = Table(title=f"phantom COVIDx at {summary.out}")
+    classes = sorted({c for counts in summary.counts.values() for c in counts})
+    table.add_column("split")
+    for name in classes:
+        table.add_column(name, justify="right")
+    for split, counts in summary.counts.items():
+        table.add_row(split, *(str(counts.get(c, 0)) for c in classes))
+    console.print(table)
+    rate = summary.n_images / summary.seconds if summary.seconds else float("inf")
+    console.print(f"{summary.n_images} images in {summary.seconds:.1f} s ({rate:.0f} images/s)")
+
+
+def data_check(
+    root: Root,
+    splits: Splits = None,
+    image_dir: ImageDirs = None,
+    decode: Annotated[
+        bool, typer.Option(help="Decode every image (--no-decode: only check they exist).")
+    ] = True,
+    workers: Workers = 4,
+) -> None:
+    """Validate a COVIDx-format dataset; exit 0 only when every line and image is fine."""
+    from medxai.data.check import check_dataset
+
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset root not found")
+    image_dirs = parse_image_dirs(image_dir)
+
+    with progress_task("checking images") as progress:
+        report = check_dataset(
+            root,
+            parse_names(splits) or None,
+            image_dirs,
+            decode=decode,
+            workers=workers,
+            progress=progress,
+        )
+    print_check_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+# -- the data-check report ---------------------------------------------------------------
+def print_check_report(report: DatasetReport) -> None:
+    _print_count_tables(report)
+    _print_confound(report)
+    _print_split_formats(report)
+    _print_problems(report)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+    for warning in report.warnings:
+        console.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
+    for (a, b), patients in report.shared_patients().items():
+        console.print(
+            f"[yellow]warning[/yellow] {len(patients)} patient(s) in both {a} and {b} "
+            f"(e.g. {', '.join(sorted(patients)[:3])})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    problems = sum(len(s.line_problems) + len(s.unreadable) for s in report.splits)
+    verdict = "[green]all is well[/green]" if report.ok else f"[red]{problems} problem(s)[/red]"
+    console.print(verdict)
+
+
+def _print_count_tables(report: DatasetReport) -> None:
+    """Images per split and class, then per source and class (a confound shows up here)."""
+    classes = report.label_order()
+    per_split = Table(title=f"COVIDx dataset at {report.root}")
+    per_source = Table(title="images per source and class (all splits)")
+    for name in ("split", "images", *classes, "problems"):
+        per_split.add_column(name, justify="left" if name == "split" else "right")
+    for name in ("source", *classes):
+        per_source.add_column(name, justify="left" if name == "source" else "right")
+    by_source: dict[str, Counter] = {}
+    for split in report.splits:
+        counts = split.classes
+        problems = len(split.line_problems) + len(split.unreadable)
+        per_split.add_row(
+            split.split, str(len(split.records)), *(str(counts[c]) for c in classes), str(problems)
+        )
+        for record in split.records:
+            by_source.setdefault(record.source or "-", Counter())[record.label] += 1
+    for source, counts in sorted(by_source.items()):
+        per_source.add_row(source, *(str(counts[c]) for c in classes))
+    console.print(per_split)
+    console.print(per_source)
+
+
+def _print_confound(report: DatasetReport) -> None:
+    """Per split: can the label be read off the source alone? (before any model)"""
+    classes = report.label_order()
+    table = Table(title="source ↔ label, per split (Cramér's V: 1 = the source determines it)")
+    for name in ("split", "sources", "Cramér's V", "label from source", "majority label", ""):
+        table.add_column(name, justify="left" if name in ("split", "") else "right")
+    for split in report.splits:
+        c = split.confound(classes)
+        flag = "[red]confound: the source nearly determines the class[/red]" if c.strong else ""
+        table.add_row(
+            split.split, str(c.n_sources), f"{c.cramers_v:.2f}", f"{c.source_accuracy:.0%}",
+            f"{c.majority_accuracy:.0%}", flag,
+        )  # fmt: skip
+    console.print(table)
+
+
+def _counter_text(counter: Counter, limit: int = 4) -> str:
+    items = counter.most_common(limit)
+    text = ", ".join(f"{k}: {v}" for k, v in items)
+    return text + (f", … ({len(counter) - limit} more)" if len(counter) > limit else "")
+
+
+def _print_split_formats(report: DatasetReport) -> None:
+    for split in report.splits:
+        sizes = Counter({f"{w}×{h}": n for (w, h), n in split.sizes.items()})
+        depths = Counter({f"{d}-bit": n for d, n in split.bit_depths.items()})
+        burned = f"; DICOM Burned In Annotation {_counter_text(split.burned_in)}"
+        console.print(
+            f"{split.split}: images in {split.image_dir}; formats {_counter_text(split.formats)}; "
+            f"depths {_counter_text(depths)}; sizes {_counter_text(sizes)}"
+            f"{burned if split.burned_in else ''}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _print_problems(report: DatasetReport) -> None:
+    for split in report.splits:
+        for problem in split.line_problems:
+            console.print(
+                f"[red]malformed[/red] {escape(str(problem))}", highlight=False, soft_wrap=True
+            )
+        for skipped in split.unreadable:
+            record = skipped.record
+            console.print(
+                f"[red]unreadable[/red] {escape(str(record.path))} ({split.split}:{record.line}): "
+                f"{escape(skipped.reason)}",
+                highlight=False,
+                soft_wrap=True,
+            )

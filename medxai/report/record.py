@@ -1,0 +1,422 @@
+"""The audit record: what each stage of `medxai audit` returns, and the `AuditResult` the
+report renders and audit.json holds. One frozen dataclass per part; medxai.codec writes and
+reads them, so these classes are audit.json's schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from medxai.boxes import Box
+from medxai.metrics.shortcut import RegionDeletion, RegionInsertion, TransplantFollow
+from medxai.statistics.bootstrap import Interval
+from medxai.statistics.classification import ClassificationMetrics, Evaluation, PairedComparison
+from medxai.statistics.confound import SourceConfound
+
+SCHEMA = "medxai-audit-2"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Every setting that decides an audit's results (pinned in OUT/audit_config.json)."""
+
+    dataset: str = "phantom"
+    root: str | None = None
+    train_split: str = "train.txt"
+    test_splits: tuple[str, ...] = ()  # () → test.txt, plus test_balanced.txt when present
+    model: str = "covidnet-s"
+    image_size: int = 128
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 2e-3
+    patience: int = 8  # epochs without a better validation macro-F1 before stopping
+    methods: tuple[str, ...] = ("igos++", "sigcam", "gradcam")
+    n_explain: int = 2
+    resolution: int = 28
+    detector: str = "auto"  # the recommended detector, "fused", on CPU and GPU (see README)
+    text_threshold: float = 0.7
+    dilate: int = 4
+    radius: int = 10
+    top_k: float = 0.05
+    n_bootstrap: int = 1000
+    seed: int = 0
+    quick: bool = False
+    phantom_n_per_class: int = 200
+    phantom_size: int = 224
+    shortcut_strength: float = 1.0
+
+
+# -- stage records ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class PhantomSummary:
+    n_images: int
+    counts: dict[str, dict[str, int]]  # split file -> class -> images
+
+
+@dataclass(frozen=True)
+class SplitCounts:
+    n: int
+    classes: dict[str, int]
+    sources: dict[str, dict[str, int]]  # source -> class -> images
+
+
+@dataclass(frozen=True)
+class FileNote:
+    """A file the reader should look at, and why (unreadable, failed, to review, residual text)."""
+
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """Counts per split, class and source; formats; DICOM burned-in tags; unreadable files."""
+
+    splits: dict[str, SplitCounts]
+    classes: list[str]
+    formats: dict[str, int]
+    bit_depths: dict[str, int]
+    sizes: dict[str, int]
+    burned_in_annotation: dict[str, int]  # YES, NO, absent, not DICOM
+    unreadable: list[FileNote]
+    shared_patients: list[str]
+    confound: dict[str, SourceConfound]  # split -> source/label association
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    checkpoint: str
+    best_epoch: int
+    best_val_macro_f1: float
+    epochs_run: int
+    balance: str = ""  # the batch balancing training used
+    warning: str = ""  # set when validation never beat chance
+
+
+@dataclass(frozen=True)
+class CausalScores:
+    deletion_auc: float
+    insertion_auc: float
+
+
+@dataclass(frozen=True)
+class ExplainedImage:
+    """A test image explained by every method, with each map's deletion/insertion AUCs."""
+
+    file: str
+    relative: str  # path under the dataset root (the cleaner's key)
+    name: str  # the maps' file-name stem
+    label: str
+    source: str | None
+    predicted: str
+    scores: dict[str, CausalScores]  # method -> AUCs
+
+
+@dataclass(frozen=True)
+class ExplainedSet:
+    images: list[ExplainedImage]
+
+
+@dataclass(frozen=True)
+class EvaluatedSplits:
+    """A model's evaluation on each test split."""
+
+    splits: dict[str, Evaluation]
+
+
+@dataclass(frozen=True)
+class DepthFigures:
+    """Maps after randomising the top `depth` layers, against the trained model's maps."""
+
+    depth: int
+    spearman: float
+    spearman_abs: float
+    ssim: float
+    top_k_overlap: float
+
+
+@dataclass(frozen=True)
+class MethodSanity:
+    """One method's model-randomisation check (Adebayo et al. 2018) on the explained films."""
+
+    method: str
+    n_layers: int  # randomisable layers of the model
+    verdict_depth: int  # layers random when the verdict is read
+    verdict_layer: str | None  # the CAM target layer (None: every layer)
+    threshold: float
+    model_sensitive: bool  # False: the maps stay similar on a random model
+    depths: list[DepthFigures]
+    n_images: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SanityChecks:
+    methods: dict[str, MethodSanity]
+
+
+@dataclass(frozen=True)
+class RegionScores:
+    """The region tests on one image with text (scores of the decided class)."""
+
+    original_score: float
+    baseline_score: float
+    baseline_prediction: str
+    inserted_score: float
+    inserted_prediction: str
+    deleted_score: float
+    deleted_prediction: str
+    control_area_share: float
+    control_deleted_score: float
+    control_deleted_prediction: str
+
+
+@dataclass(frozen=True)
+class RegionRow:
+    """One test image: its decision, its detected text, and the region tests when it has text."""
+
+    file: str
+    relative: str
+    label: str
+    source: str | None
+    predicted: str
+    shape: tuple[int, int]  # original (H, W)
+    boxes: list[Box]  # original pixels
+    model_boxes: list[Box]  # the same on the model input (boxes cropped away are gone)
+    text_area_share: float
+    tests: RegionScores | None  # None: no text on the model input
+
+    @property
+    def n_boxes(self) -> int:
+        return len(self.model_boxes)
+
+
+@dataclass(frozen=True)
+class SaliencySummary:
+    """Mean saliency figures of one method over the explained images with text."""
+
+    n: int
+    mass_share: float | None
+    area_share: float | None
+    top_k_overlap: float | None
+    lift: float | None
+
+
+@dataclass(frozen=True)
+class GroupRates:
+    """The region tests over one source's (or class's) images with text."""
+
+    n: int
+    n_with_text: int
+    text_area_share: float
+    flip_rate: float | None = None
+    control_flip_rate: float | None = None
+    keeps_class_rate: float | None = None
+    baseline_keeps_class_rate: float | None = None
+    mean_drop: float | None = None
+
+
+@dataclass(frozen=True)
+class MethodNumbers:
+    """One method's map of one image: saliency on the text, and its causal AUCs."""
+
+    mass_share: float
+    area_share: float
+    top_k_overlap: float
+    lift: float
+    deletion_auc: float
+    insertion_auc: float
+
+
+@dataclass(frozen=True)
+class ExplainedEntry:
+    file: str
+    label: str
+    source: str | None
+    predicted: str
+    methods: dict[str, MethodNumbers]
+
+
+@dataclass(frozen=True)
+class TransplantRow:
+    """One film with its own text inpainted and another film's text pasted in its place."""
+
+    relative: str
+    label: str
+    source: str | None
+    decided: str  # the baseline's decision on the original film
+    targets: list[str]  # the classes the swap donor's source sends (never the decided one)
+    swap_donor: str
+    control_donor: str  # a donor from a source of the decided class
+    swap_prediction: str
+    control_prediction: str
+    target_prob: float  # of the target classes together: original film
+    swap_target_prob: float
+    control_target_prob: float
+
+
+@dataclass(frozen=True)
+class ClassFollow:
+    """Films of one true class given another class's text: how often they follow it."""
+
+    label: str
+    target: str  # the donor source's classes, "a or b"
+    n: int
+    follow_rate: float
+    control_follow_rate: float
+
+
+@dataclass(frozen=True)
+class TransplantSplit:
+    follow: TransplantFollow
+    per_class: list[ClassFollow]
+
+
+@dataclass(frozen=True)
+class Transplant:
+    """The counterfactual text transplant over the test films (pooled) and per split."""
+
+    associations: dict[str, list[str]]  # source -> the classes it sends (training split)
+    skipped: str  # why films or the whole test were left out ("" when none)
+    pooled: TransplantFollow | None
+    per_split: dict[str, TransplantSplit]
+    rows: list[TransplantRow]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    n_images: int
+    n_with_text: int
+    mean_text_area_share: float
+    region_insertion: RegionInsertion
+    region_deletion: RegionDeletion
+    saliency: dict[str, SaliencySummary]
+    per_source: dict[str, GroupRates]
+    per_class: dict[str, GroupRates]
+    transplant: Transplant
+
+
+@dataclass(frozen=True)
+class ShortcutResult:
+    """The verdict, its reasons and thresholds, and the evidence behind it."""
+
+    relies_on_text: bool
+    strength: str  # strong, moderate, weak, none, or "not applicable"
+    applicable: bool  # False: the model did not learn, so there is no verdict on it
+    region_level: str  # the region tests' joint level
+    transplant_level: str
+    summary: str
+    reasons: list[str]
+    thresholds: dict[str, float]
+    evidence: Evidence
+    images: list[RegionRow]
+    explained: list[ExplainedEntry]
+    detector: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CleaningResult:
+    root: str
+    detector: str
+    inpainting: str  # OpenCV's method
+    radius: int
+    dilate: int
+    n_images: int
+    n_with_text: int
+    n_boxes: int
+    failed: list[FileNote]
+    n_residual_boxes: int
+    with_residual: list[FileNote]  # reason: how many boxes are still detected
+    needs_review: list[FileNote]
+
+
+@dataclass(frozen=True)
+class CleaningStage:
+    result: CleaningResult
+    cleaned: list[str]  # relative paths of the images the cleaned dataset holds
+
+
+# -- the audit ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PhantomSettings:
+    shortcut_strength: float
+    n_per_class: int
+    size: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    root: str
+    train_split: str
+    test_splits: list[str]
+    primary_test_split: str
+    balanced_split: str | None
+    classes: list[str]
+    phantom: PhantomSettings | None
+
+
+@dataclass(frozen=True)
+class CleaningEffect:
+    """The baseline on each test film and on its cleaned copy: the natural counterfactual."""
+
+    n: int
+    changed_rate: float  # decisions that change when only the text is inpainted
+    changed_ci: Interval
+    per_class: dict[str, float]  # true class -> changed rate
+    accuracy_original: float
+    accuracy_cleaned: float
+
+
+@dataclass(frozen=True)
+class ModelPair(Generic[T]):
+    """One thing for each model: the baseline and the one retrained on the cleaned data."""
+
+    baseline: T
+    cleaned: T
+
+
+Evaluations = ModelPair[dict[str, ClassificationMetrics]]  # split -> metrics, per model
+Training = ModelPair[TrainedModel]
+
+
+@dataclass(frozen=True)
+class Environment:
+    python: str
+    platform: str
+    torch: str
+    torchvision: str
+    monai: str
+    numpy: str
+    opencv: str
+    device: str
+    cuda: str | None
+    threads: int
+    cpus: int | None
+    command: str
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Everything audit.json holds; the HTML report renders exactly this."""
+
+    schema: str
+    medxai_version: str
+    created: str
+    dataset: DatasetInfo
+    config: AuditConfig
+    detector_used: str
+    data: DataSummary
+    baseline: ClassificationMetrics  # on the primary test split
+    cleaned: ClassificationMetrics
+    evaluations: Evaluations
+    comparison: dict[str, PairedComparison]
+    cleaning_effect: dict[str, CleaningEffect]  # test split -> the baseline, cleaned vs not
+    sanity: SanityChecks
+    shortcut: ShortcutResult
+    cleaning: CleaningResult
+    training: Training
+    environment: Environment
+    timings: dict[str, float]

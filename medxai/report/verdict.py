@@ -1,0 +1,96 @@
+"""The verdict in words: the one place its prose is written (audit.json, the page and the CLI
+all show these sentences)."""
+
+from __future__ import annotations
+
+from medxai.metrics.shortcut import Reliance
+from medxai.report.record import Transplant
+from medxai.statistics.bootstrap import Interval
+from medxai.statistics.classification import Change
+
+MIN_GROUP = 10  # films of one true class before the headline names that class
+
+
+def _level_text(level: str, ci: Interval) -> str:
+    if level != "none":
+        return level
+    return "the CI reaches zero" if not ci[0] > 0 else "below the weak threshold"
+
+
+def _transplant_reason(moved: Transplant, level: str) -> str:
+    f = moved.pooled
+    if f is None:
+        return moved.skipped or "transplant: no film had donors of two classes"
+    return (
+        f"transplanted text of another class's hospital moves {f.follow_rate:.0%} of "
+        f"{f.n} decisions to that class, text of the film's own class {f.control_follow_rate:.0%}"
+        f": {f.follow_excess:+.0%} (CI {f.follow_excess_ci[0]:+.0%} to "
+        f"{f.follow_excess_ci[1]:+.0%}) → {_level_text(level, f.follow_excess_ci)}"
+    )
+
+
+def reasons(reliance: Reliance, moved: Transplant, follow_level: str) -> list[str]:
+    """Per causal test: what it found and the level it reached (or why it reached none)."""
+    d, i = reliance.region_deletion, reliance.region_insertion
+    return [
+        _transplant_reason(moved, follow_level),
+        f"blurring only the text changes {d.flip_rate:.0%} of decisions, blurring another "
+        f"film's text boxes {d.control_flip_rate:.0%}: {d.flip_excess:+.0%} (CI "
+        f"{d.flip_excess_ci[0]:+.0%} to {d.flip_excess_ci[1]:+.0%}) "
+        f"→ {_level_text(reliance.excess_level, d.flip_excess_ci)}",
+        f"the text alone reproduces {i.keeps_class_rate:.0%} of decisions, the blurred image "
+        f"alone {i.baseline_keeps_class_rate:.0%}: {i.gain:+.0%} (CI {i.gain_ci[0]:+.0%} to "
+        f"{i.gain_ci[1]:+.0%}) → {_level_text(reliance.gain_level, i.gain_ci)}",
+    ]
+
+
+def headline_follow(moved: Transplant) -> str:
+    """The transplant in user terms: which films follow which class's text, most first."""
+    if moved.pooled is None:
+        return ""
+    groups = [
+        g
+        for split in moved.per_split.values()
+        for g in split.per_class
+        if g.n >= MIN_GROUP and g.label not in g.target.split(" or ")
+    ]
+    top = max(groups, key=lambda g: g.follow_rate - g.control_follow_rate, default=None)
+    line = (
+        f"{moved.pooled.follow_rate:.0%} of decisions move to another class when the film "
+        f"carries that class's hospital text ({moved.pooled.control_follow_rate:.0%} with text "
+        "of its own class)"
+    )
+    if top is not None and top.follow_rate > top.control_follow_rate:
+        line += (
+            f"; {top.follow_rate:.0%} of {top.label} films are called {top.target} when they "
+            f"carry the text of a hospital that sends only {top.target} films"
+        )
+    return line
+
+
+def summary(reliance: Reliance, moved: Transplant, strength: str, not_learned: str) -> str:
+    """The verdict's headline sentence."""
+    if not_learned:
+        return f"Not applicable: the model did not learn ({not_learned}); no verdict on it."
+    follow = headline_follow(moved)
+    if not reliance.n_images and not follow:
+        return "No burned-in text was detected on the test images: nothing to rely on."
+    d = reliance.region_deletion
+    flips = (
+        f"blurring only the text changes {d.flip_rate:.0%} of its decisions on "
+        f"{reliance.n_images} test images with text ({d.control_flip_rate:.0%} when another "
+        f"film's text boxes are blurred instead)"
+    )
+    evidence = f"{follow}; {flips}" if follow else flips
+    if strength != "none":
+        return f"The model relies on burned-in text ({strength}): {evidence}."
+    return f"No evidence that the model relies on burned-in text: {evidence}."
+
+
+def retrain_sentence(split: str, change: Change) -> str:
+    """What cleaning and retraining did to macro-F1 on `split`."""
+    lo, hi = change.delta_ci or (float("nan"), float("nan"))
+    return (
+        f"After cleaning and retraining, macro-F1 on {split} went from {change.before:.2f} to "
+        f"{change.after:.2f} ({change.delta:+.2f}, 95% CI {lo:+.2f} to {hi:+.2f})."
+    )

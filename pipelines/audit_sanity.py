@@ -1,0 +1,65 @@
+"""The audit's sanity stage: are the maps the report shows made by the trained model at all?
+
+Each method is run again on one explained film per class after the model's layers are
+randomised from the output back (medxai.metrics.sanity): once with the top layer random, once
+with every layer the method depends on random. Maps that stay similar mark the method "not
+model-sensitive here", and the report greys its maps.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from medxai.atomic import atomic_save_npy
+from medxai.explain.registry import build_explainer
+from medxai.metrics.sanity import SanityResult, randomisation_check
+from medxai.models.zoo import target_layer
+from medxai.report.record import DepthFigures, ExplainedSet, MethodSanity, SanityChecks
+from pipelines.audit_run import AuditRun
+from pipelines.explain_images import map_path
+
+FOLDER = "sanity"
+
+
+def one_per_class(explained: ExplainedSet) -> list:
+    """The first explained film of each class (the check costs a few explainer runs each)."""
+    first: dict[str, object] = {}
+    for image in explained.images:
+        first.setdefault(image.label, image)
+    return list(first.values())
+
+
+def sanity(audit: AuditRun, explained: ExplainedSet, decisions: dict[str, int]) -> SanityChecks:
+    c = audit.config
+    model, spec = audit.model(audit.baseline)
+    films = one_per_class(explained)
+    images = audit.inputs.batch([f.relative for f in films]).to(audit.device)
+    targets = torch.tensor([decisions[f.relative] for f in films], device=audit.device)
+    folder = audit.out / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    checks = {}
+    for method in c.methods:
+        explainer = build_explainer(
+            method, c.resolution, len(films), c.seed, target_layer(spec.name)
+        )
+        result = randomisation_check(
+            model, images, targets, explainer, depths=(1,), seed=c.seed, top_k=c.top_k
+        )
+        for name, maps in (("original", result.original_maps), ("random", result.last_maps)):
+            atomic_save_npy(map_path(folder, name, method), maps)
+        checks[method] = record_of(result, len(films))
+        audit.hooks.progress("sanity check", 1, len(c.methods))
+    return SanityChecks(checks)
+
+
+def record_of(result: SanityResult, n_images: int) -> MethodSanity:
+    return MethodSanity(
+        method=result.method, n_layers=len(result.layers), verdict_depth=result.verdict_depth,
+        verdict_layer=result.verdict_layer, threshold=result.threshold,
+        model_sensitive=result.model_sensitive,
+        depths=[
+            DepthFigures(d.depth, d.spearman, d.spearman_abs, d.ssim, d.top_k_overlap)
+            for d in result.depths
+        ],
+        n_images=n_images, seconds=result.seconds,
+    )  # fmt: skip

@@ -1,0 +1,137 @@
+"""Known answers for the counterfactual text transplant and the "did not learn" rule.
+
+Films of two classes from two hospitals: every "marked" film carries a lesion (a checkerboard
+patch at LESION) and its hospital's text (a checkerboard at TEXT); every "plain" film carries
+its hospital's text as a solid block at TEXT and no lesion. A model that reads only the text
+box must follow a transplanted text every time; a model that reads only the lesion never.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medxai.data.covidx import Record
+from medxai.data.imageio import write_png
+from medxai.data.transforms import Preprocessing
+from medxai.explain.toy import SquareEvidenceNet, checkerboard
+from medxai.metrics.shortcut import did_not_learn
+from medxai.report.record import RegionRow
+from medxai.statistics.classification import Evaluation, classification_metrics
+from medxai.statistics.confound import informative, source_classes
+from pipelines import shortcut_analysis as sa
+from pipelines.audit_inputs import ModelInputs, TestImage
+from pipelines.transplant import transplant_rows
+
+SIZE = 32
+TEXT = (20, 4, 28, 12)  # (x0, y0, x1, y1)
+LESION = (4, 20, 12, 28)
+CLASSES = ["plain", "marked"]
+SOURCES = {"plain": "hospital-p", "marked": "hospital-m"}
+
+
+def _paint(film: np.ndarray, box, pattern: np.ndarray | float) -> None:
+    x0, y0, x1, y1 = box
+    film[y0:y1, x0:x1] = 0.5 + (
+        pattern[y0:y1, x0:x1] if isinstance(pattern, np.ndarray) else pattern
+    )
+
+
+def films(folder: Path, n: int = 16) -> list[TestImage]:
+    rng, checker = np.random.default_rng(0), 0.4 * checkerboard(SIZE).numpy()
+    images = []
+    for i in range(n):
+        label = CLASSES[i % 2]
+        film = 0.5 + 0.02 * rng.standard_normal((SIZE, SIZE))
+        _paint(film, TEXT, checker if label == "marked" else 0.35)
+        if label == "marked":
+            _paint(film, LESION, checker)
+        name = f"f{i:02d}.png"
+        write_png(folder / name, np.round(np.clip(film, 0, 1) * 255).astype(np.uint8))
+        record = Record(f"p{i}", name, label, SOURCES[label], folder / name, "test.txt", i + 1)
+        images.append(TestImage(record, f"test/{name}"))
+    return images
+
+
+def reading(box) -> torch.nn.Module:
+    return SquareEvidenceNet(size=SIZE, box=box, pool=4, gain=50.0, offset=4.0).eval()
+
+
+def transplant(model, images):
+    inputs = ModelInputs(images, Preprocessing(image_size=SIZE, channels=3, intensity="none"))
+    with torch.no_grad():
+        decided = model(inputs.batch([i.relative for i in images])).argmax(1).tolist()
+    decisions = {i.relative: d for i, d in zip(images, decided, strict=True)}
+    rows = {
+        i.relative: RegionRow(
+            file=i.record.filename,
+            relative=i.relative,
+            label=i.record.label,
+            source=i.record.source,
+            predicted=CLASSES[decisions[i.relative]],
+            shape=(SIZE, SIZE),
+            boxes=[TEXT],
+            model_boxes=[TEXT],
+            text_area_share=0.06,
+            tests=None,
+        )  # fmt: skip
+        for i in images
+    }
+    associations = {source: [label] for label, source in SOURCES.items()}
+    found = transplant_rows(
+        model, images, rows, inputs, decisions, CLASSES, associations, (10, 1, 0),
+        torch.device("cpu"),
+    )  # fmt: skip
+    return (
+        decided,
+        found,
+        sa.summarise_transplant(found, {"test.txt": images}, associations, 200, 0),
+    )
+
+
+@pytest.fixture()
+def images(tmp_path):
+    return films(tmp_path)
+
+
+def test_a_model_that_reads_only_the_text_follows_every_transplant(images):
+    decided, rows, moved = transplant(reading(TEXT), images)
+    assert [CLASSES[d] for d in decided] == [i.record.label for i in images]
+    assert len(rows) == len(images) and all(r.decided not in r.targets for r in rows)
+    assert moved.pooled.follow_rate == 1.0 and moved.pooled.control_follow_rate == 0.0
+    assert moved.pooled.follow_excess_ci[0] > 0.8
+    assert {(g.label, g.target, g.follow_rate) for g in moved.per_split["test.txt"].per_class} == {
+        ("plain", "marked", 1.0), ("marked", "plain", 1.0)
+    }  # fmt: skip
+
+
+def test_a_model_that_reads_only_the_lesion_never_follows(images):
+    decided, _, moved = transplant(reading(LESION), images)
+    assert [CLASSES[d] for d in decided] == [i.record.label for i in images]
+    assert moved.pooled.follow_rate == 0.0 and moved.pooled.follow_excess == 0.0
+    assert moved.pooled.prob_shift == pytest.approx(0.0, abs=0.05)
+
+
+def test_sources_that_send_every_class_give_no_transplant_and_say_why(images):
+    counts = {"hospital-p": {"plain": 5, "marked": 4}, "hospital-m": {"plain": 2, "marked": 8}}
+    assert informative(source_classes(counts)) == {}  # 8 of 10 is not enough (90% needed)
+    assert informative(source_classes(counts | {"hospital-m": {"plain": 0, "marked": 9}})) == {
+        "hospital-m": ["marked"]
+    }
+    mixed = {"hospital-p": ["marked", "plain"], "hospital-m": ["marked", "plain"]}
+    moved = sa.summarise_transplant([], {"test.txt": images}, mixed, 100, 0)
+    assert moved.pooled is None and "every source" in moved.skipped
+
+
+def test_a_constant_model_is_not_applicable_and_a_learned_one_is():
+    labels = [0, 1] * 20
+
+    def evaluation(predictions):  # noqa: E306
+        metrics = classification_metrics(labels, predictions, CLASSES, n_bootstrap=200)
+        return Evaluation(metrics, [str(k) for k in range(40)], labels, predictions)
+
+    assert "predicts plain for every film" in did_not_learn(evaluation([0] * 40), CLASSES, "t")
+    coin = [0, 0, 1, 1] * 10  # half right: chance
+    assert "majority class" in did_not_learn(evaluation(coin), CLASSES, "t")
+    assert did_not_learn(evaluation(labels), CLASSES, "t") == ""
