@@ -14,7 +14,7 @@ from medxai.atomic import atomic_save_npy
 from medxai.explain.registry import build_explainer
 from medxai.metrics.sanity import SanityResult, randomisation_check
 from medxai.models.zoo import target_layer
-from medxai.report.record import DepthFigures, ExplainedSet, MethodSanity, SanityChecks
+from medxai.report.record import ExplainedSet, MethodSanity, SanityChecks
 from pipelines.audit_run import AuditRun
 from pipelines.explain_images import map_path
 
@@ -57,9 +57,6 @@ def record_of(result: SanityResult, n_images: int) -> MethodSanity:
         method=result.method, n_layers=len(result.layers), verdict_depth=result.verdict_depth,
         verdict_layer=result.verdict_layer, threshold=result.threshold,
         model_sensitive=result.model_sensitive,
-        depths=[
-            DepthFigures(d.depth, d.spearman, d.spearman_abs, d.ssim, d.top_k_overlap)
-            for d in result.depths
-        ],
+        depths=list(result.depths),
         n_images=n_images, seconds=result.seconds,
     )  # fmt: skip

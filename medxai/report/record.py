@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from medxai.boxes import Box
+from medxai.metrics.sanity import DepthSimilarity
 from medxai.metrics.shortcut import RegionDeletion, RegionInsertion, TransplantFollow
 from medxai.statistics.bootstrap import Interval
 from medxai.statistics.classification import ClassificationMetrics, Evaluation, PairedComparison
@@ -126,17 +127,6 @@ class EvaluatedSplits:
 
 
 @dataclass(frozen=True)
-class DepthFigures:
-    """Maps after randomising the top `depth` layers, against the trained model's maps."""
-
-    depth: int
-    spearman: float
-    spearman_abs: float
-    ssim: float
-    top_k_overlap: float
-
-
-@dataclass(frozen=True)
 class MethodSanity:
     """One method's model-randomisation check (Adebayo et al. 2018) on the explained films."""
 
@@ -146,7 +136,7 @@ class MethodSanity:
     verdict_layer: str | None  # the CAM target layer (None: every layer)
     threshold: float
     model_sensitive: bool  # False: the maps stay similar on a random model
-    depths: list[DepthFigures]
+    depths: list[DepthSimilarity]
     n_images: int
     seconds: float
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from medxai.metrics.sanity import DepthSimilarity
 from medxai.metrics.shortcut import (
     RegionDeletion,
     RegionInsertion,
@@ -24,7 +25,6 @@ from medxai.report.record import (
     CleaningResult,
     DatasetInfo,
     DataSummary,
-    DepthFigures,
     Environment,
     Evaluations,
     Evidence,
@@ -185,8 +185,8 @@ def _sanity() -> SanityChecks:
     """gradcam stays similar on the random model (fails); the others decorrelate."""
 
     def check(method: str, similar: float) -> MethodSanity:
-        depths = [DepthFigures(1, similar + 0.1, similar + 0.1, 0.8, 0.5),
-                  DepthFigures(12, similar, similar, 0.6, 0.4)]  # fmt: skip
+        depths = [DepthSimilarity(1, ("fc",), similar + 0.1, similar + 0.1, 0.8, 0.5, ()),
+                  DepthSimilarity(12, ("fc",), similar, similar, 0.6, 0.4, ())]  # fmt: skip
         return MethodSanity(method, 12, 12, None, 0.5, similar <= 0.5, depths, 3, 4.2)
 
     return SanityChecks({m: check(m, 0.8 if m == "gradcam" else 0.1) for m in METHODS})
