@@ -36,6 +36,7 @@ class ModelInputs:
     ) -> None:  # fmt: skip
         geometry = build_transforms(replace(prep, intensity="none"))
         self.prep = prep
+        self._intensity = Compose(intensity_steps(prep))
         self.pixels: dict[str, torch.Tensor] = {}
         self.tensors: dict[str, torch.Tensor] = {}
         self.shapes: dict[str, tuple[int, int]] = {}
@@ -52,7 +53,7 @@ class ModelInputs:
 
     def intensity(self, pixels) -> torch.Tensor:
         """The preprocessing's intensity steps on resized pixels: the model's input."""
-        return _tensor(Compose(intensity_steps(self.prep))(pixels))
+        return _tensor(self._intensity(pixels))
 
     def batch(self, relatives: Sequence[str]) -> torch.Tensor:
         return torch.stack([self.tensors[r] for r in relatives])

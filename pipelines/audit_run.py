@@ -159,27 +159,28 @@ class AuditRun:
         )
 
     def evaluate_baseline(self) -> EvaluatedSplits:
-        model, spec = self.model(self.baseline)
+        """The baseline on every test split, from the test images decoded once."""
+        splits = {s: [i.record for i in images] for s, images in self.test.items()}
+        decoded = {s: [i.relative for i in images] for s, images in self.test.items()}
+        return self.evaluate(self.baseline, splits, decoded)
+
+    def evaluate(
+        self, trained: TrainedModel, splits: dict[str, list[Record]],
+        decoded: dict[str, list[str]] | None = None,
+    ) -> EvaluatedSplits:  # fmt: skip
+        """`trained` on each split; `decoded` (split -> relative paths) reads `self.inputs`."""
+        model, spec = self.model(trained)
         results = {}
-        for split, images in self.test.items():
-            records = [i.record for i in images]
-            labels = [spec.classes.index(r.label) for r in records]
-            pairs = self.inputs.dataset([i.relative for i in images], labels)
+        for split, records in splits.items():
+            pairs = None
+            if decoded is not None:
+                labels = [spec.classes.index(r.label) for r in records]
+                pairs = self.inputs.dataset(decoded[split], labels)
             results[split] = evaluate(
                 model, records, spec, self.device, n_bootstrap=self.config.n_bootstrap,
                 seed=self.config.seed, inputs=pairs,
             )  # fmt: skip
         return EvaluatedSplits(results)
-
-    def evaluate(self, trained: TrainedModel, splits: dict[str, list[Record]]) -> EvaluatedSplits:
-        model, spec = self.model(trained)
-        return EvaluatedSplits({
-            split: evaluate(
-                model, records, spec, self.device, n_bootstrap=self.config.n_bootstrap,
-                seed=self.config.seed,
-            )
-            for split, records in splits.items()
-        })  # fmt: skip
 
     def compare(self, before: Evaluation, after: Evaluation) -> PairedComparison:
         """Baseline on the original images vs the retrained model on their cleaned copies."""
