@@ -7,6 +7,7 @@ baseline's COVID-19 recall on the balanced split, and the verdict. Runs are cach
 --work, so an interrupted benchmark resumes.
 
     python benchmarks/bench_dose_response.py [--quick] [--work DIR] [--strengths 0,0.5,1]
+        [--seeds 0,1] [--runs 0:0,0:1,1:0]
 """
 
 from __future__ import annotations
@@ -100,12 +101,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/medxai-dose-response"))
     parser.add_argument("--strengths", default="0,0.25,0.5,0.75,1")
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--runs", help="strength:seed pairs instead of the grid, e.g. 0:0,0:1,1:0")
     args = parser.parse_args()
-    rows = [
-        run_one(args.work, float(s), int(seed), args.quick)
-        for s in args.strengths.split(",")
-        for seed in args.seeds.split(",")
-    ]
+    pairs = [(s, seed) for s in args.strengths.split(",") for seed in args.seeds.split(",")]
+    if args.runs:
+        pairs = [tuple(run.split(":")) for run in args.runs.split(",")]
+    rows = [run_one(args.work, float(s), int(seed), args.quick) for s, seed in pairs]
     RESULTS.mkdir(exist_ok=True)
     name = "dose_response" + ("_quick" if args.quick else "")
     (RESULTS / f"{name}.json").write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")

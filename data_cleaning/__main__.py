@@ -56,11 +56,25 @@ _BOUNDED = (
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
-        description="Detect burned-in text, inpaint it (Telea) and write a cleaned COVIDx copy "
-        "+ manifest; the options of `medxai clean`.",
+        description="Detect burned-in text, inpaint it (Telea) and write a cleaned copy of the "
+        "dataset (same layout) + manifest; the options of `medxai clean`.",
     )
-    p.add_argument("--root", required=True, help="Source dataset (COVIDx layout); never written.")
+    p.add_argument(
+        "--root",
+        required=True,
+        help="Source dataset: a folder (COVIDx split files or <split>/<class>/ image folders) "
+        "or a CSV manifest; never written.",
+    )
     p.add_argument("--out", required=True, help="Where the cleaned copy goes (not inside --root).")
+    p.add_argument(
+        "--layout", default="auto", help="auto, covidx, csv or folders (default %(default)s)."
+    )
+    p.add_argument("--classes", help="Class names in order, comma-separated (default: found).")
+    p.add_argument(
+        "--source-from",
+        default="none",
+        help="folders layout: none, dir or prefix (default %(default)s).",
+    )
     p.add_argument(
         "--splits",
         action="append",
@@ -100,6 +114,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         summary = clean_dataset(
             args.root, args.out, _split_names(args.splits), settings, args.workers,
             progress=lambda k, total: bar.update(task, advance=k, total=total),
+            layout=args.layout, classes=args.classes, source_from=args.source_from,
         )  # fmt: skip
     for line in summary_lines(summary, args.out):
         print(line)

@@ -1,8 +1,11 @@
-"""Write a cleaned copy of a COVIDx dataset: burned-in text detected and inpainted.
+"""Write a cleaned copy of a dataset: burned-in text detected and inpainted.
 
-The source is only read. Every output file is written under a temporary name and renamed;
-`DST/manifest.jsonl` gains one line per finished image, so a killed run resumes: images
-whose source sha256 is already in the manifest are skipped. At the end the manifest is
+The copy mirrors the source's layout (`medxai.data.layouts`): every image at its path
+relative to the dataset root, plus the listing files (COVIDx split files byte for byte, a
+CSV manifest with the same columns; a folder tree needs none). The source is only read.
+Every output file is written under a temporary name and renamed; `DST/manifest.jsonl`
+gains one line per finished image (keyed by that relative path), so a killed run resumes:
+images whose source sha256 is already in the manifest are skipped. At the end the manifest is
 rewritten in a fixed order, so an interrupted-and-resumed run leaves the same files as an
 uninterrupted one (only `cleaning_summary.json`'s timing differs).
 """
@@ -33,8 +36,9 @@ from data_cleaning.detect import (
 from data_cleaning.inpaint import TELEA_RADIUS, boxes_to_mask, inpaint
 from data_cleaning.review import review_reason
 from medxai.atomic import atomic_write_bytes, atomic_write_text
-from medxai.data.covidx import SplitIndex, default_image_dir, discover_splits, read_splits
 from medxai.data.imageio import read_image, read_raw, write_png
+from medxai.data.layouts import dataset_root, listing_names, read_dataset, write_listings
+from medxai.data.records import SplitIndex
 from medxai.errors import DatasetError, ImageReadError, MedxaiError
 from medxai.journal import journal, read_journal
 from medxai.outputs import LOCK_NAME, check_output, output_lock
@@ -58,7 +62,8 @@ class CleanSettings:
 
 @dataclass(frozen=True)
 class Job:
-    """One image: its path relative to the dataset root (e.g. 'train/x.png').
+    """One image: its path relative to the dataset root (`SplitIndex.relative`, e.g.
+    'train/x.png'), which is also where the cleaned copy puts it.
 
     `boxes`: text boxes found earlier with the same detector (None: detect now).
     """
@@ -111,32 +116,31 @@ def sha256_of(path: Path) -> str:
 
 
 def check_destination(src: Path, dst: Path) -> None:
-    """SRC is never written: refuse DST equal to or inside SRC, and a foreign non-empty DST."""
-    if not src.is_dir():
+    """SRC is never written: refuse DST equal to or inside SRC (a CSV manifest's folder),
+    and a foreign non-empty DST."""
+    root = dataset_root(src)
+    if not src.exists() or not root.is_dir():
         raise DatasetError(f"{src}: dataset root not found")
-    check_output(dst, [src])
+    check_output(dst, [root])
     foreign = dst.exists() and any(p.name != LOCK_NAME for p in dst.iterdir())
     if foreign and not (dst / MANIFEST).is_file():
         raise DatasetError(f"output {dst} is not empty and holds no {MANIFEST} to resume from")
 
 
-def list_jobs(
-    src: Path, splits: Sequence[str], index: SplitIndex | None = None
-) -> tuple[list[Job], list[str]]:
-    """Every image the split files name, once, in a fixed order; and the dataset's warnings.
+def list_jobs(index: SplitIndex) -> list[Job]:
+    """Every image of the dataset, once, in a fixed order.
 
-    Any problem of a split line (malformed, a path leaving the root) stops the run here,
-    before a file is written: a job's output path is DST/<image folder>/<its file name>.
+    Any problem of the dataset (a malformed line, a path leaving the root) stops the run
+    here, before a file is written: a job's output path is DST/<its path under the root>.
     """
-    index = index or read_splits(src, splits)
     index.raise_problems()
-    seen: dict[str, Job] = {}
-    for split, records in index.records.items():
-        folder = default_image_dir(split)
-        for record in records:
-            relative = f"{folder}/{record.filename}"
-            seen.setdefault(relative, Job(relative))
-    return sorted(seen.values(), key=lambda job: job.relative), index.warnings
+    jobs = {index.relative(r): Job(index.relative(r)) for rs in index.records.values() for r in rs}
+    taken = set(listing_names(index)) | {MANIFEST, SUMMARY}
+    clash = sorted(taken & set(jobs))
+    if clash:
+        raise DatasetError(f"{index.root / clash[0]}: an image may not take the name of a file "
+                           "the cleaned copy writes beside it")  # fmt: skip
+    return sorted(jobs.values(), key=lambda job: job.relative)
 
 
 def read_manifest(path: Path) -> dict[str, dict]:
@@ -283,22 +287,23 @@ def clean_dataset(
     progress: Callable[[int, int], None] | None = None,
     known_boxes: Mapping[str, Sequence[Sequence[int]]] | None = None,
     index: SplitIndex | None = None,
+    layout: str = "auto",
+    classes: str | Sequence[str] | None = None,
+    source_from: str = "none",
 ) -> CleaningSummary:
-    """Clean every image the split files name; copy the split files; write the manifest.
+    """Clean every image of the dataset at `src` (a folder or a CSV manifest); write the
+    copy in the same layout, with the manifest of the cleaning.
 
-    `known_boxes` (relative path → boxes) skips detection for images already run through the
-    same detector (the audit detects the test images once, for its analysis and for this);
-    `index`, the splits already parsed (`read_splits`), spares parsing them again.
+    `splits`, `layout`, `classes`, `source_from`: as `medxai.data.layouts.read_dataset`
+    takes them. `known_boxes` (relative path → boxes) skips detection for images already run
+    through the same detector (the audit detects the test images once, for its analysis and
+    for this); `index`, the dataset already read, spares reading it again.
     """
     src, dst = Path(src), Path(dst)
     settings = settings or CleanSettings()
     check_destination(src, dst)
-    notes: list[str] = []
-    if not splits:
-        splits, notes = discover_splits(src)
-    splits = list(splits)
-    jobs, warnings = list_jobs(src, splits, index)
-    notes += warnings
+    index = index or read_dataset(src, layout, splits, classes, source_from)
+    jobs = list_jobs(index)
     if known_boxes:
         jobs = [
             replace(job, boxes=tuple(tuple(map(int, b)) for b in known_boxes[job.relative]))
@@ -307,20 +312,19 @@ def clean_dataset(
             for job in jobs
         ]
     with output_lock(dst):
-        return _clean_jobs(src, dst, splits, jobs, settings, workers, progress, notes)
+        return _clean_jobs(index, dst, jobs, settings, workers, progress)
 
 
 def _clean_jobs(
-    src: Path,
+    index: SplitIndex,
     dst: Path,
-    splits: list[str],
     jobs: list[Job],
     settings: CleanSettings,
     workers: int,
     progress: Callable[[int, int], None] | None,
-    notes: list[str],
 ) -> CleaningSummary:
-    manifest_path = dst / MANIFEST
+    src, manifest_path = index.root, dst / MANIFEST
+    notes = [*index.notes, *index.warnings]
     done = read_manifest(manifest_path)
     todo = [job for job in jobs if not _finished(done.get(job.relative), src, dst, job)]
     summary = CleaningSummary(notes=notes, skipped_done=len(jobs) - len(todo))
@@ -333,8 +337,7 @@ def _clean_jobs(
             done[entry["source"]] = entry
             if progress:
                 progress(1, len(jobs))
-    for split in splits:  # split files last: their presence means the dataset is usable
-        atomic_write_bytes(dst / split, (src / split).read_bytes())
+    write_listings(index, dst)  # last: their presence means the copy is usable
     ordered = [done[job.relative] for job in jobs if job.relative in done]
     atomic_write_text(manifest_path, "".join(json.dumps(e) + "\n" for e in ordered))
     summary.images = len(jobs)
@@ -358,7 +361,8 @@ def _clean_jobs(
         if e.get("residual_boxes")
     ]
     summary.seconds = time.perf_counter() - started
-    payload = {**summary.to_dict(), "settings": asdict(settings), "splits": splits}
+    payload = {**summary.to_dict(), "settings": asdict(settings), "layout": index.layout,
+               "splits": list(index.records)}  # fmt: skip
     atomic_write_text(dst / SUMMARY, json.dumps(payload, indent=2) + "\n")
     return summary
 

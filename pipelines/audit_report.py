@@ -26,6 +26,7 @@ from medxai.report import (
 from medxai.report.figures import to_display
 from medxai.report.record import (
     SCHEMA,
+    AuditedModel,
     AuditResult,
     CleaningEffect,
     CleaningResult,
@@ -72,7 +73,7 @@ def dataset_info(audit: AuditRun, root: Path, tests: list[str]) -> DatasetInfo:
             c.shortcut_strength, c.phantom_n_per_class, c.phantom_size, c.seed
         )
     return DatasetInfo(
-        name=c.dataset, root=str(root), train_split=c.train_split, test_splits=tests,
+        name=c.dataset, root=str(root), train_split=audit.train_split, test_splits=tests,
         primary_test_split=tests[0],
         balanced_split=next((s for s in tests if "balanced" in s), None),
         classes=list(audit.classes), phantom=phantom,
@@ -81,23 +82,28 @@ def dataset_info(audit: AuditRun, root: Path, tests: list[str]) -> DatasetInfo:
 
 def assemble(
     audit: AuditRun, root: Path, tests: list[str], data: DataSummary,
-    trained: tuple[TrainedModel, TrainedModel], evaluated: tuple[EvaluatedSplits, EvaluatedSplits],
+    trained: tuple[TrainedModel | AuditedModel, TrainedModel | None],
+    evaluated: tuple[EvaluatedSplits, EvaluatedSplits],
     comparison: dict[str, PairedComparison], effect: dict[str, CleaningEffect],
     shortcut: ShortcutResult, cleaning: CleaningResult,
 ) -> AuditResult:  # fmt: skip
     """The audit record; the verdict's summary gains what retraining did to macro-F1."""
     dataset = dataset_info(audit, root, tests)
     key = dataset.balanced_split or dataset.primary_test_split
-    retrain = verdict.retrain_sentence(key, comparison[key].macro_f1)
+    summary = shortcut.summary
+    if key in comparison:
+        summary += " " + verdict.retrain_sentence(key, comparison[key].macro_f1)
     before, after = ({s: e.metrics for s, e in x.splits.items()} for x in evaluated)
+    baseline, retrained = trained
     return AuditResult(
         schema=SCHEMA, medxai_version=__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         dataset=dataset, config=audit.config, detector_used=audit.detector, data=data,
-        baseline=before[tests[0]], cleaned=after[tests[0]],
+        model=audit.audited, baseline=before[tests[0]], cleaned=after.get(tests[0]),
         evaluations=Evaluations(before, after), comparison=comparison, cleaning_effect=effect,
-        shortcut=replace(shortcut, summary=f"{shortcut.summary} {retrain}"),
-        cleaning=cleaning, training=Training(*trained), sanity=audit.sanity,
+        shortcut=replace(shortcut, summary=summary), cleaning=cleaning,
+        training=Training(baseline if isinstance(baseline, TrainedModel) else None, retrained),
+        sanity=audit.sanity,
         environment=environment(audit.device), timings=dict(audit.stages.timings),
     )  # fmt: skip
 
@@ -118,7 +124,7 @@ def write_outputs(
 
 def _curves(audit: AuditRun, name: str, scores) -> dict[str, Curves]:
     curves = {}
-    for method in audit.config.methods:
+    for method in audit.methods:
         with np.load(curve_path(audit.out / "explain" / "curves", name, method)) as stored:
             curves[method] = Curves(
                 stored["fractions"], stored["deletion"], stored["insertion"],
@@ -144,14 +150,14 @@ def build_artifacts(
                 source=image.source,
                 image=to_display(picture.numpy()),
                 boxes=rows[image.relative].model_boxes,
-                maps={m: np.load(map_path(maps_dir, image.name, m)) for m in audit.config.methods},
+                maps={m: np.load(map_path(maps_dir, image.name, m)) for m in audit.methods},
                 curves=_curves(audit, image.name, image.scores),
                 insensitive=tuple(
                     m for m, check in result.sanity.methods.items() if not check.model_sensitive
                 ),
             )  # fmt: skip
         )
-    methods = audit.config.methods
+    methods = audit.methods
     sanity_dir = audit.out / "sanity"
     return AuditArtifacts(
         gallery=gallery,
@@ -163,6 +169,7 @@ def build_artifacts(
         sanity_maps={
             m: tuple(np.load(map_path(sanity_dir, name, m)) for name in ("original", "random"))
             for m in methods
+            if m in result.sanity.methods
         },
     )
 

@@ -11,12 +11,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from medxai.data.covidx import Record, SplitIndex, default_image_dir, read_splits
+from medxai.data.layouts import dataset_root, read_dataset
+from medxai.data.records import Record, SplitIndex
 from medxai.errors import DatasetError
-from medxai.models.checkpoint import ModelSpec, load_checkpoint
+from medxai.models.checkpoint import ModelSpec
 from medxai.models.training import TrainConfig, evaluate, fit
 from medxai.report.record import (
     AuditConfig,
+    AuditedModel,
     DataSummary,
     EvaluatedSplits,
     SanityChecks,
@@ -57,35 +59,67 @@ class AuditRun:
         self.detector = "fused" if self.config.detector == "auto" else self.config.detector
         self._models: dict[str, tuple[nn.Module, ModelSpec]] = {}
         self.classes: list[str] = []
+        self.train_split = self.config.train_split  # the dataset's, once it is read
         self.test: dict[str, list[TestImage]] = {}  # test split -> its readable images
-        self.baseline: TrainedModel | None = None
+        self.baseline: TrainedModel | AuditedModel | None = None  # the model explained
+        self.audited: AuditedModel | None = None  # what the report says of it
         self.data: DataSummary | None = None
         self.sanity: SanityChecks | None = None
 
     # -- data ---------------------------------------------------------------------------
-    def dataset_root(self) -> Path:
+    @property
+    def layout(self) -> str:
+        return "covidx" if self.config.dataset == "phantom" else self.config.dataset
+
+    def location(self) -> Path:
+        """What the dataset is read from: its folder, or its CSV manifest."""
         if self.config.dataset == "phantom":
             return self.out / "dataset"
-        root = Path(self.config.root)
-        if not root.is_dir():
-            raise DatasetError(f"{root}: dataset root not found; {COVIDX_HELP}")
-        if not (root / self.config.train_split).is_file():
-            raise DatasetError(f"{root}: no {self.config.train_split}; {COVIDX_HELP}")
-        return root
+        return Path(self.config.root)
 
-    def test_splits(self, root: Path) -> list[str]:
+    def dataset_root(self) -> Path:
+        """The folder the images are relative to (a CSV manifest's folder); never written."""
+        location, c = self.location(), self.config
+        if c.dataset == "phantom":
+            return location
+        if not location.exists():
+            raise DatasetError(f"{location}: dataset root not found; {COVIDX_HELP}")
+        if c.dataset == "covidx" and not (location / c.train_split).is_file():
+            raise DatasetError(f"{location / c.train_split}: split file not found; {COVIDX_HELP}")
+        return dataset_root(location)
+
+    def read_index(self, root: Path) -> SplitIndex:
+        """The dataset, read once for the whole run; its first problem stops it. COVIDx: the
+        training split and the test splits only (test.txt, and test_balanced.txt if there)."""
+        c, splits = self.config, None
+        if self.layout == "covidx":
+            splits = [c.train_split, *self.covidx_tests(root)]
+            for split in splits:
+                if not (root / split).is_file():
+                    raise DatasetError(f"{root / split}: split file not found; {COVIDX_HELP}")
+        index = read_dataset(self.location(), self.layout, splits, c.classes or None, c.source_from)
+        index.raise_problems()
+        return index
+
+    def covidx_tests(self, root: Path) -> list[str]:
         if self.config.test_splits:
             return list(self.config.test_splits)
         return ["test.txt"] + ([BALANCED_SPLIT] if (root / BALANCED_SPLIT).is_file() else [])
 
-    def read_index(self, root: Path, splits: list[str]) -> SplitIndex:
-        """Every split file, parsed once for the whole run; its first problem stops it."""
-        for split in splits:
-            if not (root / split).is_file():
-                raise DatasetError(f"{root / split}: split file not found; {COVIDX_HELP}")
-        index = read_splits(root, splits)
-        index.raise_problems()
-        return index
+    def split_names(self, index: SplitIndex) -> tuple[str, list[str]]:
+        """The training split (--train-split if the dataset has it, else its train* split)
+        and the test splits (--test-split, else every test* split)."""
+        c = self.config
+        train = c.train_split if c.train_split in index.records else index.train_split()
+        tests = list(c.test_splits) or index.test_splits()
+        missing = [s for s in tests if s not in index.records]
+        if missing or not tests:
+            where = index.listing or index.root
+            raise DatasetError(
+                f"{where}: no test split {missing or '(a split named test*)'} among "
+                f"{', '.join(index.records)}"
+            )
+        return train, tests
 
     @staticmethod
     def readable(index: SplitIndex, data: DataSummary) -> dict[str, list[Record]]:
@@ -97,27 +131,34 @@ class AuditRun:
         }
 
     @staticmethod
-    def test_images(split: str, records: list[Record]) -> list[TestImage]:
-        folder = default_image_dir(split)
-        return [TestImage(r, f"{folder}/{r.filename}") for r in records]
+    def test_images(index: SplitIndex, records: list[Record]) -> list[TestImage]:
+        return [TestImage(r, index.relative(r)) for r in records]
 
-    def cleaned_records(self, records: list[Record], usable: set[str]) -> list[Record]:
+    def cleaned_records(
+        self, index: SplitIndex, records: list[Record], usable: set[str]
+    ) -> list[Record]:
         """The records, pointing into the cleaned copy (images it could not clean left out)."""
         cleaned = self.out / "cleaned"
         out = []
         for r in records:
-            relative = f"{default_image_dir(r.split)}/{r.filename}"
+            relative = index.relative(r)
             if relative in usable:
                 out.append(replace(r, path=cleaned / relative))
         return out
 
     # -- models -------------------------------------------------------------------------
     def train_config(self) -> TrainConfig:
-        """The one training setup both models share."""
+        """The one training setup both models share. A user's model is retrained as its own
+        architecture, with fresh weights and its own preprocessing and classes."""
         c = self.config
+        model, model_input, classes = c.model, None, tuple(self.classes)
+        if c.model_kind != "train":
+            spec = self.model(self.baseline)[1]
+            model, model_input, classes = spec.name, spec.preprocessing, spec.classes
         return TrainConfig(
-            model=c.model, epochs=c.epochs, batch_size=c.batch_size, image_size=c.image_size,
-            lr=c.lr, patience=c.patience, seed=c.seed,
+            model=model, epochs=c.epochs, batch_size=c.batch_size, image_size=c.image_size,
+            lr=c.lr, patience=c.patience, seed=c.seed, classes=classes,
+            positive_class=c.positive_class, model_input=model_input,
         )  # fmt: skip
 
     def train(self, records: list[Record], folder: str) -> TrainedModel:
@@ -141,11 +182,19 @@ class AuditRun:
             state.warning,
         )  # fmt: skip
 
-    def model(self, trained: TrainedModel) -> tuple[nn.Module, ModelSpec]:
-        """The trained model and its spec (classes, preprocessing), loaded once per run."""
-        if trained.checkpoint not in self._models:
-            self._models[trained.checkpoint] = load_checkpoint(trained.checkpoint, self.device)
-        return self._models[trained.checkpoint]
+    @property
+    def methods(self) -> list[str]:
+        """The saliency methods the audited model supports, of those asked for."""
+        return self.audited.methods
+
+    def model(self, which: TrainedModel | AuditedModel) -> tuple[nn.Module, ModelSpec]:
+        """A model and its spec (classes, preprocessing), loaded once per run."""
+        from pipelines.audit_model import load
+
+        key = which.checkpoint if isinstance(which, TrainedModel) else which.location
+        if key not in self._models:
+            self._models[key] = load(self, which)
+        return self._models[key]
 
     @cached_property
     def inputs(self) -> ModelInputs:
@@ -165,7 +214,7 @@ class AuditRun:
         return self.evaluate(self.baseline, splits, decoded)
 
     def evaluate(
-        self, trained: TrainedModel, splits: dict[str, list[Record]],
+        self, trained: TrainedModel | AuditedModel, splits: dict[str, list[Record]],
         decoded: dict[str, list[str]] | None = None,
     ) -> EvaluatedSplits:  # fmt: skip
         """`trained` on each split; `decoded` (split -> relative paths) reads `self.inputs`."""

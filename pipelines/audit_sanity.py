@@ -13,7 +13,6 @@ import torch
 from medxai.atomic import atomic_save_npy
 from medxai.explain.registry import build_explainer
 from medxai.metrics.sanity import SanityResult, randomisation_check
-from medxai.models.zoo import target_layer
 from medxai.report.record import ExplainedSet, MethodSanity, SanityChecks
 from pipelines.audit_run import AuditRun
 from pipelines.explain_images import map_path
@@ -31,16 +30,18 @@ def one_per_class(explained: ExplainedSet) -> list:
 
 def sanity(audit: AuditRun, explained: ExplainedSet, decisions: dict[str, int]) -> SanityChecks:
     c = audit.config
-    model, spec = audit.model(audit.baseline)
+    if audit.audited.sanity_note:
+        return SanityChecks({}, skipped=audit.audited.sanity_note)
+    model, _ = audit.model(audit.baseline)
     films = one_per_class(explained)
     images = audit.inputs.batch([f.relative for f in films]).to(audit.device)
     targets = torch.tensor([decisions[f.relative] for f in films], device=audit.device)
     folder = audit.out / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     checks = {}
-    for method in c.methods:
+    for method in audit.methods:
         explainer = build_explainer(
-            method, c.resolution, len(films), c.seed, target_layer(spec.name)
+            method, c.resolution, len(films), c.seed, audit.audited.target_layer
         )
         result = randomisation_check(
             model, images, targets, explainer, depths=(1,), seed=c.seed, top_k=c.top_k
@@ -48,7 +49,7 @@ def sanity(audit: AuditRun, explained: ExplainedSet, decisions: dict[str, int]) 
         for name, maps in (("original", result.original_maps), ("random", result.last_maps)):
             atomic_save_npy(map_path(folder, name, method), maps)
         checks[method] = record_of(result, len(films))
-        audit.hooks.progress("sanity check", 1, len(c.methods))
+        audit.hooks.progress("sanity check", 1, len(audit.methods))
     return SanityChecks(checks)
 
 

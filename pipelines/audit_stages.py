@@ -19,7 +19,6 @@ from medxai.metrics.shortcut import (
     combined_strength,
     did_not_learn,
 )
-from medxai.models.zoo import target_layer
 from medxai.report import verdict
 from medxai.report.record import (
     CausalScores,
@@ -45,6 +44,8 @@ from pipelines.audit_inputs import TestImage
 from pipelines.audit_run import AuditRun
 from pipelines.explain_images import explain_images, items_from_records, map_path
 from pipelines.transplant import transplant_rows
+
+RANKING = "mask"  # see `explain`
 
 
 def make_phantom(audit: AuditRun) -> PhantomSummary:
@@ -135,18 +136,24 @@ def chosen_images(audit: AuditRun, images: list[TestImage]) -> list[TestImage]:
 
 
 def explain(audit: AuditRun, images: list[TestImage], decisions: dict[str, int]) -> ExplainedSet:
-    """Every method on the chosen images, at once, for the baseline's own decisions."""
+    """Every method on the chosen images, at once, for the baseline's own decisions.
+
+    Deletion/insertion rank the cells of a `resolution` grid by the soft map's mean in each
+    cell (the iGOS++ authors' protocol): ranking single pixels would order the tied pixels of
+    a saturated mask (the I-GOS family's plateaus at 0 and 1) by raster position, not by the
+    method's evidence."""
     c, classes = audit.config, audit.classes
     chosen = chosen_images(audit, images)
     model, spec = audit.model(audit.baseline)
     items = items_from_records([image.record for image in chosen], classes)
     targets = [decisions[image.relative] for image in chosen]
     scores = explain_images(
-        model, items, c.methods, spec.preprocessing, audit.out / "explain", audit.device,
-        classes=classes, resolution=c.resolution, batch_size=max(1, min(len(items), 16)),
-        seed=c.seed, target_layer=target_layer(spec.name),
+        model, items, audit.methods, spec.preprocessing, audit.out / "explain", audit.device,
+        classes=classes, resolution=c.resolution, ranking=RANKING,
+        batch_size=max(1, min(len(items), 16)), seed=c.seed,
+        target_layer=audit.audited.target_layer,
         inputs=audit.inputs.batch([i.relative for i in chosen]), targets=targets,
-        progress=lambda k: audit.hooks.progress("explaining", k, len(items) * len(c.methods)),
+        progress=lambda k: audit.hooks.progress("explaining", k, len(items) * len(audit.methods)),
     )  # fmt: skip
     return ExplainedSet([
         ExplainedImage(
@@ -167,7 +174,7 @@ def load_maps(audit: AuditRun, explained: ExplainedSet) -> dict[str, np.ndarray]
     folder = audit.out / "explain" / "maps"
     return {
         m: np.stack([np.load(map_path(folder, e.name, m)) for e in explained.images])
-        for m in audit.config.methods
+        for m in audit.methods
     }
 
 
@@ -213,7 +220,7 @@ def transplant(
 ) -> Transplant:  # fmt: skip
     """The counterfactual transplant, with donors tied to classes by the training split."""
     c = audit.config
-    associations = source_classes(audit.data.splits[c.train_split].sources)
+    associations = source_classes(audit.data.splits[audit.train_split].sources)
     found = []
     if informative(associations):
         model, _ = audit.model(audit.baseline)

@@ -33,6 +33,8 @@ def test_version_and_help(capsys):
         (["frobnicate"], "No such command 'frobnicate'"),
         (["data-check", "--root", ".", "--image-dir", "oops"], "--image-dir expects SPLIT=DIR"),
         (["audit", "--dataset", "covidx"], "--dataset covidx needs --root DIR"),
+        (["audit", "--weights", "w.pt"], "--weights and --preprocessing describe a user's model"),
+        (["audit", "--onnx", "m.onnx", "--retrain"], "--retrain: an ONNX file holds no"),
         (["audit", "--method", "nope"], "unknown method 'nope'"),
         (["audit", "--detector", "tesseract"], "unknown detector 'tesseract'"),
     ],
@@ -55,8 +57,10 @@ def test_data_check_exit_codes_and_listing(tmp_path, capsys):
     code, out, _ = run_cli(["data-check", "--root", str(tmp_path)], capsys)
     assert code == 1
     assert f"{tmp_path / 'train' / 'lost.png'} (train.txt:2): image not found" in out
-    assert f"{tmp_path / 'train.txt'}:3: unknown label 'sick'" in out
-    assert "2 problem(s)" in out
+    flat = out.replace("\n", "")
+    assert f"{tmp_path / 'train.txt'}:3: label 'sick' is not in the 3class COVIDx label" in flat
+    assert f"{tmp_path / 'train.txt'}:3: a.png is labelled 'sick' here and 'normal'" in flat
+    assert "3 problem(s)" in out
 
 
 def test_console_entry_point_exit_codes():

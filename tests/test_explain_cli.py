@@ -65,7 +65,7 @@ def test_explain_writes_maps_overlays_and_scores_and_resumes(square_pngs, tmp_pa
         (["--method", "lime"], "unknown method 'lime'"),
         (["--ranking", "random"], "--ranking must be pixel or mask"),
         (["--model-import", "nowhere:thing"], "cannot import 'nowhere:thing'"),
-        (["--checkpoint", "absent.pt"], "give exactly one of --checkpoint or --model-import"),
+        (["--checkpoint", "absent.pt"], "give only one of --checkpoint, --model-import, "),
     ],
 )
 def test_explain_user_errors(extra, message, square_pngs, tmp_path, capsys):
@@ -83,3 +83,79 @@ def test_every_method_gets_its_own_file_name():
     slugs = [slug(name) for name in method_names()]
     assert len(set(slugs)) == len(slugs)
     assert slug("igos++") == "igospp" and slug("aop:gradcam++") == "aop-gradcampp"
+
+
+@pytest.fixture
+def toy_files(tmp_path):
+    """The toy model as TorchScript (traced) and ONNX files, and its preprocessing file."""
+    import warnings
+
+    import torch
+
+    from medxai.explain.toy import SquareEvidenceNet
+
+    model, x = SquareEvidenceNet().eval(), square_images(1, 32, BOX, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's and the ONNX exporter's notices
+        torch.jit.save(torch.jit.trace(model, x), str(tmp_path / "toy.pt"))
+        torch.onnx.export(model, (x,), tmp_path / "toy.onnx", dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})  # fmt: skip
+    # the PNGs store (x + 2) / 4: mean 0.5, std 0.25 gives the model back x
+    (tmp_path / "prep.yaml").write_text(
+        "image_size: 32\nchannels: 3\nmean: [0.5]\nstd: [0.25]\nclasses: [plain, square]\n"
+    )
+    return tmp_path
+
+
+def test_explain_runs_a_torchscript_model_and_skips_what_it_cannot(square_pngs, toy_files, capsys):
+    out = toy_files / "out"
+    code, captured = run(["explain", "--torchscript", str(toy_files / "toy.pt"),
+                          "--preprocessing", str(toy_files / "prep.yaml"), "--target", "1",
+                          "--methods", "gradcam,gradient", "--image", str(square_pngs[0]),
+                          "--out", str(out), "--device", "cpu"], capsys)  # fmt: skip
+    assert code == 0, captured.err
+    assert f"TorchScript model {toy_files / 'toy.pt'}: " in captured.out
+    assert "skipped gradcam: needs a CAM target layer; a TorchScript model runs no forward " in (
+        captured.err
+    )
+    rows = list(csv.DictReader(open(out / "scores.csv")))
+    assert [(r["method"], r["target_name"]) for r in rows] == [("gradient", "square")]
+    saliency = np.load(out / "maps" / "img0__gradient.npy")
+    top = saliency >= np.quantile(saliency, 0.95)
+    assert box_mask(32, BOX).numpy()[top].mean() > 0.9, "the evidence square is the salient part"
+
+
+def test_explain_runs_an_onnx_model_forward_only(square_pngs, toy_files, capsys):
+    out = toy_files / "out"
+    code, captured = run(["explain", "--onnx", str(toy_files / "toy.onnx"),
+                          "--preprocessing", str(toy_files / "prep.yaml"), "--target", "1",
+                          "--image", str(square_pngs[0]), "--resolution", "8",
+                          "--out", str(out), "--device", "cpu"], capsys)  # fmt: skip
+    assert code == 0, captured.err
+    assert "skipped gradcam: needs gradients; an ONNX model runs forward only" in captured.err
+    assert "using rise" in captured.err, "the default methods fall back to rise"
+    rows = list(csv.DictReader(open(out / "scores.csv")))
+    assert [r["method"] for r in rows] == ["rise"]
+    assert float(rows[0]["deletion_auc"]) < float(rows[0]["insertion_auc"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--torchscript", "toy.pt", "--methods", "gradcam"], "none of the methods runs on this "),
+        (["--torchscript", "toy.pt", "--image-size", "32"], "--image-size/--channels: "),
+        (["--torchscript", "toy.pt", "--classes", "a,b", "--image-size", "32"],
+         "fails on a (1, 1, 32, 32) input (RuntimeError: Given groups=1, weight of size "),
+        (["--onnx", "toy.onnx", "--classes", "a,b,c", "--channels", "3", "--image-size", "32"],
+         "the model gives 2 outputs per image but 3 classes are named (a, b, c)"),
+        (["--onnx", "toy.onnx", "--weights", "toy.pt"], "--weights goes with --model-import"),
+        (["--onnx", "prep.yaml"], "prep.yaml: not a readable ONNX model"),
+    ],
+)  # fmt: skip
+def test_explain_model_option_errors(extra, message, square_pngs, toy_files, capsys):
+    extra = [str(toy_files / a) if a.startswith(("toy.", "prep.")) else a for a in extra]
+    if "--classes" not in extra:
+        extra += ["--preprocessing", str(toy_files / "prep.yaml")]
+    code, captured = run(["explain", "--out", str(toy_files / "o"), "--image",
+                          str(square_pngs[0]), "--device", "cpu", *extra], capsys)  # fmt: skip
+    assert code == 2 and message in captured.err, captured.err

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from medxai.cli.common import (
+    Classes,
     Device,
     MaybeDetector,
     MaybeEpochs,
@@ -17,6 +18,9 @@ from medxai.cli.common import (
     MaybeRoot,
     MaybeSeed,
     MaybeShortcutStrength,
+    ModelImport,
+    PositiveClass,
+    SourceFrom,
     TestSplits,
     console,
     methods_option,
@@ -24,6 +28,14 @@ from medxai.cli.common import (
     parse_names,
     progress_bar,
 )
+from medxai.cli.inputs import (
+    ImportWeights,
+    OnnxFile,
+    PreprocessingFile,
+    TorchScriptFile,
+    model_source,
+)
+from medxai.data.classes import parse_classes
 
 if TYPE_CHECKING:
     import torch
@@ -32,9 +44,13 @@ if TYPE_CHECKING:
 
 
 def audit(
-    dataset: Annotated[str, typer.Option(help="phantom (generated) or covidx (--root).")] = (
-        "phantom"
-    ),
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="phantom (generated; the default without --root), or the layout of "
+            "--root: auto (the default with --root), covidx, csv or folders."
+        ),
+    ] = None,
     root: MaybeRoot = None,
     out: Annotated[
         Path | None, typer.Option(help="Report folder (default reports/<dataset>-<time>/).")
@@ -57,23 +73,52 @@ def audit(
     ] = None,
     device: Device = "auto",
     seed: MaybeSeed = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Audit this medxai checkpoint (a model.pt).")
+    ] = None,
+    model_import: ModelImport = None,
+    torchscript: TorchScriptFile = None,
+    onnx: OnnxFile = None,
+    weights: ImportWeights = None,
+    preprocessing: PreprocessingFile = None,
+    classes: Classes = None,
+    positive_class: PositiveClass = None,
+    source_from: SourceFrom = "none",
+    retrain: Annotated[
+        bool | None,
+        typer.Option(
+            help="Train a model on the cleaned data and compare (default: yes when "
+            "the audit trains its own model, no for a user's model)."
+        ),
+    ] = None,
 ) -> None:
-    """COVIDx audit end to end: train, explain, measure text reliance, clean, retrain, report."""
+    """Audit end to end: train (or take the user's model), explain, measure text reliance,
+    clean, optionally retrain, report."""
     import time
 
     from medxai.device import resolve_device
     from pipelines.covidx_audit import audit_config
 
+    sources = {"checkpoint": checkpoint, "import": model_import, "torchscript": torchscript,
+               "onnx": onnx}  # fmt: skip
+    source = model_source(sources, weights, preprocessing)
+    dataset = dataset or ("auto" if root else "phantom")
     config = audit_config(
         quick, dataset=dataset, root=str(root) if root else None, model=model,
+        model_kind=source.kind if source else None,
+        model_path=source.location if source else None,
+        weights=str(source.weights) if source and source.weights else None,
+        preprocessing=str(source.preprocessing) if source and source.preprocessing else None,
+        classes=parse_classes(classes), positive_class=positive_class,
+        source_from=source_from, retrain=retrain,
         methods=parse_methods(method) or None, n_explain=n_explain, epochs=epochs,
         image_size=image_size, detector=detector, test_splits=parse_names(test_split) or None,
         shortcut_strength=shortcut_strength, phantom_n_per_class=n_per_class, seed=seed,
     )  # fmt: skip
-    out = out or Path("reports") / f"{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = out or Path("reports") / f"{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_device = resolve_device(device)
     console.print(
-        f"audit of {dataset} on {run_device} → {out} (interrupted? the same command with "
+        f"audit of {config.dataset} on {run_device} → {out} (interrupted? the same command with "
         f"--out {out} resumes it)",
         highlight=False,
     )

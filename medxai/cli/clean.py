@@ -1,4 +1,4 @@
-"""`medxai clean`: detect burned-in text, inpaint it, write a cleaned COVIDx copy."""
+"""`medxai clean`: detect burned-in text, inpaint it, write a cleaned copy of the dataset."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import typer
 from rich.markup import escape
 
 from medxai.cli.common import (
+    Classes,
+    DatasetRoot,
+    DatasetSplits,
     Detector,
     Device,
-    Root,
-    Splits,
+    Layout,
+    SourceFrom,
     Workers,
     console,
     parse_names,
@@ -22,9 +25,12 @@ from medxai.errors import MedxaiError
 
 
 def clean(
-    root: Root,
+    root: DatasetRoot,
     out: Annotated[Path, typer.Option(help="Where the cleaned copy goes (not inside --root).")],
-    splits: Splits = None,
+    layout: Layout = "auto",
+    classes: Classes = None,
+    source_from: SourceFrom = "none",
+    splits: DatasetSplits = None,
     detector: Detector = "fused",
     text_threshold: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="CRAFT text confidence.")
@@ -34,7 +40,8 @@ def clean(
     workers: Workers = 1,
     device: Device = "auto",
 ) -> None:
-    """Detect burned-in text, inpaint it (Telea) and write a cleaned COVIDx copy + manifest."""
+    """Detect burned-in text, inpaint it (Telea) and write a cleaned copy (same layout) +
+    manifest."""
     from data_cleaning.clean import CleanSettings, clean_dataset, summary_lines
     from data_cleaning.detect import DEFAULT_DETECTOR, DETECTORS
     from medxai.device import resolve_device
@@ -48,8 +55,9 @@ def clean(
     )  # fmt: skip
     with progress_task("cleaning") as progress:
         summary = clean_dataset(
-            root, out, parse_names(splits) or None, settings, workers, progress=progress
-        )
+            root, out, parse_names(splits) or None, settings, workers, progress=progress,
+            layout=layout, classes=classes, source_from=source_from,
+        )  # fmt: skip
     print_clean_summary(summary_lines(summary, out))
     raise typer.Exit(1 if summary.failed else 0)
 

@@ -89,6 +89,49 @@ ImageDirs = Annotated[
     typer.Option(help="SPLIT=DIR: where a split's images are (default train/, test/)."),
 ]
 Workers = Annotated[int, typer.Option(min=1, max=MAX_WORKERS, help="Parallel workers.")]
+# the dataset options of data-check, train and clean (medxai.data.layouts.read_dataset)
+DatasetRoot = Annotated[
+    Path,
+    typer.Option(
+        "--root",
+        help="Dataset (only read, never written): a folder of COVIDx split files or of "
+        "<split>/<class>/ image folders, or a CSV manifest file.",
+    ),
+]
+DatasetSplits = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--splits",
+        help="Splits to read: split files (covidx), split column values (csv) or split "
+        "folders (folders); repeat, or comma-separate (default: all).",
+    ),
+]
+Layout = Annotated[
+    str,
+    typer.Option(help="Dataset layout: auto (told from --root), covidx, csv or folders."),
+]
+Classes = Annotated[
+    str | None,
+    typer.Option(
+        help="Class names in order, comma-separated, e.g. effusion,clear: a user's model's "
+        "outputs in order, and the dataset's classes (default: the model's own, or the "
+        "training split's labels; COVIDx label sets keep their own order, others are sorted)."
+    ),
+]
+SourceFrom = Annotated[
+    str,
+    typer.Option(
+        help="folders layout: an image's source (hospital): none, dir "
+        "(ROOT/<split>/<class>/<source>/<image>) or prefix (file name before its first '_')."
+    ),
+]
+PositiveClass = Annotated[
+    str | None,
+    typer.Option(
+        help="Class that --balance covid-share (and auto) oversamples (default COVID-19 or "
+        "positive when a class, else none)."
+    ),
+]
 OutDir = Annotated[Path, typer.Option(help="Output folder (never inside the source).")]
 BatchSize = Annotated[
     int, typer.Option(min=1, max=MAX_BATCH, help="Images per batch (per rank under torchrun).")

@@ -11,11 +11,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from medxai.cli.common import (
+    Classes,
+    DatasetRoot,
+    DatasetSplits,
     ImageDirs,
-    Root,
+    Layout,
     Seed,
     ShortcutStrength,
-    Splits,
+    SourceFrom,
     Workers,
     console,
     parse_names,
@@ -23,7 +26,6 @@ from medxai.cli.common import (
     progress_task,
 )
 from medxai.cli.inputs import parse_image_dirs
-from medxai.errors import DatasetError
 
 if TYPE_CHECKING:
     from medxai.data.check import DatasetReport
@@ -80,30 +82,29 @@ def _print_synth_summary(summary: SynthSummary) -> None:
 
 
 def data_check(
-    root: Root,
-    splits: Splits = None,
+    root: DatasetRoot,
+    layout: Layout = "auto",
+    classes: Classes = None,
+    source_from: SourceFrom = "none",
+    splits: DatasetSplits = None,
     image_dir: ImageDirs = None,
     decode: Annotated[
         bool, typer.Option(help="Decode every image (--no-decode: only check they exist).")
     ] = True,
     workers: Workers = 4,
 ) -> None:
-    """Validate a COVIDx-format dataset; exit 0 only when every line and image is fine."""
+    """Validate a dataset (COVIDx split files, CSV manifest or folder tree); exit 0 only when
+    every line and image is fine."""
     from medxai.data.check import check_dataset
+    from medxai.data.layouts import read_dataset
 
-    if not root.is_dir():
-        raise DatasetError(f"{root}: dataset root not found")
     image_dirs = parse_image_dirs(image_dir)
-
+    names = parse_names(splits) or None
+    index = read_dataset(root, layout, names, classes, source_from, image_dirs)  # errors: 2
     with progress_task("checking images") as progress:
         report = check_dataset(
-            root,
-            parse_names(splits) or None,
-            image_dirs,
-            decode=decode,
-            workers=workers,
-            progress=progress,
-        )
+            root, decode=decode, workers=workers, progress=progress, index=index
+        )  # fmt: skip
     print_check_report(report)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -125,7 +126,9 @@ def print_check_report(report: DatasetReport) -> None:
             highlight=False,
             soft_wrap=True,
         )
-    problems = sum(len(s.line_problems) + len(s.unreadable) for s in report.splits)
+    problems = len(report.problems) + sum(
+        len(s.line_problems) + len(s.unreadable) for s in report.splits
+    )
     verdict = "[green]all is well[/green]" if report.ok else f"[red]{problems} problem(s)[/red]"
     console.print(verdict)
 
@@ -133,7 +136,7 @@ def print_check_report(report: DatasetReport) -> None:
 def _print_count_tables(report: DatasetReport) -> None:
     """Images per split and class, then per source and class (a confound shows up here)."""
     classes = report.label_order()
-    per_split = Table(title=f"COVIDx dataset at {report.root}")
+    per_split = Table(title=f"{report.layout} dataset at {report.location or report.root}")
     per_source = Table(title="images per source and class (all splits)")
     for name in ("split", "images", *classes, "problems"):
         per_split.add_column(name, justify="left" if name == "split" else "right")
@@ -191,6 +194,10 @@ def _print_split_formats(report: DatasetReport) -> None:
 
 
 def _print_problems(report: DatasetReport) -> None:
+    for problem in report.problems:
+        console.print(
+            f"[red]malformed[/red] {escape(str(problem))}", highlight=False, soft_wrap=True
+        )
     for split in report.splits:
         for problem in split.line_problems:
             console.print(
@@ -198,8 +205,9 @@ def _print_problems(report: DatasetReport) -> None:
             )
         for skipped in split.unreadable:
             record = skipped.record
+            at = f"{split.split}:{record.line}" if record.line else split.split
             console.print(
-                f"[red]unreadable[/red] {escape(str(record.path))} ({split.split}:{record.line}): "
+                f"[red]unreadable[/red] {escape(str(record.path))} ({escape(at)}): "
                 f"{escape(skipped.reason)}",
                 highlight=False,
                 soft_wrap=True,

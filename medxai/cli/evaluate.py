@@ -6,6 +6,7 @@ rank 0 writes the same files as one process.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,8 +15,8 @@ import typer
 
 from medxai.cli.common import (
     AUC_KEYS,
-    ImageSize,
     LearningRate,
+    MaybeImageSize,
     ModelImport,
     OutDir,
     Ranking,
@@ -30,11 +31,22 @@ from medxai.cli.common import (
     progress_task,
     with_run_options,
 )
-from medxai.cli.inputs import import_model
+from medxai.cli.inputs import (
+    OnnxFile,
+    PreprocessingFile,
+    TorchScriptFile,
+    model_source,
+    runnable_methods,
+)
 from medxai.errors import MedxaiError
 
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
     from medxai.data.coco import CocoInstances
+    from medxai.data.transforms import Preprocessing
+    from medxai.explain.user_model import LoadedModel, ModelSource
 
 GROUP_HELP = "Benchmarks: ImageNet deletion/insertion and the COCO pointing game."
 DELETION_INSERTION_METHODS = ("gradcam", "igos", "igos++", "sigcam")
@@ -44,31 +56,66 @@ ModelName = Annotated[
     str, typer.Option(help="Zoo name (resnet50, vgg19, densenet201, inception_v3, "
                       "efficientnet-lite0) or a medxai checkpoint file.")
 ]  # fmt: skip
-Weights = Annotated[Path | None, typer.Option(help="Local weights file (nothing is downloaded).")]
-Normalise = Annotated[str, typer.Option(help="imagenet, lite or none (with --model-import).")]
+Weights = Annotated[
+    Path | None,
+    typer.Option(help="Local weights file for --model or --model-import (nothing is downloaded)."),
+]
+Normalise = Annotated[
+    str | None,
+    typer.Option(help="imagenet (default), lite or none (with --model-import, --torchscript, "
+                 "--onnx)."),
+]  # fmt: skip
 NImages = Annotated[int, typer.Option(min=0, max=10_000_000, help="Seeded sample (0: all).")]
 
 
-def _model(model: str, weights: Path | None, model_import: str | None, num_classes: int,
-           image_size: int, normalise: str, stretch: bool):  # fmt: skip
-    """(module, image loader, input geometry, CAM target layer, zoo name or None).
+@dataclass(frozen=True)
+class _ModelChoice:
+    """The model options both benchmarks take (None: not given)."""
+
+    model: str
+    weights: Path | None
+    model_import: str | None
+    image_size: int | None
+    normalize: str | None
+    preprocessing: Path | None = None
+    torchscript: Path | None = None
+    onnx: Path | None = None
+
+
+@dataclass(frozen=True)
+class _Net:
+    """The model to evaluate: module, image loader, input geometry, CAM target layer, zoo
+    name (None for the user's models) and, for the user's models, what they support."""
+
+    module: nn.Module
+    loader: Callable[[Path], torch.Tensor]
+    prep: Preprocessing
+    layer: str | None
+    name: str | None
+    loaded: LoadedModel | None = None
+
+    def methods(self, methods: list[str], defaulted: bool, target_layer: str | None) -> list[str]:
+        """The methods that run on this model (the others printed with the reason)."""
+        if self.loaded is None:
+            return methods
+        return runnable_methods(self.loaded.with_target_layer(target_layer), methods, defaulted)
+
+
+def _model(choice: _ModelChoice, num_classes: int, stretch: bool) -> _Net:
+    """The zoo model, medxai checkpoint or user's model the options name.
 
     stretch=True resizes the whole photograph to the input size (resize=0: nothing cut off,
-    as the pointing game needs); a medxai checkpoint keeps its own preprocessing.
+    as the pointing game needs); a medxai checkpoint or preprocessing file keeps its own.
     """
     from medxai.data.imagefolder import load_image
-    from medxai.data.transforms import NORMALISATIONS, Preprocessing
     from medxai.models import zoo
 
-    if model_import:
-        if normalise not in NORMALISATIONS:
-            raise MedxaiError(f"--normalize must be one of {', '.join(NORMALISATIONS)}")
-        prep = Preprocessing(
-            image_size, 3, intensity=normalise, resize=0 if stretch else image_size
-        )
-        return import_model(model_import), lambda p: load_image(p, prep), prep, None, None
-    if Path(model).is_file():
-        return _checkpoint_model(Path(model))
+    source = _user_source(choice)
+    if source is not None:
+        return _user_model(source, choice, stretch)
+    if choice.preprocessing is not None:
+        raise MedxaiError("--preprocessing goes with --model-import, --torchscript or --onnx")
+    model, weights = choice.model, choice.weights
     if weights is None and model == "efficientnet-lite0":
         from medxai.models.lite import efficientnet_lite0_weights
 
@@ -80,24 +127,45 @@ def _model(model: str, weights: Path | None, model_import: str | None, num_class
     prep = zoo.natural_preprocessing(model)
     if stretch:
         prep = replace(prep, resize=0)
-    return net, lambda p: load_image(p, prep), prep, zoo.target_layer(model), model
+    return _Net(net, lambda p: load_image(p, prep), prep, zoo.target_layer(model), model)
 
 
-def _checkpoint_model(path: Path):
-    """_model's answer for a medxai checkpoint: the zoo's CAM layer, and the checkpoint's own
-    preprocessing, both to load images and as the geometry masks follow (top crop included)."""
-    from medxai.data.imagefolder import ImageRecord
-    from medxai.models import zoo
-    from medxai.models.checkpoint import load_checkpoint
+def _user_source(choice: _ModelChoice) -> ModelSource | None:
+    """--model-import/--torchscript/--onnx, else --model FILE (a medxai checkpoint), else None."""
+    from medxai.explain.user_model import ModelSource
+
+    options = {"import": choice.model_import, "torchscript": choice.torchscript,
+               "onnx": choice.onnx}  # fmt: skip
+    source = model_source(options, choice.weights, choice.preprocessing)
+    if source is None and Path(choice.model).is_file():
+        return ModelSource("checkpoint", choice.model, choice.weights, choice.preprocessing)
+    return source
+
+
+def _user_model(source: ModelSource, choice: _ModelChoice, stretch: bool) -> _Net:
+    """A checkpoint keeps its own preprocessing, and its images are read as radiographs (the
+    geometry masks follow, top crop included); the others read photographs."""
+    from medxai.data.imagefolder import ImageRecord, load_image
+    from medxai.data.transforms import NORMALISATIONS, Preprocessing
+    from medxai.explain.user_model import load_user_model
     from pipelines.explain_images import load_batch
 
-    net, spec = load_checkpoint(path)
-    prep = spec.preprocessing
-
-    def loader(image: Path):
-        return load_batch([ImageRecord(image, "")], prep)[0]
-
-    return net, loader, prep, zoo.target_layer(spec.name), None
+    given = None
+    if source.kind != "checkpoint" and source.preprocessing is None:
+        size, normalize = choice.image_size or 224, choice.normalize or "imagenet"
+        if normalize not in NORMALISATIONS:
+            raise MedxaiError(f"--normalize must be one of {', '.join(NORMALISATIONS)}")
+        given = Preprocessing(size, 3, intensity=normalize, resize=0 if stretch else size)
+    elif choice.image_size is not None or choice.normalize is not None:
+        where = source.location if source.kind == "checkpoint" else source.preprocessing
+        raise MedxaiError(f"--image-size/--normalize: {where} gives the preprocessing")
+    loaded = load_user_model(source, None, "cpu", preprocessing=given, numbered=True)
+    prep = loaded.spec.preprocessing
+    if source.kind == "checkpoint":
+        loader = lambda image: load_batch([ImageRecord(image, "")], prep)[0]  # noqa: E731
+    else:
+        loader = lambda image: load_image(image, prep)  # noqa: E731
+    return _Net(loaded.module, loader, prep, loaded.target_layer, None, loaded)
 
 
 @with_run_options
@@ -107,6 +175,9 @@ def deletion_insertion_command(
     model: ModelName = "resnet50",
     weights: Weights = None,
     model_import: ModelImport = None,
+    torchscript: TorchScriptFile = None,
+    onnx: OnnxFile = None,
+    preprocessing: PreprocessingFile = None,
     labels: Annotated[Path | None, typer.Option(help="Labels file (default: found).")] = None,
     class_index: Annotated[Path | None, typer.Option(help="One class per line.")] = None,
     method: Annotated[
@@ -117,8 +188,8 @@ def deletion_insertion_command(
     n_images: NImages = 0,
     target: Annotated[str, typer.Option(help="predicted or label.")] = "predicted",
     num_classes: Annotated[int, typer.Option(min=2, max=100_000)] = 1000,
-    image_size: ImageSize = 224,
-    normalize: Normalise = "imagenet",
+    image_size: MaybeImageSize = None,
+    normalize: Normalise = None,
     *,
     run: RunOptions,
 ) -> None:
@@ -128,14 +199,15 @@ def deletion_insertion_command(
 
     methods = check_run(out, [data], method, DELETION_INSERTION_METHODS)
     check_choice("--target", target, ("predicted", "label"))
-    net, loader, _, layer, _ = _model(
-        model, weights, model_import, num_classes, image_size, normalize, False
-    )
+    choice = _ModelChoice(model, weights, model_import, image_size, normalize, preprocessing,
+                          torchscript, onnx)  # fmt: skip
+    net = _model(choice, num_classes, False)
+    methods = net.methods(methods, not method, run.target_layer)
     records, _ = load_image_dataset(data, labels, class_index)
     records = sample_records(records, n_images, run.seed)
     settings = EvalSettings(tuple(methods), target, resolution, ranking, run.batch_size,
-                            run.seed, run.target_layer or layer)  # fmt: skip
-    summary = _run_deletion_insertion(net, records, loader, settings, out, run.device)
+                            run.seed, run.target_layer or net.layer)  # fmt: skip
+    summary = _run_deletion_insertion(net.module, records, net.loader, settings, out, run.device)
     if summary:
         _print_deletion_insertion_summary(summary, out)
 
@@ -172,6 +244,7 @@ def pointing_game_command(
     model: ModelName = "resnet50",
     weights: Weights = None,
     model_import: ModelImport = None,
+    preprocessing: PreprocessingFile = None,
     head: Annotated[
         Path | None,
         typer.Option(help="Fine-tuned head (default OUT/head.pt); reused when present."),
@@ -190,8 +263,8 @@ def pointing_game_command(
     method: Annotated[list[str] | None, methods_option(",".join(POINTING_GAME_METHODS))] = None,
     resolution: Resolution = 28,
     n_images: NImages = 0,
-    image_size: ImageSize = 224,
-    normalize: Normalise = "imagenet",
+    image_size: MaybeImageSize = None,
+    normalize: Normalise = None,
     *,
     run: RunOptions,
 ) -> None:
@@ -202,21 +275,23 @@ def pointing_game_command(
 
     methods = check_run(out, [coco_root], method, POINTING_GAME_METHODS)
     coco = CocoInstances(annotations, coco_root)
-    net, loader, prep, layer, name = _model(
-        model, weights, model_import, len(coco.names), image_size, normalize, True
-    )
-    head_layer = head_layer or (zoo.head_layer(name) if name else "fc")
+    choice = _ModelChoice(model, weights, model_import, image_size, normalize, preprocessing)
+    net = _model(choice, len(coco.names), True)
+    methods = net.methods(methods, not method, run.target_layer)
+    head_layer = head_layer or (zoo.head_layer(net.name) if net.name else "fc")
     head = head or out / "head.pt"
     ids = _sample_ids(coco, n_images, run.seed)
     settings = PointingSettings(
-        tuple(methods), run.batch_size, run.seed, resolution, run.target_layer or layer
+        tuple(methods), run.batch_size, run.seed, resolution, run.target_layer or net.layer
     )
     coco.check_images(ids)
     train = None
     if not head.is_file() and finetune_epochs > 0:
         train = _finetune_set(coco, annotations, train_annotations, train_root or coco_root)
     plan = _Head(head_layer, head, train, finetune_epochs, lr)
-    summary = _run_pointing_game(net, plan, coco, ids, loader, prep, settings, out, run.device)
+    summary = _run_pointing_game(
+        net.module, plan, coco, ids, net.loader, net.prep, settings, out, run.device
+    )
     if summary:
         _print_pointing_summary(summary, out)
 

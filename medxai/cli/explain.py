@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 
 from medxai.cli.common import (
     AUC_KEYS,
     Channels,
-    ImageSize,
+    Classes,
+    MaybeImageSize,
     MaybeRoot,
     ModelImport,
     Ranking,
@@ -24,15 +25,26 @@ from medxai.cli.common import (
     progress_task,
     with_run_options,
 )
-from medxai.cli.inputs import import_model, load_split
+from medxai.cli.inputs import (
+    ImportWeights,
+    OnnxFile,
+    PreprocessingFile,
+    TorchScriptFile,
+    load_split,
+    model_source,
+    runnable_methods,
+)
+from medxai.data.classes import parse_classes
 from medxai.errors import MedxaiError
 
 if TYPE_CHECKING:
     import torch
 
+    from medxai.explain.user_model import LoadedModel, ModelSource
     from pipelines.explain_images import ScoreRow
 
 DEFAULT_METHODS = ("gradcam", "igos++")
+MaybeChannels = Annotated[int | None, get_args(Channels)[1]]
 
 
 @with_run_options
@@ -40,6 +52,11 @@ def explain(
     out: Annotated[Path, typer.Option(help="Folder for maps/, overlays/ and scores.csv.")],
     checkpoint: Annotated[Path | None, typer.Option(help="A model.pt from medxai train.")] = None,
     model_import: ModelImport = None,
+    torchscript: TorchScriptFile = None,
+    onnx: OnnxFile = None,
+    weights: ImportWeights = None,
+    preprocessing: PreprocessingFile = None,
+    classes: Classes = None,
     image: Annotated[list[Path] | None, typer.Option(help="Image file (repeatable).")] = None,
     root: MaybeRoot = None,
     split: Split = "test.txt",
@@ -48,8 +65,8 @@ def explain(
     resolution: Resolution = 28,
     target: Annotated[str, typer.Option(help="predicted, label or a class index.")] = "predicted",
     ranking: Ranking = "pixel",
-    image_size: ImageSize = 224,
-    channels: Channels = 1,
+    image_size: MaybeImageSize = None,
+    channels: MaybeChannels = None,
     *,
     run: RunOptions,
 ) -> None:
@@ -59,52 +76,57 @@ def explain(
     from pipelines.explain_images import explain_images
 
     methods = check_run(out, [root], method, DEFAULT_METHODS)
-    if (checkpoint is None) == (model_import is None):
-        raise MedxaiError("give exactly one of --checkpoint or --model-import")
+    sources = {"checkpoint": checkpoint, "import": model_import, "torchscript": torchscript,
+               "onnx": onnx}  # fmt: skip
+    source = model_source(sources, weights, preprocessing)
+    if source is None:
+        raise MedxaiError("give one of --checkpoint, --model-import, --torchscript or --onnx")
+    if bool(image) == (root is not None):
+        raise MedxaiError("give images with --image, or a dataset with --root/--split")
+    records = load_split(root, split, None) if root is not None else None
     run_device = resolve_device(run.device)
-    model, prep, classes, layer = _model(
-        checkpoint, model_import, image_size, channels, run.target_layer, run_device
-    )
-    items = _items(image, root, split, classes, limit)
+    loaded = _load(source, parse_classes(classes), (image_size, channels), records,
+                   run_device).with_target_layer(run.target_layer)  # fmt: skip
+    console.print(loaded.description, highlight=False, soft_wrap=True, markup=False)
+    methods = runnable_methods(loaded, methods, defaulted=not method)
+    items = _items(image, records, loaded.spec.classes, limit)
     with output_lock(out), progress_task("explaining", len(items) * len(methods)) as progress:
         rows = explain_images(
-            model, items, methods, prep, out, run_device, classes=classes, target=target,
-            resolution=resolution, ranking=ranking, batch_size=run.batch_size, seed=run.seed,
-            target_layer=layer, progress=progress,
+            loaded.module, items, methods, loaded.spec.preprocessing, out, run_device,
+            classes=loaded.spec.classes, target=target, resolution=resolution, ranking=ranking,
+            batch_size=run.batch_size, seed=run.seed, target_layer=loaded.target_layer,
+            progress=progress,
         )  # fmt: skip
     _print_scores(rows, methods, len(items), ranking)
     console.print(f"wrote {out / 'scores.csv'}, {out / 'maps'}, {out / 'overlays'}")
 
 
-def _model(
-    checkpoint: Path | None, model_import: str | None, image_size: int, channels: int,
-    target_layer: str | None, run_device: torch.device,
-) -> tuple:  # fmt: skip
-    """(model, preprocessing, class names or None, CAM layer) of either source."""
+def _load(
+    source: ModelSource, classes: list[str] | None, size: tuple[int | None, int | None],
+    records: list | None, run_device: torch.device,
+) -> LoadedModel:  # fmt: skip
+    """The model through `load_user_model`. --image-size/--channels go with a model that
+    has no preprocessing file; a dataset's labels name the outputs when nothing else does."""
     from medxai.data.transforms import Preprocessing
-    from medxai.models.checkpoint import load_checkpoint
-    from medxai.models.zoo import target_layer as zoo_target_layer
+    from medxai.explain.user_model import load_user_model
 
-    if checkpoint is not None:
-        model, spec = load_checkpoint(checkpoint, run_device)
-        layer = target_layer or zoo_target_layer(spec.name)
-        return model, spec.preprocessing, spec.classes, layer
-    return import_model(model_import), Preprocessing(image_size, channels), None, target_layer
+    given = None
+    if size != (None, None):
+        if source.kind == "checkpoint" or source.preprocessing is not None:
+            where = "the checkpoint" if source.kind == "checkpoint" else str(source.preprocessing)
+            raise MedxaiError(f"--image-size/--channels: {where} gives the preprocessing")
+        given = Preprocessing(size[0] or 224, size[1] or 1)
+    labels = sorted({r.label for r in records or ()})
+    return load_user_model(source, classes, run_device, preprocessing=given, numbered=True,
+                           default_classes=labels if len(labels) > 1 else None)  # fmt: skip
 
 
-def _items(
-    image: list[Path] | None, root: Path | None, split: str, classes: list[str] | None, limit: int
-) -> list:
+def _items(image: list[Path] | None, records: list | None, classes: tuple[str, ...],
+           limit: int) -> list:  # fmt: skip
     """The images to explain: the --image files, or the records of --root/--split."""
     from pipelines.explain_images import items_from_paths, items_from_records
 
-    if bool(image) == (root is not None):
-        raise MedxaiError("give images with --image, or a dataset with --root/--split")
-    if image:
-        items = items_from_paths(image)
-    else:
-        records = load_split(root, split, None)
-        items = items_from_records(records, classes or sorted({r.label for r in records}))
+    items = items_from_paths(image) if image else items_from_records(records, classes)
     return items[:limit] if limit else items
 
 

@@ -1,11 +1,17 @@
-"""Reading what the commands work on: split files, their images, an imported model."""
+"""Reading what the commands work on: split files, their images, the user's model."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from medxai.cli.common import err_console
 from medxai.errors import MedxaiError
+
+if TYPE_CHECKING:
+    from medxai.explain.user_model import LoadedModel, ModelSource
 
 
 def parse_image_dirs(values: list[str] | None) -> dict[str, str]:
@@ -54,15 +60,61 @@ def screened(records: list, skip_unreadable: bool) -> list:
     return good
 
 
-def import_model(spec: str):
-    """`package.module:factory` → the nn.Module that factory() returns."""
-    import importlib
+# -- the user's model: options of every command that takes one (explain, evaluate) ------------
+TorchScriptFile = Annotated[
+    Path | None, typer.Option(help="TorchScript file (torch.jit.save of a traced/scripted model).")
+]
+ImportWeights = Annotated[
+    Path | None, typer.Option(help="State-dict file for --model-import (loaded strictly).")
+]
+OnnxFile = Annotated[Path | None, typer.Option(help="ONNX file (forward passes only).")]
+PreprocessingFile = Annotated[
+    Path | None,
+    typer.Option(help="JSON/YAML preprocessing (and classes) of a --model-import, "
+                 "--torchscript or --onnx model."),
+]  # fmt: skip
 
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise MedxaiError(f"--model-import expects package.module:factory, got {spec!r}")
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as err:
-        raise MedxaiError(f"cannot import {spec!r}: {err}") from err
-    return factory()
+
+def model_source(
+    options: dict[str, str | Path | None],
+    weights: Path | None = None,
+    preprocessing: Path | None = None,
+) -> ModelSource | None:
+    """The user's model from the command's model options ({kind: value}, e.g.
+    {"import": --model-import, "onnx": --onnx}): None when none is given, an error for two."""
+    from medxai.explain.user_model import ModelSource
+
+    given = [(kind, value) for kind, value in options.items() if value is not None]
+    if len(given) > 1:
+        raise MedxaiError(f"give only one of {_listed(options)}")
+    if not given:
+        if weights is not None or preprocessing is not None:
+            raise MedxaiError(
+                f"--weights and --preprocessing describe a user's model: give {_listed(options)}"
+            )
+        return None
+    kind, location = given[0]
+    return ModelSource(kind, str(location), weights, preprocessing)
+
+
+SOURCE_OPTIONS = {"checkpoint": "--checkpoint", "import": "--model-import",
+                  "torchscript": "--torchscript", "onnx": "--onnx"}  # fmt: skip
+
+
+def _listed(options: dict) -> str:
+    names = [SOURCE_OPTIONS[kind] for kind in options]
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+
+
+def runnable_methods(loaded: LoadedModel, methods: list[str], defaulted: bool) -> list[str]:
+    """The methods that run on `loaded` (each one left out is printed with the reason); the
+    default methods fall back to rise (forward passes only) when none of them runs."""
+    kept, notes = loaded.supported(methods)
+    for note in notes:
+        err_console.print(f"skipped {note}", highlight=False, soft_wrap=True, markup=False)
+    if not kept and defaulted:
+        kept, _ = loaded.supported(["rise"])
+        err_console.print("using rise, which needs forward passes only")
+    if not kept:
+        raise MedxaiError(f"none of the methods runs on this model ({'; '.join(notes)})")
+    return kept

@@ -13,14 +13,19 @@ from medxai.cli.common import (
     MAX_BATCH,
     MAX_EPOCHS,
     Channels,
+    Classes,
+    DatasetRoot,
     Device,
     Epochs,
     ImageDirs,
     ImageSize,
+    Layout,
     LearningRate,
     Model,
+    PositiveClass,
     Root,
     Seed,
+    SourceFrom,
     Split,
     TestSplits,
     console,
@@ -29,21 +34,28 @@ from medxai.cli.common import (
     processes_option,
     progress_bar,
 )
-from medxai.cli.inputs import load_split, load_splits, screened
+from medxai.cli.inputs import load_split, screened
 from medxai.errors import MedxaiError
 
 if TYPE_CHECKING:
     import torch
 
+    from medxai.data.records import Record, SplitIndex
     from medxai.models.training import TrainConfig, TrainState
     from medxai.statistics.classification import ClassScores, Evaluation
 
 
 def train(
-    root: Root,
+    root: DatasetRoot,
     out: Annotated[Path, typer.Option(help="Run folder: model.pt, metrics.json, last.pt.")],
-    dataset: Annotated[str, typer.Option(help="Dataset format.")] = "covidx",
-    train_split: Annotated[str, typer.Option(help="Training split file.")] = "train.txt",
+    layout: Layout = "auto",
+    classes: Classes = None,
+    source_from: SourceFrom = "none",
+    dataset: Annotated[str, typer.Option(hidden=True, help="Old name: see --layout.")] = "covidx",
+    train_split: Annotated[
+        str | None,
+        typer.Option(help="Training split (default train.txt, or the split named train*)."),
+    ] = None,
     test_split: TestSplits = None,
     model: Model = "covidnet-s",
     epochs: Epochs = 10,
@@ -60,8 +72,9 @@ def train(
             "below that share, else class weights), covid-share, class-weights or none."
         ),
     ] = "auto",
+    positive_class: PositiveClass = None,
     covid_share: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of COVID-19 images a batch.")
+        float, typer.Option(min=0.0, max=1.0, help="Share of positive-class images a batch.")
     ] = 0.3,
     val_fraction: Annotated[
         float, typer.Option(min=0.0, max=0.5, help="Validation share (by patient).")
@@ -80,24 +93,76 @@ def train(
     seed: Seed = 0,
 ) -> None:
     """Train a classifier; keep the best by validation macro-F1; write RUN/metrics.json."""
-    from medxai.models.training import TrainConfig
+    from medxai.data.classes import class_order, parse_classes
+    from medxai.data.layouts import dataset_root
+    from medxai.models.training import TrainConfig, positive_index
     from medxai.outputs import check_output
 
     if dataset != "covidx":
-        raise MedxaiError(f"unknown dataset {dataset!r}; only covidx is supported by train")
-    check_output(out, [root])
+        raise MedxaiError(f"unknown dataset {dataset!r}; name the layout with --layout")
+    given = parse_classes(classes)
+    check_output(out, [dataset_root(root)])
+    index, train_name, tests = _read_training_data(
+        root, layout, given, source_from, train_split, parse_names(test_split)
+    )
+    records = screened(index.records[train_name], skip_unreadable)
+    learned = class_order((r.label for r in records), given)
+    positive_index(learned, positive_class)  # an unknown class stops here, before any output
+    tested = {split: index.records[split] for split in tests}
+    _check_test_labels(tested, learned)
     config = TrainConfig(
         model=model, epochs=epochs, batch_size=batch_size, image_size=image_size,
         channels=channels, top_crop=top_crop, lr=lr, val_fraction=val_fraction,
         balance=balance, covid_share=covid_share, patience=patience, seed=seed,
-        weights=str(weights) if weights else None,
+        weights=str(weights) if weights else None, classes=given, positive_class=positive_class,
     )  # fmt: skip
-    present = [s for s in ("test.txt",) if (root / s).exists() or (root / s).is_symlink()]
-    splits = parse_names(test_split) or present
-    loaded = load_splits(root, [train_split, *splits], None)  # every split checked up front
-    records = screened(loaded[train_split], skip_unreadable)
-    tests = {split: loaded[split] for split in splits}
-    _train_and_score(config, records, tests, out, device, resume, workers)
+    _train_and_score(config, records, tested, out, device, resume, workers)
+
+
+def _read_training_data(
+    root: Path, layout: str, classes: tuple[str, ...] | None, source_from: str,
+    train_split: str | None, tests: list[str],
+) -> tuple[SplitIndex, str, list[str]]:  # fmt: skip
+    """The dataset's training and test splits, every line and dataset-wide check passed.
+
+    COVIDx reads only those split files (default train.txt and, when there, test.txt);
+    the other layouts read every split, then take the one named train* and, unless test
+    splits are named, the one named test (else the first test*)."""
+    from medxai.data.layouts import detect_layout, read_dataset
+
+    covidx = (detect_layout(root) if layout == "auto" else layout) == "covidx"
+    if covidx:
+        train_split = train_split or "train.txt"
+        present = [s for s in ("test.txt",) if (root / s).exists() or (root / s).is_symlink()]
+        tests = tests or present
+        index = read_dataset(root, "covidx", [train_split, *tests], classes)
+    else:
+        named = [train_split, *tests] if train_split and tests else None
+        index = read_dataset(root, layout, named, classes, source_from)
+    index.raise_problems()
+    for warning in index.warnings:
+        err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
+    train_split = train_split or index.train_split()
+    if not tests and not covidx:
+        found = index.test_splits()
+        tests = [s for s in found if Path(s).stem == "test"] or found[:1]
+    for split in [train_split, *tests]:
+        if split not in index.records:
+            raise MedxaiError(f"{index.listing or root}: no split {split!r} among "
+                              f"{', '.join(index.records)}")  # fmt: skip
+    return index, train_split, tests
+
+
+def _check_test_labels(tests: dict[str, list[Record]], classes: tuple[str, ...]) -> None:
+    """A test image whose class the model does not learn stops the run before it trains."""
+    for records in tests.values():
+        for record in records:
+            if record.label not in classes:
+                raise MedxaiError(
+                    f"{record.where}: label {record.label!r} is not among the classes the "
+                    f"model learns from the training split ({', '.join(classes)}); pass "
+                    "--classes to name them all"
+                )
 
 
 def _train_and_score(

@@ -1,4 +1,4 @@
-"""Validate a COVIDx-format dataset: what is there, and everything that is wrong with it."""
+"""Validate a dataset (any layout): what is there, and everything that is wrong with it."""
 
 from __future__ import annotations
 
@@ -8,24 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medxai.data.covidx import (
-    LABEL_SETS,
-    LineProblem,
-    Record,
-    Skipped,
-    SplitIndex,
-    discover_splits,
-    read_splits,
-)
+from medxai.data.classes import class_order
 from medxai.data.imageio import read_raw
-from medxai.errors import DatasetError, ImageReadError
+from medxai.data.layouts import read_dataset
+from medxai.data.records import LineProblem, Record, Skipped, SplitIndex
+from medxai.errors import ImageReadError
 from medxai.paths import file_problem
 from medxai.statistics.confound import SourceConfound, source_confound
 
 
 @dataclass
 class SplitReport:
-    """Counts and problems of one split file."""
+    """Counts and problems of one split."""
 
     split: str
     image_dir: Path
@@ -67,18 +61,20 @@ class DatasetReport:
     splits: list[SplitReport]
     warnings: list[str] = field(default_factory=list)  # e.g. an image listed twice
     notes: list[str] = field(default_factory=list)  # e.g. a README.txt not taken for a split
+    problems: list[LineProblem] = field(default_factory=list)  # of no split (a CSV's header)
+    classes: tuple[str, ...] = ()  # the dataset's classes in order (SplitIndex.classes)
+    layout: str = "covidx"
+    location: Path | None = None  # what was read: the root, or a CSV manifest
 
     @property
     def ok(self) -> bool:
-        return all(s.ok for s in self.splits)
+        return not self.problems and all(s.ok for s in self.splits)
 
     def label_order(self) -> list[str]:
-        """Labels in their label set's order (normal, pneumonia, COVID-19), present ones only."""
+        """The labels present, in the dataset's class order (`class_order`), others after."""
         found = {label for split in self.splits for label in split.classes}
-        for names in LABEL_SETS.values():
-            if found <= set(names):
-                return [name for name in names if name in found]
-        return sorted(found)
+        ordered = class_order(found, self.classes or None)
+        return [name for name in ordered if name in found] + sorted(found - set(ordered))
 
     def shared_patients(self) -> dict[tuple[str, str], set[str]]:
         """Patients found in two splits (train/test leakage), per pair of splits."""
@@ -141,29 +137,23 @@ def check_dataset(
     workers: int = 4,
     progress: Callable[[int, int], None] | None = None,
     index: SplitIndex | None = None,
+    layout: str = "auto",
+    classes: str | Sequence[str] | None = None,
+    source_from: str = "none",
 ) -> DatasetReport:
-    """Parse every split leniently and (with `decode`) read every image once.
+    """Read every split leniently and (with `decode`) every image once.
 
-    Without `splits`, the split files are found under the root (`discover_splits`);
-    `index`, the splits already parsed (`read_splits`), spares parsing them again.
-    `progress(advance, total)` is called once per image.
+    `root`: a dataset folder or a CSV manifest, read as `medxai.data.layouts.read_dataset`
+    reads it (`splits`, `layout`, `classes`, `source_from`, `image_dirs`); `index`, the
+    dataset already read, spares reading it again. `progress(advance, total)` is called once
+    per image.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: dataset root not found")
-    notes: list[str] = []
-    if not splits:
-        splits, notes = discover_splits(root)
-    index = index or read_splits(root, list(splits), image_dirs)
+    index = index or read_dataset(root, layout, splits, classes, source_from, image_dirs)
     reports = [
-        SplitReport(
-            split,
-            index.image_dirs[split],
-            records,
-            [p for p in index.problems if p.split_file == root / split],
-        )  # fmt: skip
+        SplitReport(split, index.image_dirs[split], records, index.problems_of(split))
         for split, records in index.records.items()
     ]
+    listed = {id(p) for report in reports for p in report.line_problems}
     total = sum(len(r.records) for r in reports)
     for report in reports:
         for record, result in _inspect_all(report.records, decode, workers):
@@ -177,4 +167,8 @@ def check_dataset(
                     report.burned_in[result.burned_in] += 1
             if progress:
                 progress(1, total)
-    return DatasetReport(root, reports, index.warnings, notes)
+    return DatasetReport(
+        index.root, reports, index.warnings, index.notes,
+        [p for p in index.problems if id(p) not in listed], index.classes, index.layout,
+        index.listing or Path(root),
+    )  # fmt: skip

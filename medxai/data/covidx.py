@@ -3,13 +3,13 @@
 A split file has one image per line, whitespace-separated `patient_id filename label [source]`;
 blank lines are ignored. The images of `train*.txt` live in `ROOT/train/`, those of
 `test*.txt` in `ROOT/test/`, any other split in `ROOT/<split stem>/` unless told otherwise.
+The records are `medxai.data.records.Record`s, as every layout's (`medxai.data.layouts`).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,49 +17,27 @@ import torch
 from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 
-from medxai.data.imageio import read_image, to_channels
+from medxai.data.classes import KNOWN_LABELS, LABEL_SETS, class_order
+from medxai.data.imageio import RADIOGRAPH_SUFFIXES, read_image, to_channels
+from medxai.data.records import (
+    LineProblem,
+    Record,
+    Skipped,
+    SplitIndex,
+    finish_index,
+    read_text_lines,
+)
 from medxai.errors import MedxaiError, SplitFileError
 from medxai.paths import file_problem, link_problem, name_problem
 
-LABEL_SETS: dict[str, tuple[str, ...]] = {
-    "3class": ("normal", "pneumonia", "COVID-19"),
-    "binary": ("negative", "positive"),
-}
+__all__ = [  # the record types live in medxai.data.records; importing them from here works too
+    "DEFAULT_SPLITS", "KNOWN_LABELS", "LABEL_SETS", "CovidxDataset", "LineProblem", "Record",
+    "Skipped", "SplitIndex", "default_image_dir", "discover_splits", "label_set_of",
+    "load_covidx", "parse_split_file", "parse_split_lines", "read_splits", "split_line",
+]  # fmt: skip
+
 DEFAULT_SPLITS = ("train.txt", "test.txt")
-
-
-@dataclass(frozen=True)
-class Record:
-    """One line of a split file, with the image path it resolves to."""
-
-    patient_id: str
-    filename: str
-    label: str
-    source: str | None
-    path: Path
-    split: str
-    line: int
-
-
-@dataclass(frozen=True)
-class LineProblem:
-    """A split-file line (or, at line 0, a whole split file) that cannot be used."""
-
-    split_file: Path
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"{self.split_file}:{self.line}" if self.line else str(self.split_file)
-        return f"{where}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """An image left out of a run, and why."""
-
-    record: Record
-    reason: str
+label_set_of = class_order  # the name older callers know the one class order by
 
 
 def default_image_dir(split_name: str) -> str:
@@ -71,20 +49,9 @@ def default_image_dir(split_name: str) -> str:
     return stem
 
 
-def _allowed_labels() -> str:
-    return " or ".join("|".join(labels) for labels in LABEL_SETS.values())
-
-
-KNOWN_LABELS = frozenset(label for names in LABEL_SETS.values() for label in names)
-
-
-def label_set_of(labels: Iterable[str]) -> tuple[str, ...]:
-    """The one label set (3-class or binary) that holds every label given."""
-    found = set(labels)
-    for names in LABEL_SETS.values():
-        if found <= set(names):
-            return names
-    raise MedxaiError(f"labels {sorted(found)} mix label sets; use one of {_allowed_labels()}")
+def _allowed_labels(classes: Collection[str] = ()) -> str:
+    sets = ["|".join(labels) for labels in LABEL_SETS.values()]
+    return " or ".join(sets + ([f"--classes {'|'.join(classes)}"] if classes else []))
 
 
 @dataclass(frozen=True)
@@ -95,65 +62,72 @@ class LineFields:
     source: str | None
 
 
-def split_line(fields: list[str]) -> LineFields | str:
+def split_line(fields: list[str], classes: Collection[str] = ()) -> LineFields | str:
     """A split line's fields, or why it is not one.
 
+    Three or four fields are `patient_id filename label [source]`, whatever the label.
     Published COVIDx files carry patient ids with spaces ('COVID 70 COVID(70).png COVID-19
-    sirm'), so the line is read around its label token: the label is the last or the
-    second-to-last token, the file name the token before it, the patient id all before that.
+    sirm'), so a line is read around a known label (a COVIDx label or one of `classes`) when
+    its third field is not one: the label is the last or the second-to-last token, the file
+    name the token before it, the patient id all before that.
     """
-    if len(fields) < 3:
-        return f"expected 'patient_id filename label [source]', got {len(fields)} fields"
-    for at in (len(fields) - 2, len(fields) - 1):
-        if at >= 2 and fields[at] in KNOWN_LABELS:
-            source = fields[at + 1] if at + 1 < len(fields) else None
+    known = KNOWN_LABELS | set(classes)
+    n = len(fields)
+    if n < 3:
+        return f"expected 'patient_id filename label [source]', got {n} fields"
+    if n <= 4 and fields[2] in known:
+        return LineFields(fields[0], fields[1], fields[2], fields[3] if n == 4 else None)
+    for at in (n - 2, n - 1):
+        if at >= 2 and fields[at] in known:
+            source = fields[at + 1] if at + 1 < n else None
             return LineFields(" ".join(fields[: at - 1]), fields[at - 1], fields[at], source)
-    if len(fields) in (3, 4):
-        return f"unknown label {fields[2]!r}; allowed labels: {_allowed_labels()}"
+    if n <= 4:
+        return LineFields(fields[0], fields[1], fields[2], fields[3] if n == 4 else None)
     return (
         f"expected 'patient_id filename label [source]' with the label last or second to "
-        f"last, got {len(fields)} fields and no known label there ({_allowed_labels()})"
+        f"last, got {n} fields and no known label there ({_allowed_labels(classes)}); a line "
+        "whose patient id has spaces needs a known label: pass --classes to name the labels"
     )
 
 
-def _line_problem(fields: list[str]) -> str | None:
-    parsed = split_line(fields)
-    return parsed if isinstance(parsed, str) else name_problem(parsed.filename)
-
-
-def _read_lines(split_file: Path) -> list[str]:
-    if not split_file.exists():
-        raise SplitFileError(f"{split_file}: split file not found")
-    if not split_file.is_file():
-        raise SplitFileError(f"{split_file}: split file is not a regular file")
-    try:
-        return split_file.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as err:
-        raise SplitFileError(f"{split_file}: not a UTF-8 text file ({err.reason})") from err
+def _reads_as_split_line(fields: list[str], classes: Collection[str] = ()) -> bool:
+    """A line of a split file: it parses, has a usable file name, and a known label or an
+    image file name (so that a prose README's four-word line is not taken for one)."""
+    parsed = split_line(fields, classes)
+    if isinstance(parsed, str) or name_problem(parsed.filename):
+        return False
+    image = Path(parsed.filename).suffix.lower() in RADIOGRAPH_SUFFIXES
+    return image or parsed.label in KNOWN_LABELS | set(classes)
 
 
 def parse_split_lines(
-    split_file: Path, image_dir: Path, strict: bool = True, root: Path | None = None
+    split_file: Path,
+    image_dir: Path,
+    strict: bool = True,
+    root: Path | None = None,
+    classes: Collection[str] = (),
 ) -> tuple[list[Record], list[LineProblem]]:
     """Parse a split file. strict: raise on the first bad line; else collect every problem.
 
-    Besides the line's form and label, the path rules of `medxai.paths` apply: the file
-    must stay inside `root` (default: the image folder's parent) or the image folder.
+    Besides the line's form, the path rules of `medxai.paths` apply: the file must stay
+    inside `root` (default: the image folder's parent) or the image folder. Labels are
+    checked against the whole dataset later (`medxai.data.records.finish_index`).
     """
     root = image_dir.parent if root is None else root
+    split = split_file.name
     records: list[Record] = []
     problems: list[LineProblem] = []
     try:
-        lines = _read_lines(split_file)
+        lines = read_text_lines(split_file, "split file")
     except SplitFileError as err:
         if strict:
             raise
-        return [], [LineProblem(split_file, 0, str(err).removeprefix(f"{split_file}: "))]
+        return [], [LineProblem(split_file, 0, str(err).removeprefix(f"{split_file}: "), split)]
     for number, text in enumerate(lines, start=1):
         fields = text.split()
         if not fields:
             continue
-        parsed = split_line(fields)
+        parsed = split_line(fields, classes)
         problem = parsed if isinstance(parsed, str) else name_problem(parsed.filename)
         if problem is None:
             path = image_dir / parsed.filename
@@ -161,12 +135,12 @@ def parse_split_lines(
         if problem:
             if strict:
                 raise SplitFileError(f"{split_file}:{number}: {problem}")
-            problems.append(LineProblem(split_file, number, problem))
+            problems.append(LineProblem(split_file, number, problem, split))
             continue
         row = (parsed.patient_id, parsed.filename, parsed.label, parsed.source)
-        records.append(Record(*row, path, split_file.name, number))
+        records.append(Record(*row, path, split, number, split_file))
     if not records and not problems:
-        problems.append(LineProblem(split_file, 0, "no image lines: the split is empty"))
+        problems.append(LineProblem(split_file, 0, "no image lines: the split is empty", split))
         if strict:
             raise SplitFileError(str(problems[0]))
     return records, problems
@@ -178,107 +152,39 @@ def parse_split_file(split_file: str | Path, image_dir: str | Path) -> list[Reco
     return records
 
 
-@dataclass
-class SplitIndex:
-    """Every split of a dataset, parsed leniently: records, problems and warnings."""
-
-    root: Path
-    records: dict[str, list[Record]]
-    image_dirs: dict[str, Path]
-    problems: list[LineProblem] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def raise_problems(self) -> None:
-        """A user error naming the first problem (and how many more there are)."""
-        if not self.problems:
-            return
-        more = len(self.problems) - 1
-        tail = f" (and {more} more problem(s); `medxai data-check` lists them)" if more else ""
-        raise SplitFileError(f"{self.problems[0]}{tail}")
-
-
 def read_splits(
-    root: str | Path, splits: Sequence[str], image_dirs: Mapping[str, str] | None = None
+    root: str | Path,
+    splits: Sequence[str],
+    image_dirs: Mapping[str, str] | None = None,
+    classes: Sequence[str] | None = None,
 ) -> SplitIndex:
-    """Parse each split leniently, then check the dataset as a whole (see `dataset_problems`)."""
+    """Parse each split leniently, then check the dataset as a whole: labels it may not use,
+    one image with two labels (`medxai.data.records.finish_index`)."""
     root = Path(root)
     if not root.is_dir():
         raise SplitFileError(f"{root}: dataset root not found")
     image_dirs = dict(image_dirs or {})
-    index = SplitIndex(root, {}, {})
+    index = SplitIndex(root, {}, {}, layout="covidx")
     for split in splits:
         image_dir = root / image_dirs.get(split, default_image_dir(split))
-        records, problems = parse_split_lines(root / split, image_dir, strict=False, root=root)
+        records, problems = parse_split_lines(
+            root / split, image_dir, strict=False, root=root, classes=classes or ()
+        )
         index.records[split], index.image_dirs[split] = records, image_dir
         index.problems += problems
-    problems, warnings = dataset_problems(root, index.records)
-    index.problems += problems
-    index.warnings += warnings
-    return index
+    return finish_index(index, classes)
 
 
-def dataset_problems(
-    root: Path, splits: Mapping[str, Sequence[Record]]
-) -> tuple[list[LineProblem], list[str]]:
-    """Problems only the whole dataset shows: mixed label sets, one image with two labels.
-
-    An image listed twice with the same label is a warning (it counts twice, and across
-    train and test it leaks).
-    """
-    records = [r for split in splits.values() for r in split]
-    problems = _mixed_label_sets(root, records)
-    warnings: list[str] = []
-    first: dict[str, Record] = {}
-    for record in records:
-        key = os.path.normpath(record.path)
-        earlier = first.setdefault(key, record)
-        if earlier is record:
-            continue
-        where = f"{root / earlier.split}:{earlier.line}"
-        if earlier.label != record.label:
-            problems.append(
-                LineProblem(
-                    root / record.split,
-                    record.line,
-                    f"{record.filename} is labelled {record.label!r} here and "
-                    f"{earlier.label!r} at {where}",
-                )  # fmt: skip
-            )
-        else:
-            warnings.append(
-                f"{root / record.split}:{record.line}: {record.filename} is listed again "
-                f"(also at {where})"
-            )
-    return problems, warnings
-
-
-def _mixed_label_sets(root: Path, records: Sequence[Record]) -> list[LineProblem]:
-    counts = {name: sum(r.label in labels for r in records) for name, labels in LABEL_SETS.items()}
-    if sum(1 for n in counts.values() if n) < 2:
-        return []
-    main = max(counts, key=lambda name: counts[name])
-    return [
-        LineProblem(
-            root / r.split,
-            r.line,
-            f"label {r.label!r} is not in the {main} label set ({'|'.join(LABEL_SETS[main])}) "
-            f"that the other {counts[main]} lines use",
-        )  # fmt: skip
-        for r in records
-        if r.label not in LABEL_SETS[main]
-    ]
-
-
-def discover_splits(root: Path) -> tuple[list[str], list[str]]:
+def discover_splits(root: Path, classes: Collection[str] = ()) -> tuple[list[str], list[str]]:
     """The split files directly under `root`, and notes on `*.txt` files taken for prose.
 
     A `train*`/`test*` file is always a split; any other `*.txt` is one only when at least
-    one of its lines reads as a split line (a README.txt is not). A training split must be
+    one of its lines reads as a split line (a README.txt does not). A training split must be
     there: without one a cleaned copy or an audit would silently lack it.
     """
     splits, notes = [], []
     for path in sorted(root.glob("*.txt")):
-        if path.stem.startswith(("train", "test")) or _reads_as_split(path):
+        if path.stem.startswith(("train", "test")) or _reads_as_split(path, classes):
             splits.append(path.name)
         else:
             notes.append(f"{path}: ignored, no line reads as 'patient_id filename label [source]'")
@@ -289,14 +195,14 @@ def discover_splits(root: Path) -> tuple[list[str], list[str]]:
     return splits, notes
 
 
-def _reads_as_split(path: Path) -> bool:
+def _reads_as_split(path: Path, classes: Collection[str]) -> bool:
     if file_problem(path):  # never open a FIFO or a device to find out
         return False
     try:
         lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     except OSError:
         return False
-    return any(_line_problem(text.split()) is None for text in lines if text.strip())
+    return any(_reads_as_split_line(text.split(), classes) for text in lines if text.strip())
 
 
 def load_covidx(
@@ -330,11 +236,14 @@ class CovidxDataset(Dataset):
         transform: Callable[[np.ndarray], torch.Tensor | np.ndarray] | None = None,
     ) -> None:
         self.records = list(records)
-        self.classes = tuple(classes or label_set_of(r.label for r in self.records))
+        self.classes = class_order((r.label for r in self.records), classes)
         self.class_index = {name: i for i, name in enumerate(self.classes)}
-        unknown = {r.label for r in self.records} - set(self.classes)
+        unknown = next((r for r in self.records if r.label not in self.class_index), None)
         if unknown:
-            raise MedxaiError(f"labels {sorted(unknown)} are not among classes {self.classes}")
+            raise MedxaiError(
+                f"{unknown.where}: label {unknown.label!r} is not among classes "
+                f"{', '.join(self.classes)}"
+            )
         self.channels = channels
         self.transform = transform
 

@@ -26,6 +26,10 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 DICOM_MAGIC_OFFSET = 128
 MAX_PIXELS = 100_000_000  # 10,000 × 10,000: past every radiograph, far below memory trouble
 GRAY_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2")
+# the file names of the formats decoded here (the format itself is told by its magic bytes):
+# what a folder-tree dataset takes for an image
+DICOM_SUFFIXES = (".dcm", ".dicom")
+RADIOGRAPH_SUFFIXES = (".png", ".jpg", ".jpeg", *DICOM_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ def sniff_format(path: Path) -> str:
         return "png"
     if head.startswith(JPEG_MAGIC):
         return "jpeg"
-    if head[DICOM_MAGIC_OFFSET:] == b"DICM" or path.suffix.lower() in (".dcm", ".dicom"):
+    if head[DICOM_MAGIC_OFFSET:] == b"DICM" or path.suffix.lower() in DICOM_SUFFIXES:
         return "dicom"
     raise ImageReadError(f"{path}: not a PNG, JPEG or DICOM file")
 

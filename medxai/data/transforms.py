@@ -45,6 +45,7 @@ INTENSITY_MODES = {
     "none": "decoded values in [0, 1], unchanged",
     "imagenet": "per-channel ImageNet mean and standard deviation",
     "lite": "(x - 127/255) / (128/255), EfficientNet-Lite's",
+    "custom": "per-channel (x - mean) / std with the given mean and std (on the [0, 1] scale)",
 }
 
 
@@ -66,10 +67,15 @@ class CropTopBand(Transform):
 
 
 class ChannelNormalise(Transform):
-    """(x - mean) / std per channel with fixed statistics (the photograph models' modes)."""
+    """(x - mean) / std per channel: a fixed mode's statistics, or explicit ones."""
 
-    def __init__(self, mode: str) -> None:
-        self.mean, self.std = NORMALISATIONS[mode]
+    def __init__(
+        self,
+        mode: str = "custom",
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
+        self.mean, self.std = (mean, std) if mode == "custom" else NORMALISATIONS[mode]
 
     def __call__(self, image):
         return TF.normalize(torch.as_tensor(image), list(self.mean), list(self.std))
@@ -114,7 +120,9 @@ class Preprocessing:
 
     Geometry: crop the top `top_crop` of the rows, then resize the whole image to
     image_size x image_size (resize=0), or resize its shorter side to `resize` and take the
-    central image_size x image_size window (photographs). Then the intensity mode.
+    central image_size x image_size window (photographs). Then the intensity mode; "custom"
+    uses `mean` and `std` (one value per channel, or one for all, on the [0, 1] scale of the
+    decoded image), which every other mode leaves unused.
     """
 
     image_size: int = 224
@@ -122,11 +130,19 @@ class Preprocessing:
     top_crop: float = 0.0
     intensity: str = "standardize"  # a key of INTENSITY_MODES
     resize: int = 0  # shorter side before the centre crop; 0: no crop, the whole image
+    mean: tuple[float, ...] | None = None  # intensity "custom" only
+    std: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict:
+        """Plain values; the optional fields only when set, so a checkpoint written before
+        they existed and one written now without them hold the same dict."""
         values = asdict(self)
-        if not self.resize:
-            del values["resize"]  # whole-image checkpoints keep their four-key form
+        for key in ("resize", "mean", "std"):
+            if not values[key]:
+                del values[key]  # whole-image checkpoints keep their four-key form
+        for key in ("mean", "std"):
+            if key in values:
+                values[key] = list(values[key])
         return values
 
     @classmethod
@@ -134,7 +150,8 @@ class Preprocessing:
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
             raise MedxaiError(f"unknown preprocessing fields {sorted(unknown)}")
-        return cls(**values)
+        stats = {k: tuple(float(v) for v in values[k]) for k in ("mean", "std") if values.get(k)}
+        return cls(**{**values, **stats})
 
     def check(self) -> None:
         """Raise a MedxaiError for settings no chain can apply."""
@@ -146,6 +163,19 @@ class Preprocessing:
             )
         if 0 < self.resize < self.image_size:
             raise MedxaiError(f"resize {self.resize} is below the image size {self.image_size}")
+        if self.intensity == "custom":
+            self._check_statistics()
+
+    def _check_statistics(self) -> None:
+        for key in ("mean", "std"):
+            values = getattr(self, key)
+            if not values or len(values) not in (1, self.channels):
+                raise MedxaiError(
+                    f"intensity 'custom' needs {key} as 1 or {self.channels} (channels) numbers, "
+                    f"got {values!r}"
+                )
+        if min(self.std) <= 0:
+            raise MedxaiError(f"std must be positive, got {list(self.std)}")
 
     def geometry(self, x: torch.Tensor, nearest: bool = False) -> torch.Tensor:
         """The crop/resize part on a (C, H, W) tensor (bilinear, or nearest for masks)."""
@@ -204,6 +234,8 @@ def intensity_steps(prep: Preprocessing) -> list[Transform]:
         return [ScaleIntensity(minv=0.0, maxv=1.0)]
     if prep.intensity in ("imagenet", "lite"):
         return [ChannelNormalise(prep.intensity)]
+    if prep.intensity == "custom":
+        return [ChannelNormalise("custom", prep.mean, prep.std)]
     return []
 
 

@@ -11,18 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from medxai.errors import MedxaiError, ModelOutputError
-
-
-@contextmanager
-def model_guard(model: nn.Module) -> Iterator[nn.Module]:
-    """Puts every module in eval mode for the call and restores each training flag after."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, flag in flags:
-            module.training = flag
+from medxai.models.checkpoint import eval_mode as model_guard  # every module in eval mode
 
 
 class ModelRunner:

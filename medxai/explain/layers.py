@@ -45,7 +45,15 @@ def find_target_layer(model: nn.Module, images: Tensor, name: str | None = None)
     finishes last, preferring maps larger than 1x1. A block finishes after its children,
     so this gives ResNet50 `layer4`, torchvision DenseNet `features` (ending in norm5),
     VGG19 `features` (ending in features.36) and Inception v3 `Mixed_7c`.
+
+    A TorchScript module raises: its compiled forward runs no Python hooks on submodules.
     """
+    if isinstance(model, torch.jit.ScriptModule):
+        raise MedxaiError(
+            "a CAM reads its target layer through a forward hook, which a TorchScript module "
+            "never runs; use a method without a target layer (gradient, ig, smoothgrad, rise, "
+            "mask, igos, igos++) or the model's nn.Module"
+        )
     modules = dict(model.named_modules())
     if name is not None:
         if name not in modules or name == "":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from medxai.errors import MedxaiError
@@ -27,6 +29,62 @@ METHODS: dict[str, type[Explainer]] = {
     "igos++": IGOSPlusPlus,
     "sigcam": SIGCAM,
 }
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a method needs of the model beyond forward passes."""
+
+    gradients: bool  # autograd through the model (input or activation gradients)
+    target_layer: bool  # a CAM layer: forward hooks on a named submodule
+
+
+_CAM = Needs(gradients=True, target_layer=True)
+_GRADIENT = Needs(gradients=True, target_layer=False)
+METHOD_NEEDS: dict[str, Needs] = {
+    "gradcam": _CAM,
+    "gradcam++": _CAM,
+    "wgradcam": _CAM,
+    "gradient": _GRADIENT,
+    "ig": _GRADIENT,
+    "smoothgrad": _GRADIENT,
+    "rise": Needs(gradients=False, target_layer=False),  # forward passes only
+    "mask": _GRADIENT,
+    "igos": _GRADIENT,
+    "igos++": _GRADIENT,
+    "sigcam": _CAM,  # a WGradCAM base, then I-GOS; every aop:<base>+<optimizer> alike
+}
+
+
+def method_needs(name: str) -> Needs:
+    """What method `name` needs of the model (unknown names raise)."""
+    method_parameters(name)  # the one check of the name
+    return _CAM if name.startswith("aop:") else METHOD_NEEDS[name]
+
+
+def supported_methods(
+    methods: Iterable[str],
+    gradients: bool,
+    has_target_layer: bool,
+    *,
+    no_gradients: str = "the model runs forward only",
+    no_target_layer: str = "the model has no CAM target layer",
+) -> tuple[list[str], list[str]]:
+    """(methods that run on a model like this, a note per method left out), in order.
+
+    The notes read `gradcam: needs gradients; <no_gradients>` or
+    `gradcam: needs a CAM target layer; <no_target_layer>`.
+    """
+    kept, notes = [], []
+    for name in methods:
+        needs = method_needs(name)
+        if needs.gradients and not gradients:
+            notes.append(f"{name}: needs gradients; {no_gradients}")
+        elif needs.target_layer and not has_target_layer:
+            notes.append(f"{name}: needs a CAM target layer; {no_target_layer}")
+        else:
+            kept.append(name)
+    return kept, notes
 
 
 def method_names(aop: bool = True) -> list[str]:

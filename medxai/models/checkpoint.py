@@ -1,8 +1,14 @@
-"""A checkpoint is all `explain`/`evaluate` need: weights, architecture, classes, preprocessing."""
+"""A checkpoint is all `explain`/`evaluate` need: weights, architecture, classes, preprocessing.
+
+The architecture is a zoo name or the user's `import:package.module:factory` (a model
+trained from an imported factory saves and loads back like a zoo model).
+"""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,21 +18,94 @@ from torch import nn
 from medxai.atomic import atomic_write_bytes
 from medxai.data.transforms import Preprocessing
 from medxai.errors import MedxaiError
-from medxai.models.zoo import build_model
+from medxai.models.zoo import build_model, is_imported
 
 FORMAT = "medxai-checkpoint-1"
+FIXED_KINDS = ("torchscript", "onnx")  # spec names `kind:FILE`: weights without an architecture
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What it takes to rebuild a trained model and feed it images."""
+    """What it takes to rebuild a trained model and feed it images.
+
+    name: a zoo name, `import:package.module:factory`, or (a loaded TorchScript or ONNX
+    model, which cannot be rebuilt) a description such as `onnx:FILE`.
+    """
 
     name: str
     classes: tuple[str, ...]
     preprocessing: Preprocessing
 
-    def build(self) -> nn.Module:
-        return build_model(self.name, len(self.classes), self.preprocessing.channels)
+    def build(self, weights: str | Path | None = None) -> nn.Module:
+        """A fresh model of this architecture (`weights`: a state-dict file to start from).
+
+        An imported factory fixes its own output width: one forward pass on a blank image of
+        this preprocessing checks it against the classes.
+        """
+        if self.name.partition(":")[0] in FIXED_KINDS:
+            raise MedxaiError(
+                f"{self.name}: a TorchScript or ONNX file cannot be rebuilt with fresh weights "
+                "(retrained); give its architecture with --model-import or a medxai checkpoint"
+            )
+        model = build_model(self.name, len(self.classes), self.preprocessing.channels, weights)
+        if is_imported(self.name):
+            with eval_mode(model), torch.no_grad():
+                out = forward_blank(model, self.preprocessing, self.name)
+            check_width(output_width(out, self.name), self.classes, self.name)
+        return model
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Every module in eval mode for the block (no running statistics move); flags restored."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+def blank_input(prep: Preprocessing, device: torch.device | str = "cpu") -> torch.Tensor:
+    """One all-zero image of the model's input shape, (1, C, S, S)."""
+    return torch.zeros(1, prep.channels, prep.image_size, prep.image_size, device=device)
+
+
+def forward_blank(
+    model: nn.Module, prep: Preprocessing, source: str, x: torch.Tensor | None = None
+) -> object:
+    """model(x) on a blank input (or `x`), any failure turned into one line naming `source`."""
+    x = blank_input(prep, next(iter(model.parameters()), torch.empty(0)).device) if x is None else x
+    try:
+        return model(x)
+    except Exception as err:  # the user's model may raise anything
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        scripted = lines[0].startswith("The following operation failed in the TorchScript")
+        first = lines[-1 if scripted else 0]  # TorchScript's traceback ends with the cause
+        raise MedxaiError(
+            f"{source}: the model fails on a {tuple(x.shape)} input ({first}); check the "
+            "channels and image size of its preprocessing"
+        ) from err
+
+
+def output_width(out: object, source: str) -> int:
+    """K of a model's (batch, K) output, or a MedxaiError naming `source`."""
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise MedxaiError(
+            f"{source}: the model must return a (batch, classes) tensor of scores, got {got}"
+        )
+    return out.shape[1]
+
+
+def check_width(width: int, classes: Sequence[str], source: str) -> None:
+    """The model's output width must be the number of classes named."""
+    if width != len(classes):
+        raise MedxaiError(
+            f"{source}: the model gives {width} outputs per image but {len(classes)} classes "
+            f"are named ({', '.join(classes)}); name one class per output, in output order"
+        )
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec, **extra) -> None:
@@ -68,7 +147,7 @@ def load_checkpoint(
         tuple(payload["classes"]),
         Preprocessing.from_dict(payload["preprocessing"]),
     )
-    model = spec.build()
+    model = spec.build()  # an imported architecture's width is checked here
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:

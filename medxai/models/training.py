@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from medxai import distributed
 from medxai.atomic import atomic_write_text
 from medxai.codec import encode
-from medxai.data.covidx import CovidxDataset, Record, label_set_of
+from medxai.data.classes import class_order
+from medxai.data.covidx import CovidxDataset, Record
 from medxai.data.transforms import Augmentation, Preprocessing, build_transforms
 from medxai.errors import MedxaiError
 from medxai.models.checkpoint import (
@@ -34,10 +35,9 @@ from medxai.models.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from medxai.models.zoo import build_model
 from medxai.statistics.classification import Evaluation, classification_metrics
 
-POSITIVE_CLASSES = ("COVID-19", "positive")  # the class COVID-Net oversamples
+POSITIVE_CLASSES = ("COVID-19", "positive")  # the default class COVID-Net oversamples
 BALANCES = ("auto", "covid-share", "class-weights", "none")
 
 
@@ -74,8 +74,15 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     weights: str | None = None
+    classes: tuple[str, ...] | None = None  # the classes in order (None: `class_order`'s)
+    positive_class: str | None = None  # oversampled class (None: COVID-19/positive if a class)
+    model_input: Preprocessing | None = None  # a user's model's own (retraining it in an audit)
 
     def preprocessing(self) -> Preprocessing:
+        """`model_input` when given, else image_size, channels and top_crop with per-image
+        standardisation."""
+        if self.model_input is not None:
+            return self.model_input
         return Preprocessing(self.image_size, self.channels, self.top_crop)
 
     def validate(self) -> None:
@@ -288,9 +295,10 @@ def fit(
     Settings: docs/algorithms.md, Training.
     """
     config.validate()
+    spec = _model_spec(config, records)
+    positive_index(spec.classes, config.positive_class)  # an unknown name stops here
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    spec = _model_spec(config, records)
     train_records, val_records = patient_split(records, config.val_fraction, config.seed)
     run = _Run.create(config, spec, out, device)
     run.start(resume)
@@ -336,9 +344,29 @@ def chance_warning(best_f1: float, val_labels: Sequence[str]) -> str:
     )
 
 
+def positive_index(classes: Sequence[str], positive_class: str | None) -> int | None:
+    """The index of the class COVID-Net's batch share oversamples: `positive_class`, else
+    COVID-19 or positive when one is a class, else None (no batch share)."""
+    if positive_class is None:
+        return next((classes.index(c) for c in POSITIVE_CLASSES if c in classes), None)
+    if positive_class not in classes:
+        raise MedxaiError(
+            f"--positive-class {positive_class!r} is not a class; the classes are "
+            f"{', '.join(classes)}"
+        )
+    return classes.index(positive_class)
+
+
 def _model_spec(config: TrainConfig, records: Sequence[Record]) -> ModelSpec:
-    """The spec of the model to train: its classes are those of `records` (two at least)."""
-    classes = label_set_of(r.label for r in records)
+    """The spec of the model to train: its classes are `config.classes`, else those of
+    `records` in `class_order` (two at least present)."""
+    classes = class_order((r.label for r in records), config.classes)
+    outside = next((r for r in records if r.label not in classes), None)
+    if outside:
+        raise MedxaiError(
+            f"{outside.where}: label {outside.label!r} is not among the classes "
+            f"{', '.join(classes)}"
+        )
     present = sorted({r.label for r in records})
     if len(present) < 2:
         where = f"{records[0].split}: " if records else ""
@@ -365,10 +393,13 @@ class _Batches:
         classes = spec.classes
         augment = Augmentation() if config.augment else None
         train_set = CovidxDataset(
-            records, classes, config.channels, build_transforms(spec.preprocessing, augment)
+            records,
+            classes,
+            spec.preprocessing.channels,
+            build_transforms(spec.preprocessing, augment),
         )
         images = SeededAugment(train_set, config.seed)
-        positive = next((classes.index(c) for c in POSITIVE_CLASSES if c in classes), None)
+        positive = positive_index(classes, config.positive_class)
         balance = resolve_balance(config.balance, train_set.targets, positive, config.covid_share)
         sampler = BalancedBatchSampler(
             train_set.targets,
@@ -405,7 +436,7 @@ class _Run:
     @classmethod
     def create(cls, config: TrainConfig, spec: ModelSpec, out: Path, device: torch.device) -> _Run:
         torch.manual_seed(config.seed)  # the initial weights follow the run's seed
-        model = build_model(config.model, len(spec.classes), config.channels, config.weights)
+        model = spec.build(config.weights)
         model.to(device)
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay

@@ -3,11 +3,16 @@
 Nothing is downloaded: `weights=` is a state-dict file on disk (e.g. torchvision's
 ImageNet weights). A classifier whose shape does not fit `num_classes` is left freshly
 initialised (fine-tuning); a 3-channel first convolution is averaged down to 1 channel.
+
+A name `import:package.module:factory` is the user's own architecture: `factory()` is
+called with no arguments and must build the model for its classes and channels; a weights
+file then loads strictly (every name and shape must match).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -85,11 +90,61 @@ ARCHITECTURES: dict[str, Architecture] = {
     },
 }
 MODEL_NAMES = tuple(ARCHITECTURES)
+IMPORT_PREFIX = "import:"  # + package.module:factory, the user's own architecture
 
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, leaf = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, leaf, module)
+
+
+def is_imported(name: str) -> bool:
+    """Whether `name` is an `import:package.module:factory` architecture."""
+    return name.startswith(IMPORT_PREFIX)
+
+
+def import_factory(location: str) -> Callable[[], object]:
+    """`package.module:factory` → the factory (a function or class), imported."""
+    module_name, _, attribute = location.partition(":")
+    if not module_name or not attribute:
+        raise MedxaiError(f"--model-import expects package.module:factory, got {location!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as err:
+        raise MedxaiError(f"cannot import {location!r}: {err}") from err
+    if not callable(factory):
+        raise MedxaiError(f"{location}: not callable (expected a factory returning the model)")
+    return factory
+
+
+def build_imported(location: str) -> nn.Module:
+    """`factory()` of `package.module:factory`: the model it returns, freshly built."""
+    factory = import_factory(location)
+    try:
+        model = factory()
+    except Exception as err:  # the user's code may raise anything
+        failure = f"{type(err).__name__}: {err}"
+        raise MedxaiError(f"{location}(): the factory failed ({failure})") from err
+    if not isinstance(model, nn.Module):
+        raise MedxaiError(f"{location}() returned {type(model).__name__}, not a torch nn.Module")
+    return model
+
+
+def load_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load `state` into `model`: every name and shape must match (a few keys listed if not)."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or shapes:
+        found = [
+            f"{what} {keys[:3]}{' …' if len(keys) > 3 else ''}"
+            for what, keys in (("missing", missing), ("unexpected", unexpected),
+                               ("other shapes for", shapes))
+            if keys
+        ]  # fmt: skip
+        raise MedxaiError(f"{source}: weights do not fit the model ({'; '.join(found)})")
+    model.load_state_dict(state)
 
 
 def architecture(name: str) -> Architecture:
@@ -174,11 +229,18 @@ def build_model(
 ) -> nn.Module:
     """A model by name; `weights` is a local state-dict file for the 3-channel architecture.
 
+    An `import:package.module:factory` name calls the factory (which fixes the classes and
+    channels itself: `ModelSpec.build` checks the output width) and loads `weights` strictly.
     Fresh layers draw from torch's global RNG: seed it first for a reproducible model.
     """
-    arch = architecture(name)
+    arch = None if is_imported(name) else architecture(name)
     if num_classes < 2:
         raise MedxaiError(f"num_classes must be at least 2, got {num_classes}")
+    if arch is None:
+        model = build_imported(name[len(IMPORT_PREFIX) :])
+        if weights is not None:
+            load_strict(model, load_weights_file(weights), str(weights))
+        return model
     model = arch.build(num_classes)
     if weights is not None:
         heads = (arch.head_layer, *arch.other_heads)

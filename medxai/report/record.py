@@ -14,7 +14,7 @@ from medxai.statistics.bootstrap import Interval
 from medxai.statistics.classification import ClassificationMetrics, Evaluation, PairedComparison
 from medxai.statistics.confound import SourceConfound
 
-SCHEMA = "medxai-audit-2"
+SCHEMA = "medxai-audit-3"
 T = TypeVar("T")
 
 
@@ -22,7 +22,7 @@ T = TypeVar("T")
 class AuditConfig:
     """Every setting that decides an audit's results (pinned in OUT/audit_config.json)."""
 
-    dataset: str = "phantom"
+    dataset: str = "phantom"  # phantom (generated), or the layout of root: covidx | csv | folders
     root: str | None = None
     train_split: str = "train.txt"
     test_splits: tuple[str, ...] = ()  # () → test.txt, plus test_balanced.txt when present
@@ -46,6 +46,16 @@ class AuditConfig:
     phantom_n_per_class: int = 200
     phantom_size: int = 224
     shortcut_strength: float = 1.0
+    # a dataset on disk (--root; `dataset` names its layout): sources, classes
+    source_from: str = "none"  # folders only: none | dir | prefix
+    classes: tuple[str, ...] = ()  # () → the training split's (a COVIDx set keeps its order)
+    positive_class: str | None = None  # the class training's batch share oversamples
+    # the model: trained by the audit, or the user's
+    model_kind: str = "train"  # train | checkpoint | import | torchscript | onnx
+    model_path: str | None = None  # the file, or package.module:factory
+    weights: str | None = None  # state-dict file for an imported factory
+    preprocessing: str | None = None  # JSON/YAML preprocessing spec of a user's model
+    retrain: bool = True  # train a model on the cleaned data and compare
 
 
 # -- stage records ----------------------------------------------------------------------
@@ -93,6 +103,22 @@ class TrainedModel:
     epochs_run: int
     balance: str = ""  # the batch balancing training used
     warning: str = ""  # set when validation never beat chance
+
+
+@dataclass(frozen=True)
+class AuditedModel:
+    """The model the audit explains: trained by the audit, or the user's own."""
+
+    kind: str  # train | checkpoint | import | torchscript | onnx
+    location: str  # its checkpoint, file, or package.module:factory
+    description: str  # one line: kind, file, parameters, input, classes
+    classes: list[str]
+    gradients: bool  # False: forward-only (ONNX), gradient methods cannot run
+    target_layer: str | None  # what CAM methods read; None: no CAM methods
+    methods: list[str]  # the saliency methods run
+    skipped_methods: dict[str, str]  # method -> why it was not run
+    retrained: bool  # whether a model was trained on the cleaned data and compared
+    sanity_note: str = ""  # why the sanity check could not run, if it could not
 
 
 @dataclass(frozen=True)
@@ -144,6 +170,7 @@ class MethodSanity:
 @dataclass(frozen=True)
 class SanityChecks:
     methods: dict[str, MethodSanity]
+    skipped: str = ""  # why no method was checked (a model whose weights cannot be reset)
 
 
 @dataclass(frozen=True)
@@ -368,8 +395,8 @@ class ModelPair(Generic[T]):
     cleaned: T
 
 
-Evaluations = ModelPair[dict[str, ClassificationMetrics]]  # split -> metrics, per model
-Training = ModelPair[TrainedModel]
+Evaluations = ModelPair[dict[str, ClassificationMetrics]]  # split -> metrics ({}: not run)
+Training = ModelPair[TrainedModel | None]  # None: a user's model, or no retraining
 
 
 @dataclass(frozen=True)
@@ -399,10 +426,11 @@ class AuditResult:
     config: AuditConfig
     detector_used: str
     data: DataSummary
+    model: AuditedModel
     baseline: ClassificationMetrics  # on the primary test split
-    cleaned: ClassificationMetrics
+    cleaned: ClassificationMetrics | None  # the retrained model's (None: not retrained)
     evaluations: Evaluations
-    comparison: dict[str, PairedComparison]
+    comparison: dict[str, PairedComparison]  # {} when not retrained
     cleaning_effect: dict[str, CleaningEffect]  # test split -> the baseline, cleaned vs not
     sanity: SanityChecks
     shortcut: ShortcutResult

@@ -11,6 +11,7 @@ from medxai.data.covidx import (
     load_covidx,
     parse_split_file,
     parse_split_lines,
+    read_splits,
 )
 from medxai.data.imageio import write_png
 from medxai.data.transforms import Preprocessing, build_transforms
@@ -42,8 +43,8 @@ def test_good_lines_parse_with_optional_source_and_blank_lines(tmp_path):
     [
         ("p1 a.png", "got 2 fields"),
         ("p1 a.png normal src extra", "got 5 fields"),
-        ("p1 a.png covid", "unknown label 'covid'"),
-        ("p1 a.png Normal", "allowed labels: normal|pneumonia|COVID-19 or negative|positive"),
+        ("p1 a.png normal src extra", "normal|pneumonia|COVID-19 or negative|positive"),
+        ("p1 a.png normal src extra", "pass --classes"),
     ],
 )
 def test_malformed_line_names_file_and_line(tmp_path, line, expected):
@@ -57,8 +58,8 @@ def test_malformed_line_names_file_and_line(tmp_path, line, expected):
 def test_lenient_parse_collects_every_problem(tmp_path):
     split = write_split(tmp_path / "s.txt", "x\np a.png normal\ny y y y y\nq b.png bad\n")
     records, problems = parse_split_lines(split, tmp_path, strict=False)
-    assert [r.filename for r in records] == ["a.png"]
-    assert [p.line for p in problems] == [1, 3, 4]
+    assert [r.filename for r in records] == ["a.png", "b.png"], "labels are checked later"
+    assert [p.line for p in problems] == [1, 3]
 
 
 def test_missing_and_non_text_split_files(tmp_path):
@@ -70,11 +71,59 @@ def test_missing_and_non_text_split_files(tmp_path):
         parse_split_file(binary, tmp_path)
 
 
-def test_label_sets_are_not_mixed():
+def test_class_order_keeps_covidx_sets_and_sorts_any_other_labels():
     assert label_set_of(["positive", "negative"]) == ("negative", "positive")
     assert label_set_of(["COVID-19"]) == ("normal", "pneumonia", "COVID-19")
-    with pytest.raises(MedxaiError, match="mix label sets"):
-        label_set_of(["normal", "positive"])
+    assert label_set_of(["normal", "positive"]) == ("normal", "positive")
+    assert label_set_of(["effusion", "clear"]) == ("clear", "effusion")
+    assert label_set_of(["effusion", "clear"], ("effusion", "clear")) == ("effusion", "clear")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("p1 a.png covid", "label 'covid' is not in the 3class COVIDx label set"),
+        ("p1 a.png Normal src", "pass --classes normal,pneumonia,COVID-19,Normal"),
+        ("p1 a.png positive", "label 'positive' is not in the 3class COVIDx label set"),
+    ],
+)
+def test_a_label_outside_the_covidx_set_in_use_names_file_and_line(tmp_path, line, expected):
+    write_split(tmp_path / "train.txt", f"p0 ok.png normal\n{line}\np9 z.png COVID-19\n")
+    (problem,) = read_splits(tmp_path, ["train.txt"]).problems
+    assert str(problem).startswith(f"{tmp_path / 'train.txt'}:2: ") and expected in str(problem)
+    with pytest.raises(SplitFileError, match=r"train.txt:2: "):
+        load_covidx(tmp_path, ["train.txt"])
+
+
+def test_any_label_set_parses_and_a_class_list_fixes_order_and_labels(tmp_path):
+    write_split(tmp_path / "train.txt", "p1 a.png effusion s1\np2 b.png clear\n")
+    write_split(tmp_path / "test.txt", "p3 c.png clear s2\np4 d.png edema\n")
+    index = read_splits(tmp_path, ["train.txt", "test.txt"])
+    assert not index.problems and index.classes == ("clear", "effusion")
+    assert [(r.label, r.source) for r in index.records["train.txt"]] == [
+        ("effusion", "s1"),
+        ("clear", None),
+    ]
+    assert index.warnings == [
+        f"{tmp_path / 'test.txt'}:2: label 'edema' of split test.txt is not among the training "
+        "split's classes (clear, effusion); no model trained on it can predict it"
+    ]
+    index = read_splits(tmp_path, ["train.txt", "test.txt"], classes=("effusion", "clear"))
+    assert index.classes == ("effusion", "clear")
+    assert [str(p) for p in index.problems] == [
+        f"{tmp_path / 'test.txt'}:2: label 'edema' is not among --classes effusion,clear"
+    ]
+
+
+def test_spaced_patient_ids_need_a_known_label(tmp_path):
+    write_split(tmp_path / "train.txt", "COVID 70 COVID(70).png effusion sirm\n")
+    with pytest.raises(SplitFileError, match=r"train.txt:1: .*pass --classes"):
+        parse_split_file(tmp_path / "train.txt", tmp_path / "train")
+    index = read_splits(tmp_path, ["train.txt"], classes=("effusion", "clear"))
+    (record,) = index.records["train.txt"]
+    assert (record.patient_id, record.filename, record.label, record.source) == (
+        "COVID 70", "COVID(70).png", "effusion", "sirm"
+    )  # fmt: skip
 
 
 def test_image_dir_follows_covidx_convention():

@@ -42,7 +42,7 @@ def test_every_stage_runs_once_and_lands_in_audit_json(audited):
     out, result, started = audited
     assert started == STAGES
     stored = json.loads((out / "audit.json").read_text())
-    assert stored["schema"] == "medxai-audit-2"
+    assert stored["schema"] == "medxai-audit-3"
     assert to_json(read_record(out / "audit.json", AuditResult)) == to_json(result)  # NaN-safe
     assert set(stored["timings"]) == {*STAGES, "report", "total"}
     assert stored["timings"]["total"] == pytest.approx(
@@ -114,8 +114,11 @@ def test_bad_options_are_one_line_errors(tmp_path):
     (tmp_path / "junk.txt").write_text("x")
     with pytest.raises(MedxaiError, match="not empty"):
         Audit(audit_config(**TINY), tmp_path, torch.device("cpu")).run()
-    with pytest.raises(MedxaiError, match="no train.txt"):
-        Audit(audit_config(dataset="covidx", root=str(tmp_path)), tmp_path / "out", CPU).run()
+    (tmp_path / "data").mkdir()
+    with pytest.raises(MedxaiError, match="train.txt: split file not found"):
+        Audit(
+            audit_config(dataset="covidx", root=str(tmp_path / "data")), tmp_path / "out", CPU
+        ).run()
     assert not (tmp_path / "out").exists()
 
 
@@ -136,10 +139,12 @@ def test_an_unreadable_test_image_is_listed_and_left_out(tmp_path):
     synthesize(root, n_per_class=8, size=64, seed=0, workers=1)
     broken_name = (root / "test.txt").read_text().split()[1]
     (root / "test" / broken_name).write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    audit = Audit(audit_config(dataset="covidx", root=str(root)), tmp_path / "out", CPU)
+    config = audit_config(dataset="covidx", root=str(root), test_splits=["test.txt"])
+    audit = Audit(config, tmp_path / "out", CPU)
     logged = []
     audit.hooks.log = logged.append
-    index = audit.read_index(root, ["train.txt", "test.txt"])
+    index = audit.read_index(root)
+    assert list(index.records) == ["train.txt", "test.txt"]
     data = check(audit, index)
     assert [u.file for u in data.unreadable] == [str(root / "test" / broken_name)]
     assert any(broken_name in line for line in logged)

@@ -19,6 +19,7 @@ from medxai.report import AuditArtifacts, CleaningExample, Curves, GalleryItem
 from medxai.report.record import (
     SCHEMA,
     AuditConfig,
+    AuditedModel,
     AuditResult,
     ClassFollow,
     CleaningEffect,
@@ -251,6 +252,11 @@ def make_audit(relies: bool) -> AuditResult:
             phantom=PhantomSettings(1.0, 200, 224, 0),
         ),
         config=AuditConfig(methods=METHODS, detector="fused"), detector_used="fused",
+        model=AuditedModel(
+            kind="train", location=trained.checkpoint, description="covidnet-s, trained here",
+            classes=list(CLASSES), gradients=True, target_layer="features.stage4",
+            methods=list(METHODS), skipped_methods={}, retrained=True,
+        ),
         data=_data(), baseline=base["test.txt"], cleaned=clean["test.txt"],
         evaluations=Evaluations(base, clean), comparison=comparison,
         cleaning_effect={
@@ -344,4 +350,20 @@ def stripped(audit: AuditResult) -> AuditResult:
         cleaning_effect={"test.txt": audit.cleaning_effect["test.txt"]},
         shortcut=shortcut, data=data,
         cleaning=replace(audit.cleaning, n_with_text=0, n_boxes=0, failed=[]),
+    )  # fmt: skip
+
+
+def forward_only(audit: AuditResult) -> AuditResult:
+    """The audit of a user's ONNX model: RISE only, no sanity check, no retraining."""
+    model = replace(
+        audit.model, kind="onnx", location="my_model.onnx", gradients=False, target_layer=None,
+        description="ONNX model my_model.onnx: 1x1x128x128 input, classes clear, effusion",
+        methods=["rise"], skipped_methods={"gradcam": "needs gradients; ONNX runs forward only"},
+        retrained=False,
+    )  # fmt: skip
+    return replace(
+        audit, model=model, cleaned=None, comparison={},
+        evaluations=Evaluations(audit.evaluations.baseline, {}),
+        training=Training(None, None),
+        sanity=SanityChecks({}, skipped="an ONNX model's weights cannot be re-initialised"),
     )  # fmt: skip

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from PIL import Image
-from report_helpers import make_artifacts, make_audit, stripped
+from report_helpers import forward_only, make_artifacts, make_audit, stripped
 
 from medxai.report import write_report
 from medxai.report.figures import save_png
@@ -220,3 +220,24 @@ def test_the_sanity_section_marks_a_method_whose_maps_ignore_the_model(positive)
     assert "gradcam 3 12 of 12 0.80 0.60 40% NOT model-sensitive here" in section
     assert "igos++ 3 12 of 12 0.10 0.60 40% model-sensitive" in section
     assert not audit.sanity.methods["gradcam"].model_sensitive
+
+
+def test_a_users_forward_only_model_is_described_and_what_did_not_run_is_said(tmp_path):
+    """An ONNX audit: the model section, the methods left out and why, no sanity check, no
+    retraining; audit.json reads back equal."""
+    from html import unescape
+
+    from medxai.codec import read_record, write_record
+    from medxai.report.record import AuditResult
+
+    audit = forward_only(make_audit(relies=True))
+    html = write_report(tmp_path, audit, make_artifacts(True)).read_text(encoding="utf-8")
+    text = unescape(_text(html))
+    assert "the user's onnx model" in text
+    assert "ONNX model my_model.onnx" in text
+    assert "gradcam : needs gradients; ONNX runs forward only" in text
+    assert "Sanity check: not run (an ONNX model's weights cannot be re-initialised)" in text
+    assert "Retraining on the cleaned data: not run (--no-retrain, the default" in text
+    assert "Before vs after cleaning" not in text
+    write_record(tmp_path / "audit.json", audit)
+    assert read_record(tmp_path / "audit.json", AuditResult) == audit

@@ -1,0 +1,152 @@
+"""`medxai audit` on a user's own model and data: a folder-tree dataset with its own label
+set, the user's ResNet-18 from an import factory and a weights file, and its ONNX export.
+
+The dataset is a small phantom re-laid out as `split/class/source/*.png` with the classes
+`clear` (its normal films) and `effusion` (its COVID-19 films, from hospitals that stamp
+their own text). The user's model is trained by medxai's own loop, saved as a plain state
+dict, then handed to the audit as a user would hand theirs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from medxai.codec import read_record
+from medxai.data.covidx import load_covidx
+from medxai.data.phantom import synthesize
+from medxai.models.training import TrainConfig, fit
+from medxai.report.record import AuditResult
+from pipelines.covidx_audit import Audit, audit_config
+
+CPU = torch.device("cpu")
+RENAMED = {"normal": "clear", "COVID-19": "effusion"}
+CLASSES = ("clear", "effusion")
+PREPROCESSING = {"image_size": 32, "channels": 3, "intensity": "imagenet", "classes": CLASSES}
+SMALL = dict(n_explain=1, n_bootstrap=50, detector="rapidocr", epochs=2, image_size=32)
+
+
+@pytest.fixture(scope="module")
+def user_data(tmp_path_factory):
+    """(folder-tree dataset, weights file, preprocessing file, ONNX file)."""
+    work = tmp_path_factory.mktemp("user")
+    phantom = work / "phantom"
+    synthesize(phantom, n_per_class=14, size=64, seed=0)
+    root = work / "films"
+    rows = ["path,label,split,source"]
+    for split, records in load_covidx(phantom, ["train.txt", "test.txt"]).items():
+        for r in records:
+            if r.label in RENAMED:
+                name = split.removesuffix(".txt")
+                target = root / name / RENAMED[r.label] / r.source
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(r.path, target / r.filename)
+                relative = f"{name}/{RENAMED[r.label]}/{r.source}/{r.filename}"
+                rows.append(f"{relative},{RENAMED[r.label]},{name},{r.source}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")  # the same films as a manifest
+    spec = work / "preprocessing.json"
+    spec.write_text(json.dumps(PREPROCESSING))
+    weights = work / "weights.pt"
+    torch.save(_trained_weights(root, work / "training"), weights)
+    onnx = work / "model.onnx"
+    _export_onnx(weights, onnx)
+    return root, weights, spec, onnx
+
+
+def _trained_weights(root, out) -> dict:
+    from medxai.data.layouts import read_dataset
+    from medxai.data.transforms import Preprocessing
+
+    index = read_dataset(root, "folders", classes=CLASSES, source_from="dir")
+    config = TrainConfig(
+        model="import:user_models:build", epochs=3, batch_size=8, classes=CLASSES,
+        model_input=Preprocessing(32, 3, intensity="imagenet"), augment=False,
+    )  # fmt: skip
+    fit(config, index.records["train"], out, CPU)
+    return torch.load(out / "model.pt", weights_only=True)["state_dict"]
+
+
+def _export_onnx(weights, path) -> None:
+    from user_models import build
+
+    model = build().eval()
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    torch.onnx.export(
+        model, torch.zeros(1, 3, 32, 32), str(path), input_names=["x"],
+        dynamic_axes={"x": {0: "batch"}}, dynamo=False,
+    )  # fmt: skip
+
+
+def _audit(out, root, **model) -> Audit:
+    layout = {"dataset": "folders", "source_from": "dir"}
+    if root.suffix == ".csv":
+        layout = {"dataset": "csv"}
+    config = audit_config(root=str(root), classes=CLASSES, **layout, **SMALL, **model)
+    return Audit(config, out, CPU)
+
+
+def test_the_users_imported_model_and_its_onnx_export_reach_the_same_verdict(user_data, tmp_path):
+    """Same data, same weights: the torch model (gradients) and the ONNX one (forward only)
+    give the same decisions and the same causal tests, so the same verdict. The ONNX audit
+    runs RISE only, skips the sanity check and does not retrain, and says so."""
+    root, weights, spec, onnx = user_data
+    imported = _audit(
+        tmp_path / "torch", root, model_kind="import", model_path="user_models:build",
+        weights=str(weights), preprocessing=str(spec), methods=["gradcam"],
+    ).run(until_verdict=True)  # fmt: skip
+    result = _audit(
+        tmp_path / "onnx", root, model_kind="onnx", model_path=str(onnx), preprocessing=str(spec),
+    ).run()  # fmt: skip
+    assert result.model.kind == "onnx" and not result.model.gradients
+    assert result.model.methods == ["rise"]
+    assert set(result.model.skipped_methods) == {"igos++", "sigcam", "gradcam"}
+    assert result.sanity.methods == {} and "ONNX" in result.sanity.skipped
+    assert not result.model.retrained and result.comparison == {}
+    assert result.dataset.classes == list(CLASSES)
+    assert set(result.evaluations.baseline) == {"test"}
+    onnx_verdict = result.shortcut
+    assert (onnx_verdict.strength, onnx_verdict.applicable) == (
+        imported.strength,
+        imported.applicable,
+    )
+    for mine, theirs in zip(imported.images, onnx_verdict.images, strict=True):
+        assert mine.relative == theirs.relative
+        if mine.tests is not None:
+            assert theirs.tests.original_score == pytest.approx(mine.tests.original_score, abs=1e-4)
+    pooled, again = imported.evidence.transplant.pooled, onnx_verdict.evidence.transplant.pooled
+    assert (pooled is None) == (again is None)
+    if pooled is not None:
+        assert again.follow_excess == pytest.approx(pooled.follow_excess, abs=1e-6)
+    out = tmp_path / "onnx"
+    assert read_record(out / "audit.json", AuditResult) == result
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "ONNX model" in page and "rise" in page
+    assert (out / "cleaned" / "test" / "effusion").is_dir()  # the copy keeps the layout
+
+
+def test_a_medxai_checkpoint_is_audited_and_retrained_on_request(user_data, tmp_path):
+    """`--checkpoint` on a CSV manifest: the model's own classes and preprocessing;
+    `--retrain` trains the same architecture on the cleaned films and compares."""
+    root, _, _, _ = user_data
+    checkpoint = tmp_path / "trained"
+    from medxai.data.layouts import read_dataset
+
+    index = read_dataset(root, "folders", classes=CLASSES, source_from="dir")
+    fit(TrainConfig(epochs=1, image_size=32, classes=CLASSES), index.records["train"],
+        checkpoint, CPU)  # fmt: skip
+    result = _audit(
+        tmp_path / "audit", root / "labels.csv", model_kind="checkpoint",
+        model_path=str(checkpoint / "model.pt"), retrain=True, methods=["gradcam"],
+    ).run()  # fmt: skip
+    assert result.model.kind == "checkpoint" and result.model.gradients
+    assert result.model.methods == ["gradcam"] and set(result.sanity.methods) == {"gradcam"}
+    assert result.model.retrained and set(result.comparison) == {"test"}
+    assert result.training.baseline is None and result.training.cleaned is not None
+    assert result.dataset.name == "csv" and set(result.evaluations.cleaned) == {"test"}
+    cleaned = (tmp_path / "audit" / "cleaned" / "labels.csv").read_text().splitlines()
+    assert cleaned[0] == "path,label,split,source" and len(cleaned) == len(
+        (root / "labels.csv").read_text().splitlines()
+    )
