@@ -36,6 +36,7 @@ from medxai.cli.inputs import (
     model_source,
 )
 from medxai.data.classes import parse_classes
+from medxai.errors import MedxaiError
 
 if TYPE_CHECKING:
     import torch
@@ -99,9 +100,15 @@ def audit(
     from medxai.device import resolve_device
     from pipelines.covidx_audit import audit_config
 
-    sources = {"checkpoint": checkpoint, "import": model_import, "torchscript": torchscript,
-               "onnx": onnx}  # fmt: skip
-    source = model_source(sources, weights, preprocessing)
+    source = model_source(
+        {"checkpoint": checkpoint, "import": model_import, "torchscript": torchscript,
+         "onnx": onnx}, weights, preprocessing,
+    )  # fmt: skip
+    if source is None and (weights or preprocessing):
+        raise MedxaiError(
+            "--weights and --preprocessing describe a user's model: give --checkpoint, "
+            "--model-import, --torchscript or --onnx"
+        )
     dataset = dataset or ("auto" if root else "phantom")
     config = audit_config(
         quick, dataset=dataset, root=str(root) if root else None, model=model,

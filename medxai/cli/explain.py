@@ -76,9 +76,10 @@ def explain(
     from pipelines.explain_images import explain_images
 
     methods = check_run(out, [root], method, DEFAULT_METHODS)
-    sources = {"checkpoint": checkpoint, "import": model_import, "torchscript": torchscript,
-               "onnx": onnx}  # fmt: skip
-    source = model_source(sources, weights, preprocessing)
+    source = model_source(
+        {"checkpoint": checkpoint, "import": model_import, "torchscript": torchscript,
+         "onnx": onnx}, weights, preprocessing,
+    )  # fmt: skip
     if source is None:
         raise MedxaiError("give one of --checkpoint, --model-import, --torchscript or --onnx")
     if bool(image) == (root is not None):

@@ -88,10 +88,6 @@ def model_source(
     if len(given) > 1:
         raise MedxaiError(f"give only one of {_listed(options)}")
     if not given:
-        if weights is not None or preprocessing is not None:
-            raise MedxaiError(
-                f"--weights and --preprocessing describe a user's model: give {_listed(options)}"
-            )
         return None
     kind, location = given[0]
     return ModelSource(kind, str(location), weights, preprocessing)
