@@ -62,6 +62,7 @@ def user_record(audit: AuditRun) -> AuditedModel:
     """The user's model, checked against the data's classes; the methods it supports (a
     forward-only model with none of those asked for is explained with RISE)."""
     loaded = _load_user(audit)
+    audit.keep_model(str(audit.config.model_path), loaded.module, loaded.spec)
     classes = list(loaded.spec.classes)
     unknown = sorted(set(audit.classes) - set(classes))
     if unknown:

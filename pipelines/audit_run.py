@@ -187,6 +187,10 @@ class AuditRun:
         """The saliency methods the audited model supports, of those asked for."""
         return self.audited.methods
 
+    def keep_model(self, key: str, model: nn.Module, spec: ModelSpec) -> None:
+        """A model already loaded (the user's, when its stage checks it), so `model` reuses it."""
+        self._models[key] = (model, spec)
+
     def model(self, which: TrainedModel | AuditedModel) -> tuple[nn.Module, ModelSpec]:
         """A model and its spec (classes, preprocessing), loaded once per run."""
         from pipelines.audit_model import load
