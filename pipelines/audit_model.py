@@ -70,8 +70,6 @@ def user_record(audit: AuditRun) -> AuditedModel:
             f"the dataset's labels {unknown} are not among the model's classes {classes}; "
             "name the model's outputs in order with --classes"
         )
-    if audit.config.retrain and not loaded.retrainable:
-        raise MedxaiError(f"--retrain: {loaded.kind} models cannot be rebuilt with fresh weights")
     kept, notes = loaded.supported(audit.config.methods)
     return AuditedModel(
         kind=loaded.kind, location=str(audit.config.model_path),

@@ -109,12 +109,6 @@ def _read_covidx(
     return index
 
 
-def copy_location(index: SplitIndex, out: Path) -> Path:
-    """Where a copy of the dataset written under `out` (`write_listings`, a cleaned copy) is
-    read from: its CSV manifest, else the folder itself."""
-    return out / index.listing.name if index.layout == "csv" and index.listing else out
-
-
 def listing_names(index: SplitIndex) -> list[str]:
     """The files besides the images that a copy of the dataset needs, relative to its root:
     the split files (covidx), the CSV manifest (csv), none (folders)."""
