@@ -20,3 +20,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise MedxaiError(f"unsupported device {name!r}; use auto, cpu or cuda[:N]")
     return device
+
+
+def conv_layout(device: torch.device) -> torch.memory_format:
+    """How convolution weights and inputs are laid out on `device`: channels-last on a CPU
+    (oneDNN's fast path: a covidnet-s training step at 128 px 187 ms instead of 277 ms on 2
+    cores), unchanged elsewhere (channels-last on a GPU is untested here)."""
+    return torch.channels_last if device.type == "cpu" else torch.preserve_format

@@ -242,7 +242,18 @@ def intensity_steps(prep: Preprocessing) -> list[Transform]:
 def build_transforms(
     prep: Preprocessing, augment: Augmentation | None = None, seed: int = 0
 ) -> Compose:
-    """Deterministic eval chain, or the training chain when `augment` is given."""
+    """Deterministic eval chain, or the training chain when `augment` is given (the eval
+    chain followed by `augmentation_chain`'s steps)."""
+    steps = eval_steps(prep)
+    if augment is not None:
+        steps += augmentation_steps(prep, augment)
+    chain = Compose(steps)
+    chain.set_random_state(seed=seed)
+    return chain
+
+
+def eval_steps(prep: Preprocessing) -> list[Transform]:
+    """Crop, resize and intensity: what every image goes through, drawn from no generator."""
     prep.check()
     steps: list = []
     if prep.top_crop:
@@ -251,20 +262,29 @@ def build_transforms(
         steps += [ResizeShortSide(prep.resize), CentreCrop(prep.image_size)]
     else:
         steps.append(Resize((prep.image_size, prep.image_size), mode="area"))
-    steps += intensity_steps(prep)
-    if augment is not None:
-        size = prep.image_size
-        steps += [
-            RandAffine(
-                prob=augment.prob,
-                rotate_range=math.radians(augment.rotate_deg),
-                translate_range=(augment.shift * size, augment.shift * size),
-                scale_range=(augment.zoom, augment.zoom),
-                padding_mode="border",
-            ),
-            RandScaleIntensity(factors=augment.brightness, prob=augment.prob),
-            RandShiftIntensity(offsets=augment.brightness, prob=augment.prob),
-        ]
-    chain = Compose(steps)
+    return steps + intensity_steps(prep)
+
+
+def augmentation_steps(prep: Preprocessing, augment: Augmentation) -> list[Transform]:
+    """The random jitter applied after the eval chain (training only)."""
+    size = prep.image_size
+    return [
+        RandAffine(
+            prob=augment.prob,
+            rotate_range=math.radians(augment.rotate_deg),
+            translate_range=(augment.shift * size, augment.shift * size),
+            scale_range=(augment.zoom, augment.zoom),
+            padding_mode="border",
+        ),
+        RandScaleIntensity(factors=augment.brightness, prob=augment.prob),
+        RandShiftIntensity(offsets=augment.brightness, prob=augment.prob),
+    ]
+
+
+def augmentation_chain(prep: Preprocessing, augment: Augmentation, seed: int = 0) -> Compose:
+    """`augmentation_steps` alone, for inputs that already went through the eval chain:
+    `augmentation_chain(eval_chain(x))` equals `build_transforms(prep, augment)(x)`, given
+    the same random state."""
+    chain = Compose(augmentation_steps(prep, augment))
     chain.set_random_state(seed=seed)
     return chain

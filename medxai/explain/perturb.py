@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.fx.experimental.optimization import fuse
 
+from medxai.device import conv_layout
 from medxai.explain.base import ModelRunner, chunks
 
 
@@ -206,8 +207,7 @@ def inference_copy(model: nn.Module, probe: Tensor) -> nn.Module | None:
         return None
     try:
         copy = fuse(model)  # a deep copy; conv + batch norm pairs folded (eval mode)
-        if probe.device.type == "cpu":
-            copy = copy.to(memory_format=torch.channels_last)
+        copy = copy.to(memory_format=conv_layout(probe.device))
         copy.requires_grad_(False)
         with torch.no_grad():
             out = copy(probe)

@@ -138,15 +138,41 @@ def point_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dic
     }
 
 
+def resampled_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, index: np.ndarray
+) -> dict[str, np.ndarray]:
+    """`point_metrics` on every bootstrap resample (a row of `index`) at once, from each
+    resample's confusion matrix: the same figures (precision tp/predicted, recall tp/true,
+    F1 2tp/(true + predicted), 0 where undefined) without scikit-learn's per-call checks,
+    which cost ~3 ms a resample."""
+    n_rows, k = index.shape[0], n_classes
+    cells = (np.arange(n_rows)[:, None] * k + y_true[index]) * k + y_pred[index]
+    confusion = np.bincount(cells.ravel(), minlength=n_rows * k * k).reshape(n_rows, k, k)
+    tp = np.diagonal(confusion, axis1=1, axis2=2).astype(float)
+    true, predicted = confusion.sum(axis=2), confusion.sum(axis=1)
+    f1 = _ratio(2 * tp, true + predicted)
+    return {
+        "accuracy": tp.sum(axis=1) / index.shape[1],
+        "macro_f1": f1.mean(axis=1),
+        "precision": _ratio(tp, predicted),
+        "recall": _ratio(tp, true),
+        "f1": f1,
+    }
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0 where the denominator is 0 (scikit-learn's zero_division=0)."""
+    out = np.zeros(numerator.shape, dtype=float)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
 def _bootstrap_intervals(
     y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, n_bootstrap: int, confidence: float,
     seed: int,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    samples: dict[str, list] = {key: [] for key in ("accuracy", "macro_f1", *PER_CLASS_FIELDS)}
-    for index in bootstrap_indices(y_true.size, n_bootstrap, seed):
-        boot = point_metrics(y_true[index], y_pred[index], n_classes)
-        for key in samples:
-            samples[key].append(boot[key])
+    index = bootstrap_indices(y_true.size, n_bootstrap, seed)
+    samples = resampled_metrics(y_true, y_pred, n_classes, index)
     return {key: percentile_interval(values, confidence) for key, values in samples.items()}
 
 
@@ -208,15 +234,12 @@ def mcnemar(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int])
 def _paired_deltas(
     y_true: np.ndarray, before: np.ndarray, after: np.ndarray, n_classes: int, n_bootstrap: int,
     seed: int,
-) -> dict[str, list]:  # fmt: skip
+) -> dict[str, np.ndarray]:  # fmt: skip
     """Per figure, the change after − before on each resample (the same images for both)."""
-    deltas: dict[str, list] = {key: [] for key in ("accuracy", "macro_f1", *PER_CLASS_FIELDS)}
-    for index in bootstrap_indices(y_true.size, n_bootstrap, seed):
-        a = point_metrics(y_true[index], before[index], n_classes)
-        b = point_metrics(y_true[index], after[index], n_classes)
-        for key in deltas:
-            deltas[key].append(np.asarray(b[key], dtype=float) - np.asarray(a[key], dtype=float))
-    return deltas
+    index = bootstrap_indices(y_true.size, n_bootstrap, seed)
+    a = resampled_metrics(y_true, before, n_classes, index)
+    b = resampled_metrics(y_true, after, n_classes, index)
+    return {key: b[key] - a[key] for key in a}
 
 
 def paired_comparison(

@@ -8,12 +8,28 @@ import pytest
 import torch
 
 from medxai.cli.application import main
-from medxai.data.covidx import load_covidx
+from medxai.data.covidx import CovidxDataset, load_covidx
+from medxai.data.transforms import (
+    Augmentation,
+    Preprocessing,
+    augmentation_chain,
+    build_transforms,
+)
 from medxai.errors import MedxaiError
 from medxai.models.checkpoint import read_checkpoint
-from medxai.models.training import BalancedBatchSampler, TrainConfig, fit, patient_split
+from medxai.models.training import (
+    BalancedBatchSampler,
+    DecodedOnce,
+    SeededAugment,
+    TrainConfig,
+    _rng,
+    cached,
+    fit,
+    patient_split,
+)
 
 CPU = torch.device("cpu")
+CLASSES = ("normal", "pneumonia", "COVID-19")
 TINY = dict(model="covidnet-s", epochs=3, batch_size=8, image_size=32, lr=3e-3, seed=5)
 
 
@@ -83,6 +99,32 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(toy_covidx, tmp_p
     changed = TrainConfig(**{**TINY, "lr": 1e-2}, patience=3)
     with pytest.raises(MedxaiError, match=r"changed settings \['lr'\]"):
         fit(changed, records, tmp_path / "full", CPU, resume=True)
+
+
+@pytest.mark.parametrize("prep", [Preprocessing(24), Preprocessing(20, 3, 0.08, resize=28)])
+def test_decoded_once_inputs_augment_exactly_as_the_whole_chain(toy_covidx, prep):
+    """Training decodes each image once and augments the cached eval-chain output every
+    epoch: bit for bit what the whole training chain gives for the same (seed, epoch, i)."""
+    records = load_covidx(toy_covidx)["train.txt"][:12]
+    whole = CovidxDataset(records, CLASSES, prep.channels, build_transforms(prep, Augmentation()))
+    decoded = DecodedOnce(CovidxDataset(records, CLASSES, prep.channels, build_transforms(prep)))
+    split = SeededAugment(decoded, augmentation_chain(prep, Augmentation()), seed=5)
+    for epoch in (0, 2):
+        split.set_epoch(epoch)
+        for i in range(len(records)):
+            whole.transform.set_random_state(seed=int(_rng(5, epoch, i).integers(2**31)))
+            (expected, label), (got, got_label) = whole[i], split[i]
+            assert got_label == label and torch.equal(got, expected)
+    assert len(decoded.items) == len(records)  # each image decoded once over both epochs
+    assert not torch.equal(split[0][0], decoded[0][0])  # and augmented on top
+
+
+def test_inputs_are_cached_only_when_they_fit_and_no_workers_load_them(toy_covidx):
+    records = load_covidx(toy_covidx)["train.txt"]
+    dataset = CovidxDataset(records, CLASSES, 1, build_transforms(Preprocessing(24)))
+    assert isinstance(cached(dataset, Preprocessing(24), workers=0), DecodedOnce)
+    assert cached(dataset, Preprocessing(24), workers=2) is dataset
+    assert cached(dataset, Preprocessing(20000), workers=0) is dataset  # 48 images: > 2 GiB
 
 
 def test_train_and_evaluate_commands_write_the_metrics_contract(toy_covidx, tmp_path, capsys):

@@ -3,7 +3,13 @@ import pytest
 from sklearn.metrics import classification_report, f1_score
 
 from medxai.errors import MedxaiError
-from medxai.statistics.classification import classification_metrics, mcnemar
+from medxai.statistics.bootstrap import bootstrap_indices
+from medxai.statistics.classification import (
+    classification_metrics,
+    mcnemar,
+    point_metrics,
+    resampled_metrics,
+)
 
 CLASSES = ("normal", "pneumonia", "COVID-19")
 
@@ -44,6 +50,21 @@ def test_bootstrap_intervals_bracket_the_estimate_shrink_with_n_and_repeat_with_
     width = lambda m: m.ci.macro_f1[1] - m.ci.macro_f1[0]  # noqa: E731
     assert width(large) < width(small) / 3  # ~ 1/sqrt(30)
     assert 0.7 < large.accuracy < 0.9
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_resampled_metrics_equal_scikit_learn_on_every_resample(n_classes):
+    """Vectorised bootstrap figures, including resamples where a class is never predicted
+    or absent (zero division), equal scikit-learn's per resample exactly."""
+    rng = np.random.default_rng(n_classes)
+    y_true = rng.integers(0, n_classes, 40)
+    y_pred = np.where(rng.random(40) < 0.5, y_true, 0)  # the last class is rarely predicted
+    index = bootstrap_indices(40, 50, seed=3)
+    batch = resampled_metrics(y_true, y_pred, n_classes, index)
+    for row, picks in enumerate(index):
+        one = point_metrics(y_true[picks], y_pred[picks], n_classes)
+        for key in ("accuracy", "macro_f1", "precision", "recall", "f1"):
+            assert np.array_equal(batch[key][row], one[key]), (key, row)
 
 
 def test_mcnemar_known_answers():
