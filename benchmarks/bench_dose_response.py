@@ -46,7 +46,8 @@ class Row:
 def run_one(work: Path, strength: float, seed: int, quick: bool) -> Row:
     out = work / f"strength-{strength:g}-seed-{seed}"
     config = audit_config(quick, shortcut_strength=strength, seed=seed, methods=["gradcam"])
-    verdict: ShortcutResult = Audit(config, out, torch.device("cpu")).run(until_verdict=True)
+    audit = Audit(config, out, torch.device("cpu"))
+    verdict: ShortcutResult = audit.run(until_verdict=True)
     stored = json.loads((out / "stages" / "evaluate_baseline.json").read_text())["result"]
     metrics = decode(EvaluatedSplits, stored).splits["test_balanced.txt"].metrics
     evidence, follow = verdict.evidence, verdict.evidence.transplant.pooled
@@ -56,13 +57,8 @@ def run_one(work: Path, strength: float, seed: int, quick: bool) -> Row:
         evidence.region_deletion.flip_excess, evidence.region_deletion.flip_excess_ci,
         evidence.region_insertion.gain, evidence.region_insertion.gain_ci,
         metrics.per_class["COVID-19"].recall, metrics.macro_f1,
-        verdict.strength, stage_seconds(out),
+        verdict.strength, sum(audit.stages.timings.values()),  # a resumed stage keeps its first
     )  # fmt: skip
-
-
-def stage_seconds(out: Path) -> float:
-    """The run's compute: its stages' recorded seconds (a resumed run keeps its first)."""
-    return sum(json.loads(f.read_text())["seconds"] for f in (out / "stages").glob("*.json"))
 
 
 def _ci(value: float | None, ci) -> str:
