@@ -125,6 +125,8 @@ def write_outputs(
 def _curves(audit: AuditRun, name: str, scores) -> dict[str, Curves]:
     curves = {}
     for method in audit.methods:
+        if not np.isfinite(scores[method].deletion_auc):  # no map: its curves show nothing
+            continue
         with np.load(curve_path(audit.out / "explain" / "curves", name, method)) as stored:
             curves[method] = Curves(
                 stored["fractions"], stored["deletion"], stored["insertion"],
@@ -155,6 +157,7 @@ def build_artifacts(
                 insensitive=tuple(
                     m for m, check in result.sanity.methods.items() if not check.model_sensitive
                 ),
+                no_map=image.no_map,
             )  # fmt: skip
         )
     methods = audit.methods

@@ -164,6 +164,7 @@ def explain(audit: AuditRun, images: list[TestImage], decisions: dict[str, int])
                 row.method: CausalScores(row.deletion_auc, row.insertion_auc)
                 for row in scores if row.image == item.name
             },
+            no_map={row.method: row.note for row in scores if row.image == item.name and row.note},
         )  # fmt: skip
         for image, item in zip(chosen, items, strict=True)
     ])  # fmt: skip

@@ -27,12 +27,12 @@ from medxai.atomic import atomic_write_bytes, atomic_write_text
 from medxai.data.coco import CocoInstances
 from medxai.data.transforms import Preprocessing
 from medxai.errors import MedxaiError
-from medxai.explain.base import Explainer
+from medxai.explain.base import Explainer, no_map_message
 from medxai.metrics.pointing import category_accuracy, pointing_hits
 from pipelines.eval_common import Progress, evaluate_methods, markdown_table, write_csv
 
 Loader = Callable[[Path], torch.Tensor]
-ROW_FIELDS = ("image_id", "category", "score", "method", "hit", "peak_y", "peak_x")
+ROW_FIELDS = ("image_id", "category", "score", "method", "hit", "peak_y", "peak_x", "note")
 
 
 @dataclass(frozen=True)
@@ -145,11 +145,14 @@ def _point_batch(model, explainer, coco, batch, settings, prep, method, *, image
     hits = pointing_hits(maps, masks)
     peaks = maps.flatten(1).argmax(1)
     width = maps.shape[-1]
+    why = explainer.no_map  # a map that is no explanation points nowhere: a miss
     for j, (b, k) in enumerate(pairs):
         per_image[b].append({
             "image_id": batch[b], "category": coco.names[k], "score": float(scores[b, k]),
-            "method": method, "hit": int(hits[j]), "peak_y": int(peaks[j]) // width,
-            "peak_x": int(peaks[j]) % width,
+            "method": method, "hit": 0 if why[j] else int(hits[j]),
+            "peak_y": -1 if why[j] else int(peaks[j]) // width,
+            "peak_x": -1 if why[j] else int(peaks[j]) % width,
+            "note": no_map_message(method, why[j]) if why[j] else "",
         })  # fmt: skip
     return per_image
 
@@ -201,7 +204,8 @@ def write_outputs(out: Path, rows, methods: Sequence[str], names: Sequence[str])
         per, mean = category_accuracy([r["category"] for r in mine], [r["hit"] for r in mine])
         table[method] = per
         summary.append({"method": method, "mean_accuracy": mean, "categories": len(per),
-                        "pairs": len(mine)})  # fmt: skip
+                        "pairs": len(mine),
+                        "no_map": sum(bool(r.get("note")) for r in mine)})  # fmt: skip
         for name in names:
             if name in per:
                 hits = [r["hit"] for r in mine if r["category"] == name]
@@ -209,12 +213,16 @@ def write_outputs(out: Path, rows, methods: Sequence[str], names: Sequence[str])
                     "category": name, "method": method, "pairs": len(hits),
                     "hits": sum(hits), "accuracy": per[name],
                 })  # fmt: skip
-    write_csv(out / "summary.csv", ("method", "mean_accuracy", "categories", "pairs"), summary)
+    write_csv(out / "summary.csv", ("method", "mean_accuracy", "categories", "pairs", "no_map"),
+              summary)  # fmt: skip
     write_csv(out / "per_category.csv", ("category", "method", "pairs", "hits", "accuracy"),
               per_category)  # fmt: skip
     means = markdown_table(
-        ["method", "mean accuracy ↑", "categories", "pairs"],
-        [[s["method"], s["mean_accuracy"], s["categories"], s["pairs"]] for s in summary],
+        ["method", "mean accuracy ↑", "categories", "pairs", "no map (counted as misses)"],
+        [
+            [s["method"], s["mean_accuracy"], s["categories"], s["pairs"], s["no_map"]]
+            for s in summary
+        ],
     )
     seen = [n for n in names if any(n in per for per in table.values())]
     cats = markdown_table(

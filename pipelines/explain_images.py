@@ -14,6 +14,7 @@ import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
+from math import nan
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from medxai.data.imagefolder import ImageRecord
 from medxai.data.imageio import read_image, to_channels, write_png
 from medxai.data.transforms import Preprocessing, build_transforms
 from medxai.errors import MedxaiError
-from medxai.explain.base import Explainer
+from medxai.explain.base import Explainer, no_map_message
 from medxai.explain.perturb import blurred_baseline
 from medxai.explain.registry import build_explainer
 from medxai.metrics.causal import CausalScores, deletion_insertion_maps
@@ -38,7 +39,8 @@ class ScoreRow:
     """One row of scores.csv: one image explained by one method, and its causal scores.
 
     `label` is None for an unlabelled image (an empty cell in the CSV); `seconds` is the
-    method's time per image, NaN when the map was read back from disk.
+    method's time per image, NaN when the map was read back from disk. `note` says why the
+    method found no map for the image (its AUCs are then NaN: the map ranks nothing), else "".
     """
 
     image: str
@@ -51,6 +53,7 @@ class ScoreRow:
     overall: float
     ranking: str
     seconds: float
+    note: str = ""
 
 
 SCORE_FIELDS = tuple(f.name for f in fields(ScoreRow))
@@ -89,6 +92,11 @@ def curve_path(folder: Path, image_name: str, method: str) -> Path:
 def overlay_path(folder: Path, image_name: str, method: str) -> Path:
     """Its heatmap over the image: FOLDER/<image>__<slug(method)>.png."""
     return folder / f"{image_name}__{slug(method)}.png"
+
+
+def no_map_path(folder: Path, image_name: str, method: str) -> Path:
+    """Why the method found no map for the image, when it found none: FOLDER/<...>.nomap.txt."""
+    return folder / f"{image_name}__{slug(method)}.nomap.txt"
 
 
 def read_batch(
@@ -203,11 +211,12 @@ def _explain_chunk(
 ) -> list[ScoreRow]:
     """Every method on one chunk: maps (made, or read back when all are on disk), then the
     causal scores of all of them in one pass; rows image by image, methods in order."""
-    maps, seconds = [], []
+    maps, seconds, missing = [], [], []
     for method, explainer in explainers.items():
-        saliency, per_image = _maps(run, method, explainer, chunk, images, targets)
+        saliency, per_image, why = _maps(run, method, explainer, chunk, images, targets)
         maps.append(saliency.to(images.device))
         seconds.append(per_image)
+        missing.append(why)
         if progress:
             progress(len(chunk))
     scored = deletion_insertion_maps(
@@ -219,12 +228,17 @@ def _explain_chunk(
     rows = []
     for k, item in enumerate(chunk):
         t = int(targets[k])
-        for method, scores, per_image in zip(explainers, scored, seconds, strict=True):
+        for method, scores, per_image, why in zip(
+            explainers, scored, seconds, missing, strict=True
+        ):
+            auc = (scores.deletion[k], scores.insertion[k], scores.overall[k])
+            deletion, insertion, overall = (nan,) * 3 if why[k] else map(float, auc)
             rows.append(ScoreRow(
                 image=item.name, label=item.label, target=t,
                 target_name=run.classes[t] if run.classes else str(t), method=method,
-                deletion_auc=float(scores.deletion[k]), insertion_auc=float(scores.insertion[k]),
-                overall=float(scores.overall[k]), ranking=scores.ranking, seconds=per_image,
+                deletion_auc=deletion, insertion_auc=insertion, overall=overall,
+                ranking=scores.ranking, seconds=per_image,
+                note=no_map_message(method, why[k]) if why[k] else "",
             ))  # fmt: skip
     return rows
 
@@ -236,25 +250,40 @@ def _maps(
     chunk: Sequence[ImageRecord],
     images: torch.Tensor,
     targets: torch.Tensor,
-) -> tuple[torch.Tensor, float]:
+) -> tuple[torch.Tensor, float, list[str | None]]:
     """One method's maps of a chunk (N, 1, H, W) on the CPU, read back when all are on disk,
-    and its seconds per image (NaN when read back)."""
-    paths = [map_path(run.out / "maps", item.name, method) for item in chunk]
+    its seconds per image (NaN when read back) and, per image, why it found no map (or None)."""
+    folder = run.out / "maps"
+    paths = [map_path(folder, item.name, method) for item in chunk]
     if all(p.is_file() for p in paths):
-        return torch.from_numpy(np.stack([np.load(p) for p in paths]))[:, None], float("nan")
+        maps = torch.from_numpy(np.stack([np.load(p) for p in paths]))[:, None]
+        why = [no_map_path(folder, item.name, method) for item in chunk]
+        return maps, float("nan"), [w.read_text() if w.is_file() else None for w in why]
     maps = explainer(run.model, images, targets).cpu()
-    _write_maps(run.out, chunk, method, maps, images.cpu())
-    return maps, explainer.stats["seconds"] / len(chunk)
+    _write_maps(run.out, chunk, method, maps, images.cpu(), explainer.no_map)
+    return maps, explainer.stats["seconds"] / len(chunk), list(explainer.no_map)
 
 
 def _write_maps(
-    out: Path, chunk: Sequence[ImageRecord], method: str, maps: torch.Tensor, images: torch.Tensor
+    out: Path,
+    chunk: Sequence[ImageRecord],
+    method: str,
+    maps: torch.Tensor,
+    images: torch.Tensor,
+    no_map: Sequence[str | None],
 ) -> None:
-    """Each map as .npy (float32 at input size) and as an overlay PNG on its image."""
-    for saliency, image, item in zip(maps, images, chunk, strict=True):
+    """Each map as .npy (float32 at input size) and as an overlay PNG on its image; a map that
+    is no explanation gets its reason (.nomap.txt) instead of an overlay."""
+    for saliency, image, item, why in zip(maps, images, chunk, no_map, strict=True):
         buffer = io.BytesIO()
         np.save(buffer, saliency[0].numpy().astype(np.float32))
         atomic_write_bytes(map_path(out / "maps", item.name, method), buffer.getvalue())
+        reason = no_map_path(out / "maps", item.name, method)
+        if why:
+            atomic_write_text(reason, why)
+            overlay_path(out / "overlays", item.name, method).unlink(missing_ok=True)
+            continue
+        reason.unlink(missing_ok=True)
         overlay = heatmap_overlay(image.numpy(), saliency[0].numpy())
         write_png(overlay_path(out / "overlays", item.name, method), overlay)
 

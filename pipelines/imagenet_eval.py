@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from math import nan
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from torch import nn
 
 from medxai.atomic import atomic_write_text
 from medxai.data.imagefolder import ImageRecord
-from medxai.explain.base import Explainer
+from medxai.explain.base import Explainer, no_map_message
 from medxai.explain.perturb import blurred_baseline
 from medxai.metrics.causal import deletion_insertion
 from medxai.report.figures import save_png
@@ -28,8 +29,9 @@ from pipelines.eval_common import Progress, evaluate_methods, markdown_table, me
 from pipelines.explain_images import resolve_targets
 
 ROW_FIELDS = ("image", "label", "target", "method", "deletion_auc", "insertion_auc", "overall",
-              "ranking")  # fmt: skip
-SUMMARY_FIELDS = ("method", "images", "deletion_auc", "insertion_auc", "overall", "ranking")
+              "ranking", "note")  # fmt: skip
+SUMMARY_FIELDS = ("method", "images", "deletion_auc", "insertion_auc", "overall", "ranking",
+                  "no_map")  # fmt: skip
 Loader = Callable[[Path], torch.Tensor]  # image file -> model input (C, S, S)
 
 
@@ -53,16 +55,18 @@ def _score_batch(model, explainer, settings, batch, method, *, images, targets, 
         resolution=settings.resolution, baseline=baseline,
     )  # fmt: skip
     seconds = explainer.stats["seconds"] / len(batch)
+    why = explainer.no_map  # an image without a map gets NaN AUCs and its reason
     return [
         {
             "image": r.name,
             "label": "" if r.label is None else r.label,
             "target": int(targets[k]),
             "method": method,
-            "deletion_auc": float(scores.deletion[k]),
-            "insertion_auc": float(scores.insertion[k]),
-            "overall": float(scores.overall[k]),
+            "deletion_auc": nan if why[k] else float(scores.deletion[k]),
+            "insertion_auc": nan if why[k] else float(scores.insertion[k]),
+            "overall": nan if why[k] else float(scores.overall[k]),
             "ranking": scores.ranking,
+            "note": no_map_message(method, why[k]) if why[k] else "",
             "seconds": seconds,
             "deletion_curve": scores.deletion_curve[k].tolist(),
             "insertion_curve": scores.insertion_curve[k].tolist(),
@@ -104,13 +108,14 @@ def write_outputs(out: Path, rows: Sequence[dict], methods: Sequence[str]) -> li
     write_csv(out / "per_image.csv", ROW_FIELDS, rows)
     summary, curves = [], []
     for method in methods:
-        mine = [r for r in rows if r["method"] == method]
+        everyone = [r for r in rows if r["method"] == method]
+        mine = [r for r in everyone if not r.get("note")]  # images it found a map for
         if not mine:
             continue
         summary.append({
             "method": method, "images": len(mine),
             **{k: mean([r[k] for r in mine]) for k in SUMMARY_FIELDS[2:5]},
-            "ranking": mine[0]["ranking"],
+            "ranking": mine[0]["ranking"], "no_map": len(everyone) - len(mine),
         })  # fmt: skip
         fractions = mine[0]["fractions"]
         for j, x in enumerate(fractions):
@@ -121,9 +126,9 @@ def write_outputs(out: Path, rows: Sequence[dict], methods: Sequence[str]) -> li
             })  # fmt: skip
     write_csv(out / "summary.csv", SUMMARY_FIELDS, summary)
     table = markdown_table(
-        ["method", "deletion ↓", "insertion ↑", "over-all ↑", "images"],
-        [[s["method"], s["deletion_auc"], s["insertion_auc"], s["overall"], s["images"]]
-         for s in summary],
+        ["method", "deletion ↓", "insertion ↑", "over-all ↑", "images", "no map"],
+        [[s["method"], s["deletion_auc"], s["insertion_auc"], s["overall"], s["images"],
+          s["no_map"]] for s in summary],
     )  # fmt: skip
     ranking = summary[0]["ranking"] if summary else ""
     atomic_write_text(out / "summary.md", f"Deletion/insertion AUC ({ranking} ranking)\n\n{table}")

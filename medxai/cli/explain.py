@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from math import nan
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, get_args
 
@@ -132,10 +133,17 @@ def _items(image: list[Path] | None, records: list | None, classes: tuple[str, .
 
 
 def _print_scores(rows: list[ScoreRow], methods: list[str], n_images: int, ranking: str) -> None:
-    """Mean deletion/insertion AUCs per method."""
+    """Mean deletion/insertion AUCs per method over the images it found a map for; a line for
+    each image it found none for."""
     used = rows[0].ranking if rows else ranking
     means = []
     for name in methods:
-        mine = [r for r in rows if r.method == name]
-        means.append((name, [sum(getattr(r, k) for r in mine) / len(mine) for k in AUC_KEYS]))
+        mine = [r for r in rows if r.method == name and not r.note]
+        n = len(mine)
+        label = name if n == n_images else f"{name} ({n} of {n_images})"
+        means.append((label, [sum(getattr(r, k) for r in mine) / n if n else nan
+                              for k in AUC_KEYS]))  # fmt: skip
     print_auc_table(f"mean deletion/insertion AUC over {n_images} images ({used} ranking)", means)
+    for row in rows:
+        if row.note:
+            console.print(f"{row.image}: {row.note}", highlight=False, markup=False)

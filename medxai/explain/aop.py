@@ -87,9 +87,10 @@ class AOP(Explainer):
 
     def _explain(self, runner: ModelRunner, images: Tensor, targets: Tensor) -> Tensor:
         init = self.initial_masks(runner, images, targets)
-        self.optimizer._extra = {}
+        self.optimizer._extra, self.optimizer._stuck = {}, None
         mask = self.optimizer.optimize(runner, images, targets, init=init, warmup=self.warmup)
         self._extra.update(self.optimizer._extra)
+        self._stuck = self.optimizer._stuck
         return 1 - upsample(mask, tuple(images.shape[-2:]))  # (N, 1, H, W)
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 from medxai.errors import MedxaiError
-from medxai.explain.base import Explainer, ModelRunner, check_float, check_int
+from medxai.explain.base import FLAT_SPAN, Explainer, ModelRunner, check_float, check_int
 from medxai.explain.perturb import (
     Derive,
     IntegratedObjective,
@@ -198,11 +199,14 @@ class _IntegratedOptimizer(MaskOptimizer):
             generator=self.generator(images.device),
             gradient_steps=self.gradient_steps,
         )
+        start = self._init(init)
         with faster(runner, images[:1]):
             masks, stats = minimize(
-                objective, self._init(init), self.iterations, self.search, warmup=base.switch
+                objective, start, self.iterations, self.search, warmup=base.switch
             )
         self._extra.update(stats)
+        moved = [(m - s).flatten(1).abs().amax(1) for m, s in zip(masks, start, strict=True)]
+        self._stuck = torch.stack(moved).amax(0) <= FLAT_SPAN  # (N,): no step was accepted
         return self._combine(masks)
 
 

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.fx.experimental.optimization import fuse
 
 from medxai.device import conv_layout
-from medxai.explain.base import ModelRunner, chunks
+from medxai.explain.base import ModelRunner, chunk_rows, chunks
 
 
 def blur_kernel_for(size: int) -> tuple[int, float]:
@@ -337,7 +337,7 @@ class IntegratedObjective:
         per_term = ks.numel()
         ts = len(self.terms) * per_term
         rows = torch.arange(n * ts, device=self.images.device)
-        for chunk in chunks(n * ts, self.runner.batch_size):
+        for chunk in chunks(n * ts, chunk_rows(self.runner.batch_size, self.images)):
             flat = rows[chunk]
             yield flat // ts, (flat // per_term) % len(self.terms), ks[flat % per_term]
 

@@ -38,7 +38,10 @@ class DepthSimilarity:
 
     layers: the layers randomised so far, output first. Figures are means over images;
     spearman: rank correlation of the maps as returned; spearman_abs: of their absolute
-    values (equal for medxai's non-negative maps); a constant map correlates 0.
+    values (equal for medxai's non-negative maps); a constant map correlates 0. no_map: the
+    images for which the method found no map on this model (`Explainer.no_map`): a method
+    that finds structure on the trained model and none on a random one depends on the model,
+    and the report says how often that was the case.
     """
 
     depth: int
@@ -48,6 +51,7 @@ class DepthSimilarity:
     ssim: float
     top_k_overlap: float
     spearman_abs_per_image: tuple[float, ...]
+    no_map: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,7 +185,12 @@ def _top_overlap(a: np.ndarray, b: np.ndarray, share: float) -> np.ndarray:
 
 
 def _similarity(
-    original: np.ndarray, maps: np.ndarray, depth: int, layers: tuple[str, ...], share: float
+    original: np.ndarray,
+    maps: np.ndarray,
+    depth: int,
+    layers: tuple[str, ...],
+    share: float,
+    no_map: int = 0,
 ) -> DepthSimilarity:
     """Per-image figures of (N, H, W) maps against the originals, averaged."""
     a, b = original.reshape(len(original), -1), maps.reshape(len(maps), -1)
@@ -197,6 +206,7 @@ def _similarity(
         ssim=float(np.mean(ssims)),
         top_k_overlap=float(_top_overlap(a, b, share).mean()),
         spearman_abs_per_image=tuple(float(v) for v in rho),
+        no_map=no_map,
     )
 
 
@@ -243,7 +253,8 @@ def randomisation_check(
         maps = _as_numpy(explainer(work, images, targets))
         if depth in (steps[0], steps[-1]):
             kept[depth] = maps
-        results.append(_similarity(original, maps, depth, cascade[:depth], top_k))
+        missing = sum(why is not None for why in explainer.no_map)
+        results.append(_similarity(original, maps, depth, cascade[:depth], top_k, missing))
     at_verdict = next(r for r in results if r.depth == verdict)
     return SanityResult(
         method=explainer.name,

@@ -33,6 +33,7 @@ class GalleryItem:
     maps: dict[str, np.ndarray]  # method -> (H, W) saliency in [0, 1]
     curves: dict[str, Curves]  # method -> curves
     insensitive: tuple[str, ...] = ()  # methods that failed the sanity check: maps greyed
+    no_map: dict[str, str] = field(default_factory=dict)  # method -> why it found no map
 
 
 @dataclass

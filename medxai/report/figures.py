@@ -8,6 +8,7 @@ gives byte-identical figures.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,6 +102,14 @@ def _curves(ax: Axes, curves: dict[str, Curves]) -> None:
     ax.legend(fontsize=6, loc="best", frameon=False)
 
 
+def _no_map_panel(ax: Axes, method: str, message: str) -> None:
+    ax.set_axis_off()
+    ax.set_title(f"{method}: no map", fontsize=9)
+    reason = message.split(": ", 1)[-1]
+    ax.text(0.5, 0.5, "\n".join(textwrap.wrap(reason, 24)), ha="center", va="center",
+            fontsize=7, transform=ax.transAxes)  # fmt: skip
+
+
 def gallery_figure(item: GalleryItem, path: Path) -> Path:
     """Radiograph with text boxes, one heatmap per method, then the causal curves."""
     methods = list(item.maps)
@@ -109,6 +118,9 @@ def gallery_figure(item: GalleryItem, path: Path) -> Path:
     _show(axes[0], to_display(item.image), f"input: {len(item.boxes)} text box(es)", cmap="gray")
     _draw_boxes(axes[0], item.boxes)
     for ax, method in zip(axes[1:], methods, strict=False):
+        if method in item.no_map:  # no explanation: say so instead of showing a flat map
+            _no_map_panel(ax, method, item.no_map[method])
+            continue
         if method in item.insensitive:  # failed the sanity check: no colour, not evidence
             _show(ax, item.maps[method], f"{method} (not model-sensitive)", cmap="gray")
         else:

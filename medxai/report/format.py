@@ -5,6 +5,7 @@ Registered as jinja2 filters, so the template never formats a number by hand.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import fields, is_dataclass
 
@@ -16,7 +17,7 @@ DASH = "–"  # shown where a figure is absent
 
 
 def num(value: float | None, digits: int = 2) -> str:
-    return DASH if value is None else f"{float(value):.{digits}f}"
+    return DASH if value is None or not math.isfinite(value) else f"{float(value):.{digits}f}"
 
 
 def ci(value: float | None, interval: Sequence[float] | None = None, digits: int = 2) -> str:

@@ -4,7 +4,7 @@ reads them, so these classes are audit.json's schema."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from medxai.boxes import Box
@@ -137,7 +137,8 @@ class ExplainedImage:
     label: str
     source: str | None
     predicted: str
-    scores: dict[str, CausalScores]  # method -> AUCs
+    scores: dict[str, CausalScores]  # method -> AUCs (NaN where the method found no map)
+    no_map: dict[str, str] = field(default_factory=dict)  # method -> why it found no map
 
 
 @dataclass(frozen=True)

@@ -42,12 +42,17 @@ def test_summary_is_the_mean_of_the_per_image_rows_and_a_killed_run_resumes(tree
     assert len(rows) == 12 and {r["target"] for r in rows} == {"0", "1"}
     table = read_rows(tmp_path / "summary.csv")
     for entry, method in zip(table, ("gradcam", "igos"), strict=True):
-        mine = [r for r in rows if r["method"] == method]
+        everyone = [r for r in rows if r["method"] == method]
+        mine = [r for r in everyone if not r["note"]]  # the images it found a map for
+        assert all(r["deletion_auc"] == "nan" for r in everyone if r["note"])
         for key in ("deletion_auc", "insertion_auc", "overall"):
             assert float(entry[key]) == pytest.approx(
-                sum(float(r[key]) for r in mine) / 6, rel=1e-12
+                sum(float(r[key]) for r in mine) / len(mine), rel=1e-12
             )
-        assert entry["images"] == "6" and entry["ranking"] == "mask:28x28"
+        assert entry["images"] == str(len(mine)) and entry["ranking"] == "mask:28x28"
+        assert entry["no_map"] == str(6 - len(mine))
+    # the square images always have a map; plain noise may give Grad-CAM a constant one
+    assert all(not r["note"] for r in rows if r["image"].startswith("square"))
     assert [s["method"] for s in summary] == ["gradcam", "igos"]
     # the evidence square matters: deleting it first drops the score faster than inserting it
     square = [r for r in rows if r["image"].startswith("square")]
