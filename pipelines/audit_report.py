@@ -35,6 +35,7 @@ from medxai.report.record import (
     Environment,
     EvaluatedSplits,
     Evaluations,
+    ExplainedImage,
     ExplainedSet,
     PhantomSettings,
     RegionRow,
@@ -122,15 +123,17 @@ def write_outputs(
     return result
 
 
-def _curves(audit: AuditRun, name: str, scores) -> dict[str, Curves]:
+def _curves(audit: AuditRun, image: ExplainedImage) -> dict[str, Curves]:
+    """Each method's curves of one explained image; none for a method that found no map."""
     curves = {}
     for method in audit.methods:
-        if not np.isfinite(scores[method].deletion_auc):  # no map: its curves show nothing
+        if method in image.no_map:
             continue
-        with np.load(curve_path(audit.out / "explain" / "curves", name, method)) as stored:
+        score = image.scores[method]
+        with np.load(curve_path(audit.out / "explain" / "curves", image.name, method)) as stored:
             curves[method] = Curves(
                 stored["fractions"], stored["deletion"], stored["insertion"],
-                scores[method].deletion_auc, scores[method].insertion_auc,
+                score.deletion_auc, score.insertion_auc,
             )  # fmt: skip
     return curves
 
@@ -153,7 +156,7 @@ def build_artifacts(
                 image=to_display(picture.numpy()),
                 boxes=rows[image.relative].model_boxes,
                 maps={m: np.load(map_path(maps_dir, image.name, m)) for m in audit.methods},
-                curves=_curves(audit, image.name, image.scores),
+                curves=_curves(audit, image),
                 insensitive=tuple(
                     m for m, check in result.sanity.methods.items() if not check.model_sensitive
                 ),
