@@ -17,12 +17,10 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from medxai.codec import decode
 from medxai.report.figures import new_figure, save_png
 from medxai.report.record import EvaluatedSplits, ShortcutResult
-from pipelines.covidx_audit import Audit, audit_config
+from pipelines.audit import audit_config, run_until_verdict
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -46,8 +44,8 @@ class Row:
 def run_one(work: Path, strength: float, seed: int, quick: bool) -> Row:
     out = work / f"strength-{strength:g}-seed-{seed}"
     config = audit_config(quick, shortcut_strength=strength, seed=seed, methods=["gradcam"])
-    audit = Audit(config, out, torch.device("cpu"))
-    verdict: ShortcutResult = audit.run(until_verdict=True)
+    ran = run_until_verdict(config, out, "cpu")
+    verdict: ShortcutResult = ran.shortcut
     stored = json.loads((out / "stages" / "evaluate_baseline.json").read_text())["result"]
     metrics = decode(EvaluatedSplits, stored).splits["test_balanced.txt"].metrics
     evidence, follow = verdict.evidence, verdict.evidence.transplant.pooled
@@ -57,7 +55,7 @@ def run_one(work: Path, strength: float, seed: int, quick: bool) -> Row:
         evidence.region_deletion.flip_excess, evidence.region_deletion.flip_excess_ci,
         evidence.region_insertion.gain, evidence.region_insertion.gain_ci,
         metrics.per_class["COVID-19"].recall, metrics.macro_f1,
-        verdict.strength, sum(audit.stages.timings.values()),  # a resumed stage keeps its first
+        verdict.strength, sum(ran.timings.values()),  # a resumed stage keeps its first
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ iGOS++ code. Not a test: it prints figures.
 from __future__ import annotations
 
 import argparse
+import bisect
 import ctypes
 import os
 import threading
@@ -26,8 +27,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.autograd import DeviceType
 
-from medxai.explain import get_explainer
+from medxai.explain import get_explainer, method_parameters
 from medxai.explain.toy import SquareEvidenceNet, box_mask, checkerboard, square_images
 from medxai.metrics.causal import deletion_insertion
 
@@ -202,6 +204,8 @@ def explain_once(args, method, params, model, images, targets, device):
         params = {"steps": args.steps, **params}
     if args.gradient_steps is not None:
         params = {"gradient_steps": args.gradient_steps, **params}
+    if args.plain_model and "fast_copy" in method_parameters(method):
+        params = {"fast_copy": False, **params}
     explainer = get_explainer(
         method, iterations=args.iterations, batch_size=args.batch_size, seed=args.seed, **params
     )
@@ -215,10 +219,22 @@ def explain_once(args, method, params, model, images, targets, device):
     return explainer, maps, (seconds, cpu), mem
 
 
-# Sections of medxai.explain.perturb's profiler: "blend" is mask upsampling and blending
-# (and the blend's share of the gradient), "sums" the per-image segment sums, "evaluate" the
-# objective's own indexing, "line search" the search's bookkeeping around the evaluations,
-# "model copy" making and checking `perturb.inference_copy`.
+# The `torch.profiler.record_function` labels of medxai.explain.perturb: "blend" is mask
+# upsampling and blending (and the blend's share of the gradient), "sums" the per-image
+# segment sums, "evaluate" the objective's own indexing, "line search" the search's
+# bookkeeping around the evaluations, "model copy" making and checking
+# `perturb.inference_copy`.
+SECTIONS = (
+    "forward",
+    "backward",
+    "blend",
+    "noise",
+    "regulariser",
+    "line search",
+    "sums",
+    "evaluate",
+    "model copy",
+)
 PROFILE_COLUMNS = {
     "forward": ["forward"],
     "backward": ["backward"],
@@ -232,12 +248,70 @@ PROFILE_COLUMNS = {
 }
 
 
-def backward_cost(prof, stats: dict[str, float]) -> float:
+def _enclosing(labels: list) -> list[int | None]:
+    """Index of each label's innermost enclosing label (labels sorted by start, nested)."""
+    parents: list[int | None] = []
+    stack: list[int] = []
+    for j, e in enumerate(labels):
+        while stack and labels[stack[-1]].time_range.end <= e.time_range.start:
+            stack.pop()
+        parents.append(stack[-1] if stack else None)
+        stack.append(j)
+    return parents
+
+
+def _kernel_seconds(events, labels: list, parents: list[int | None]) -> dict[str, float]:
+    """GPU kernel seconds per section: each kernel goes to the innermost label around its
+    launch, on any thread (the autograd engine runs a GPU backward on a thread of its own)."""
+    starts = [e.time_range.start for e in labels]
+    seconds = dict.fromkeys(SECTIONS, 0.0)
+    for e in events:
+        us = sum(k.duration for k in e.kernels)
+        if not us:
+            continue
+        j = bisect.bisect_right(starts, e.time_range.start) - 1
+        while j is not None and j >= 0 and labels[j].time_range.end < e.time_range.start:
+            j = parents[j]
+        if j is not None and j >= 0:
+            seconds[labels[j].name] += us / 1e6
+    return seconds
+
+
+def section_seconds(prof: torch.profiler.profile, device: torch.device) -> dict[str, float]:
+    """Seconds per section, exclusive of the sections nested in it.
+
+    On a CPU a label's wall time less its nested labels'; on a GPU the time of the kernels
+    launched within it (`_kernel_seconds`). The inclusive totals of `key_averages()` count
+    each nested section twice, and its self times leave out every child operator.
+    """
+    events = prof.events()
+    labels = [e for e in events if e.name in SECTIONS and e.device_type == DeviceType.CPU]
+    labels.sort(key=lambda e: (e.time_range.start, -e.time_range.end))
+    parents = _enclosing(labels)
+    if device.type == "cuda":
+        return _kernel_seconds(events, labels, parents)
+    seconds = dict.fromkeys(SECTIONS, 0.0)
+    for e, parent in zip(labels, parents, strict=True):
+        spent = e.time_range.elapsed_us() / 1e6
+        seconds[e.name] += spent
+        if parent is not None:
+            seconds[labels[parent].name] -= spent
+    return seconds
+
+
+def time_shares(seconds: dict[str, float], total: float) -> dict[str, float]:
+    """Share of `total` seconds per section; the rest is "other"."""
+    out = {k: v / total for k, v in seconds.items()}
+    out["other"] = max(0.0, 1.0 - sum(out.values()))
+    return out
+
+
+def backward_cost(seconds: dict[str, float], stats: dict[str, float]) -> float:
     """Measured cost of a forward with its backward, in forwards (the count assumes 3)."""
     images = stats["model_images_per_image"]
     with_backward = (stats["forward_equivalents_per_image"] - images) / 2
-    forward = prof.seconds.get("forward", 0.0) / max(images, 1)
-    backward = prof.seconds.get("backward", 0.0) / max(with_backward, 1)
+    forward = seconds.get("forward", 0.0) / max(images, 1)
+    backward = seconds.get("backward", 0.0) / max(with_backward, 1)
     return 1 + backward / max(forward, 1e-12)
 
 
@@ -278,14 +352,16 @@ def measure(args, method, model, images, targets, device):
     params = {"resolution": args.resolution}
     if not args.profile:
         return (*explain_once(args, method, params, model, images, targets, device), None)
-    from medxai.explain.perturb import profiling
-
-    with profiling(device) as prof:
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
         explainer, maps, seconds, mem = explain_once(
             args, method, params, model, images, targets, device
         )
-    shares = prof.shares(explainer.stats["seconds"])
-    return explainer, maps, seconds, mem, (method, shares, backward_cost(prof, explainer.stats))
+    spent = section_seconds(prof, device)
+    shares = time_shares(spent, explainer.stats["seconds"])
+    return explainer, maps, seconds, mem, (method, shares, backward_cost(spent, explainer.stats))
 
 
 def result_line(method, explainer, maps, seconds, mem, scores, region, device) -> str:
@@ -323,7 +399,10 @@ def run_model(args: argparse.Namespace, name: str, device: torch.device) -> None
         explainer, maps, seconds, mem, prof = measure(args, method, model, images, targets, device)
         if prof is not None:
             profiles.append(prof)
-        scores = deletion_insertion(model, images, targets, maps, ranking="mask", resolution=28)
+        scores = deletion_insertion(
+            model, images, targets, maps, ranking="mask", resolution=28,
+            fast_copy=not args.plain_model,
+        )  # fmt: skip
         print(
             result_line(method, explainer, maps, seconds, mem, scores, region, device), flush=True
         )
@@ -367,10 +446,6 @@ def main() -> None:
     args.batch_size = args.batch_size or (128 if cuda else 80)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.plain_model:
-        from medxai.explain import perturb
-
-        perturb.FAST_COPY = False
     for name in args.model:
         run_model(args, name, torch.device(args.device))
 

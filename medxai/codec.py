@@ -17,7 +17,7 @@ from medxai.atomic import atomic_write_text
 from medxai.errors import MedxaiError
 
 T = TypeVar("T")
-_CONFIG = dacite.Config(cast=[tuple], strict=True)
+_CONFIG = dacite.Config(cast=[tuple, Path], strict=True)
 
 
 def encode(record: Any) -> Any:
@@ -28,6 +28,8 @@ def encode(record: Any) -> Any:
         return {str(k): encode(v) for k, v in record.items()}
     if isinstance(record, list | tuple):
         return [encode(v) for v in record]
+    if isinstance(record, Path):
+        return str(record)
     return record
 
 

@@ -32,7 +32,8 @@ def test_version_and_help(capsys):
         (["synth", "--colour", "red"], "No such option: --colour"),
         (["frobnicate"], "No such command 'frobnicate'"),
         (["data-check", "--root", ".", "--image-dir", "oops"], "--image-dir expects SPLIT=DIR"),
-        (["audit", "--dataset", "covidx"], "--dataset covidx needs --root DIR"),
+        (["audit", "--layout", "covidx"], "--layout covidx needs --root DIR"),
+        (["audit", "--dataset", "covidx"], "--layout covidx needs --root DIR"),  # the old name
         (["audit", "--weights", "w.pt"], "--weights and --preprocessing describe a user's model"),
         (["audit", "--onnx", "m.onnx", "--retrain"], "--retrain: an ONNX file holds no"),
         (["audit", "--method", "nope"], "unknown method 'nope'"),

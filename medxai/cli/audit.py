@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -33,6 +34,7 @@ from medxai.cli.inputs import (
     OnnxFile,
     PreprocessingFile,
     TorchScriptFile,
+    listed_options,
     model_source,
 )
 from medxai.data.classes import parse_classes
@@ -41,101 +43,131 @@ from medxai.errors import MedxaiError
 if TYPE_CHECKING:
     import torch
 
-    from medxai.report.record import AuditConfig, AuditResult
+    from medxai.report.record import AuditResult
+
+
+def panel(option: Any, name: str) -> Any:
+    """An option type shared with other commands, shown under `name` in --help."""
+    kind, info = option.__origin__, copy.copy(option.__metadata__[0])
+    info.rich_help_panel = name
+    return Annotated[kind, info]
+
+
+Methods = Annotated[
+    list[str] | None, methods_option("igos++,sigcam,gradcam; --quick: sigcam,gradcam")
+]
+DATA, MODEL, SALIENCY, TRAIN, CLEAN, RUN = (
+    "Dataset", "Your model", "Saliency", "Training", "Cleaning", "Run",
+)  # fmt: skip
 
 
 def audit(
-    dataset: Annotated[
+    root: panel(MaybeRoot, DATA) = None,
+    layout: Annotated[
         str | None,
         typer.Option(
-            help="phantom (generated; the default without --root), or the layout of "
-            "--root: auto (the default with --root), covidx, csv or folders."
+            help="Layout of --root: auto (the default), covidx, csv or folders. Without "
+            "--root the audit generates the phantom.",
+            rich_help_panel=DATA,
         ),
     ] = None,
-    root: MaybeRoot = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Report folder (default reports/<dataset>-<time>/).")
+    dataset: Annotated[
+        str | None, typer.Option(hidden=True, help="Old name of --layout (also 'phantom').")
     ] = None,
-    quick: Annotated[bool, typer.Option(help="Small sizes for a fast look (≤ 3 min).")] = False,
-    model: MaybeModel = None,
-    method: Annotated[
-        list[str] | None, methods_option("igos++,sigcam,gradcam; --quick: sigcam,gradcam")
-    ] = None,
-    n_explain: Annotated[
-        int | None, typer.Option(min=1, max=1000, help="Images explained per class.")
-    ] = None,
-    epochs: MaybeEpochs = None,
-    image_size: MaybeImageSize = None,
-    detector: MaybeDetector = None,
-    test_split: TestSplits = None,
-    shortcut_strength: MaybeShortcutStrength = None,
+    test_split: panel(TestSplits, DATA) = None,
+    classes: panel(Classes, DATA) = None,
+    source_from: panel(SourceFrom, DATA) = None,
+    shortcut_strength: panel(MaybeShortcutStrength, DATA) = None,
     n_per_class: Annotated[
-        int | None, typer.Option(min=10, max=100_000, help="Phantom images per class.")
+        int | None,
+        typer.Option(min=10, max=100_000, help="Phantom images per class.", rich_help_panel=DATA),
     ] = None,
-    device: Device = "auto",
-    seed: MaybeSeed = None,
     checkpoint: Annotated[
-        Path | None, typer.Option(help="Audit this medxai checkpoint (a model.pt).")
+        Path | None,
+        typer.Option(help="Audit this medxai checkpoint (a model.pt).", rich_help_panel=MODEL),
     ] = None,
-    model_import: ModelImport = None,
-    torchscript: TorchScriptFile = None,
-    onnx: OnnxFile = None,
-    weights: ImportWeights = None,
-    preprocessing: PreprocessingFile = None,
-    classes: Classes = None,
-    positive_class: PositiveClass = None,
-    source_from: SourceFrom = "none",
+    model_import: panel(ModelImport, MODEL) = None,
+    torchscript: panel(TorchScriptFile, MODEL) = None,
+    onnx: panel(OnnxFile, MODEL) = None,
+    weights: panel(ImportWeights, MODEL) = None,
+    preprocessing: panel(PreprocessingFile, MODEL) = None,
+    method: panel(Methods, SALIENCY) = None,
+    n_explain: Annotated[
+        int | None,
+        typer.Option(min=1, max=1000, help="Images explained per class.", rich_help_panel=SALIENCY),
+    ] = None,
+    model: panel(MaybeModel, TRAIN) = None,
+    epochs: panel(MaybeEpochs, TRAIN) = None,
+    image_size: panel(MaybeImageSize, TRAIN) = None,
+    positive_class: panel(PositiveClass, TRAIN) = None,
     retrain: Annotated[
         bool | None,
         typer.Option(
             help="Train a model on the cleaned data and compare (default: yes when "
-            "the audit trains its own model, no for a user's model)."
+            "the audit trains its own model, no for a user's model).",
+            rich_help_panel=TRAIN,
         ),
     ] = None,
+    detector: panel(MaybeDetector, CLEAN) = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="A YAML file of settings, nested as audit.json's config (data, model, train, "
+            "explain, clean, ...); the options given here override it.",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Report folder (default reports/<dataset>-<time>/).", rich_help_panel=RUN
+        ),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option(help="Small sizes for a fast look (≤ 3 min).", rich_help_panel=RUN)
+    ] = False,
+    device: panel(Device, RUN) = "auto",
+    seed: panel(MaybeSeed, RUN) = None,
 ) -> None:
     """Audit end to end: train (or take the user's model), explain, measure text reliance,
     clean, optionally retrain, report."""
     import time
 
     from medxai.device import resolve_device
-    from pipelines.covidx_audit import audit_config
+    from pipelines.audit import audit_config
 
-    source = model_source(
-        {"checkpoint": checkpoint, "import": model_import, "torchscript": torchscript,
-         "onnx": onnx}, weights, preprocessing,
-    )  # fmt: skip
+    options = {"checkpoint": checkpoint, "import": model_import, "torchscript": torchscript,
+               "onnx": onnx}  # fmt: skip
+    source = model_source(options, weights, preprocessing)
     if source is None and (weights or preprocessing):
         raise MedxaiError(
-            "--weights and --preprocessing describe a user's model: give --checkpoint, "
-            "--model-import, --torchscript or --onnx"
+            f"--weights and --preprocessing describe a user's model: give {listed_options(options)}"
         )
-    dataset = dataset or ("auto" if root else "phantom")
-    config = audit_config(
-        quick, dataset=dataset, root=str(root) if root else None, model=model,
-        model_kind=source.kind if source else None,
-        model_path=source.location if source else None,
-        weights=str(source.weights) if source and source.weights else None,
-        preprocessing=str(source.preprocessing) if source and source.preprocessing else None,
-        classes=parse_classes(classes), positive_class=positive_class,
-        source_from=source_from, retrain=retrain,
+    if dataset is not None:
+        console.print("--dataset is deprecated: name the layout with --layout", style="yellow")
+    settings = audit_config(
+        quick, config, dataset=layout or dataset, root=str(root) if root else None,
+        model=model, source=source, classes=parse_classes(classes) or None,
+        positive_class=positive_class, source_from=source_from, retrain=retrain,
         methods=parse_methods(method) or None, n_explain=n_explain, epochs=epochs,
         image_size=image_size, detector=detector, test_splits=parse_names(test_split) or None,
-        shortcut_strength=shortcut_strength, phantom_n_per_class=n_per_class, seed=seed,
+        shortcut_strength=shortcut_strength, n_per_class=n_per_class, seed=seed,
     )  # fmt: skip
-    out = out or Path("reports") / f"{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = settings.data.dataset
+    out = out or Path("reports") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_device = resolve_device(device)
     console.print(
-        f"audit of {config.dataset} on {run_device} → {out} (interrupted? the same command with "
+        f"audit of {name} on {run_device} → {out} (interrupted? the same command with "
         f"--out {out} resumes it)",
         highlight=False,
     )
-    result = _run_audit(config, out, run_device)
+    result = _run_audit(settings, out, run_device)
     print_audit_summary(result, out)
 
 
-def _run_audit(config: AuditConfig, out: Path, run_device: torch.device):
-    """Audit(...).run() with its stages, progress and log lines shown on the console."""
-    from pipelines.covidx_audit import Audit, Hooks
+def _run_audit(settings, out: Path, run_device: torch.device) -> AuditResult:
+    """run_audit(...) with its stages, progress and log lines shown on the console."""
+    from pipelines.audit import Hooks, run_audit
 
     with progress_bar() as bar:
         tasks: dict[str, int] = {}
@@ -150,7 +182,7 @@ def _run_audit(config: AuditConfig, out: Path, run_device: torch.device):
             progress=progress,
             log=lambda line: bar.console.print(line, highlight=False),
         )
-        return Audit(config, out, run_device, hooks).run()
+        return run_audit(settings, out, run_device, hooks)
 
 
 def print_audit_summary(result: AuditResult, out: Path) -> None:

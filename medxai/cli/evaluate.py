@@ -35,10 +35,12 @@ from medxai.cli.inputs import (
     OnnxFile,
     PreprocessingFile,
     TorchScriptFile,
+    listed_options,
     model_source,
     runnable_methods,
 )
 from medxai.errors import MedxaiError
+from medxai.models.kinds import MODEL_KINDS, USER_KINDS
 
 if TYPE_CHECKING:
     import torch
@@ -114,7 +116,8 @@ def _model(choice: _ModelChoice, num_classes: int, stretch: bool) -> _Net:
     if source is not None:
         return _user_model(source, choice, stretch)
     if choice.preprocessing is not None:
-        raise MedxaiError("--preprocessing goes with --model-import, --torchscript or --onnx")
+        takes_file = [k for k in USER_KINDS if not MODEL_KINDS[k].own_spec]
+        raise MedxaiError(f"--preprocessing goes with {listed_options(takes_file)}")
     model, weights = choice.model, choice.weights
     if weights is None and model == "efficientnet-lite0":
         from medxai.models.lite import efficientnet_lite0_weights
@@ -132,7 +135,7 @@ def _model(choice: _ModelChoice, num_classes: int, stretch: bool) -> _Net:
 
 def _user_source(choice: _ModelChoice) -> ModelSource | None:
     """--model-import/--torchscript/--onnx, else --model FILE (a medxai checkpoint), else None."""
-    from medxai.explain.user_model import ModelSource
+    from medxai.models.user_model import ModelSource
 
     options = {"import": choice.model_import, "torchscript": choice.torchscript,
                "onnx": choice.onnx}  # fmt: skip
@@ -150,18 +153,18 @@ def _user_model(source: ModelSource, choice: _ModelChoice, stretch: bool) -> _Ne
     from medxai.explain.user_model import load_user_model
     from pipelines.explain_images import load_batch
 
-    given = None
-    if source.kind != "checkpoint" and source.preprocessing is None:
+    given, own = None, source.model_kind.own_spec  # own: a medxai checkpoint's preprocessing
+    if not own and source.preprocessing is None:
         size, normalize = choice.image_size or 224, choice.normalize or "imagenet"
         if normalize not in NORMALISATIONS:
             raise MedxaiError(f"--normalize must be one of {', '.join(NORMALISATIONS)}")
         given = Preprocessing(size, 3, intensity=normalize, resize=0 if stretch else size)
     elif choice.image_size is not None or choice.normalize is not None:
-        where = source.location if source.kind == "checkpoint" else source.preprocessing
+        where = source.location if own else source.preprocessing
         raise MedxaiError(f"--image-size/--normalize: {where} gives the preprocessing")
     loaded = load_user_model(source, None, "cpu", preprocessing=given, numbered=True)
     prep = loaded.spec.preprocessing
-    if source.kind == "checkpoint":
+    if own:
         loader = lambda image: load_batch([ImageRecord(image, "")], prep)[0]  # noqa: E731
     else:
         loader = lambda image: load_image(image, prep)  # noqa: E731

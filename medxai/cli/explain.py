@@ -31,6 +31,7 @@ from medxai.cli.inputs import (
     OnnxFile,
     PreprocessingFile,
     TorchScriptFile,
+    listed_options,
     load_split,
     model_source,
     runnable_methods,
@@ -77,12 +78,11 @@ def explain(
     from pipelines.explain_images import explain_images
 
     methods = check_run(out, [root], method, DEFAULT_METHODS)
-    source = model_source(
-        {"checkpoint": checkpoint, "import": model_import, "torchscript": torchscript,
-         "onnx": onnx}, weights, preprocessing,
-    )  # fmt: skip
+    options = {"checkpoint": checkpoint, "import": model_import, "torchscript": torchscript,
+               "onnx": onnx}  # fmt: skip
+    source = model_source(options, weights, preprocessing)
     if source is None:
-        raise MedxaiError("give one of --checkpoint, --model-import, --torchscript or --onnx")
+        raise MedxaiError(f"give one of {listed_options(options)}")
     if bool(image) == (root is not None):
         raise MedxaiError("give images with --image, or a dataset with --root/--split")
     records = load_split(root, split, None) if root is not None else None
@@ -114,8 +114,9 @@ def _load(
 
     given = None
     if size != (None, None):
-        if source.kind == "checkpoint" or source.preprocessing is not None:
-            where = "the checkpoint" if source.kind == "checkpoint" else str(source.preprocessing)
+        own = source.model_kind.own_spec  # a medxai checkpoint
+        if own or source.preprocessing is not None:
+            where = "the checkpoint" if own else str(source.preprocessing)
             raise MedxaiError(f"--image-size/--channels: {where} gives the preprocessing")
         given = Preprocessing(size[0] or 224, size[1] or 1)
     labels = sorted({r.label for r in records or ()})

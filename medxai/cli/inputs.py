@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 from medxai.cli.common import err_console
 from medxai.errors import MedxaiError
+from medxai.models.kinds import model_kind
 
 if TYPE_CHECKING:
     from medxai.explain.user_model import LoadedModel, ModelSource
@@ -82,23 +84,20 @@ def model_source(
 ) -> ModelSource | None:
     """The user's model from the command's model options ({kind: value}, e.g.
     {"import": --model-import, "onnx": --onnx}): None when none is given, an error for two."""
-    from medxai.explain.user_model import ModelSource
+    from medxai.models.user_model import ModelSource
 
     given = [(kind, value) for kind, value in options.items() if value is not None]
     if len(given) > 1:
-        raise MedxaiError(f"give only one of {_listed(options)}")
+        raise MedxaiError(f"give only one of {listed_options(options)}")
     if not given:
         return None
     kind, location = given[0]
     return ModelSource(kind, str(location), weights, preprocessing)
 
 
-SOURCE_OPTIONS = {"checkpoint": "--checkpoint", "import": "--model-import",
-                  "torchscript": "--torchscript", "onnx": "--onnx"}  # fmt: skip
-
-
-def _listed(options: dict) -> str:
-    names = [SOURCE_OPTIONS[kind] for kind in options]
+def listed_options(kinds: Iterable[str]) -> str:
+    """The CLI options of model kinds, as a message lists them: `--a, --b or --c`."""
+    names = [model_kind(kind).option for kind in kinds]
     return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
 
 

@@ -143,7 +143,8 @@ class _IntegratedOptimizer(MaskOptimizer):
     evenly spaced, carry the gradient (default 10: all of the default 10, every other one of
     20; see `perturb.IntegratedObjective`); l1 default 1 (iGOS++: 10 at resolution >= 224);
     alpha0, growth, retry_candidates, noise_refresh, speculate: see `perturb.minimize`.
-    The search runs on `perturb.inference_copy` of the model when one can be made.
+    The search runs on `perturb.inference_copy` of the model when one can be made, unless
+    fast_copy=False (then on the model itself, e.g. to measure the copy's gain).
     """
 
     steps: int = 10
@@ -153,9 +154,11 @@ class _IntegratedOptimizer(MaskOptimizer):
     retry_candidates: int = LineSearch.retry_candidates
     noise_refresh: int = LineSearch.noise_refresh
     speculate: bool = LineSearch.speculate
+    fast_copy: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.fast_copy = bool(self.fast_copy)
         self.steps = check_int("steps", self.steps, 1)
         self.gradient_steps = check_int("gradient_steps", self.gradient_steps, 1)
         self.search = LineSearch(
@@ -200,7 +203,7 @@ class _IntegratedOptimizer(MaskOptimizer):
             gradient_steps=self.gradient_steps,
         )
         start = self._init(init)
-        with faster(runner, images[:1]):
+        with faster(runner, images[:1], enabled=self.fast_copy):
             masks, stats = minimize(
                 objective, start, self.iterations, self.search, warmup=base.switch
             )

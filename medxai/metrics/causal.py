@@ -76,16 +76,18 @@ def deletion_insertion(
     per_step: int | None = None,
     baseline: Tensor | None = None,
     batch_size: int = 64,
+    fast_copy: bool = True,
 ) -> CausalScores:
     """Deletion/insertion curves and AUCs of saliency maps (N, 1, H, W) for `targets`.
 
     ranking="pixel": `per_step` pixels per step (default W, one row's worth: 224 at 224x224);
     ranking="mask": rank cells of a resolution x resolution grid, `per_step` cells per step
     (default 15). `baseline` defaults to the blur with kernel 51, sigma 50 (< 500 px).
+    fast_copy=False scores on the model itself instead of `perturb.inference_copy`.
     """
     return deletion_insertion_maps(
         model, images, targets, [saliency], ranking=ranking, resolution=resolution,
-        per_step=per_step, baseline=baseline, batch_size=batch_size,
+        per_step=per_step, baseline=baseline, batch_size=batch_size, fast_copy=fast_copy,
     )[0]  # fmt: skip
 
 
@@ -100,12 +102,14 @@ def deletion_insertion_maps(
     per_step: int | None = None,
     baseline: Tensor | None = None,
     batch_size: int = 64,
+    fast_copy: bool = True,
 ) -> list[CausalScores]:
     """`deletion_insertion` of several maps of the same images (one per method), in one pass.
 
     The curves' ends are the image and the baseline whatever the map: p_c(I) and p_c(B) go
     through the model once per image, not four times per map; the steps in between of
-    every map share the chunks. The model runs as `perturb.inference_copy` when possible.
+    every map share the chunks. The model runs as `perturb.inference_copy` when possible
+    (and fast_copy is on).
     """
     images, targets = validate_inputs(images, targets)
     maps = [_check_saliency(saliency, images) for saliency in maps]
@@ -119,7 +123,8 @@ def deletion_insertion_maps(
     rank = torch.stack([_ranks(scores) for scores, *_ in ranked])  # (M, N, G)
     base = blurred_baseline(images) if baseline is None else baseline.to(images)
     runner = ModelRunner(model, batch_size, softmax=True)
-    with model_guard(model), faster(runner, images[:1]), torch.inference_mode():
+    copy = faster(runner, images[:1], enabled=bool(fast_copy))
+    with model_guard(model), copy, torch.inference_mode():
         ends = _scores(runner, torch.cat([images, base]), targets.repeat(2))  # (2N,)
         inner = _inner_curves(runner, images, base, targets, rank, counts[1:-1], grid)
     runner.check()

@@ -21,7 +21,6 @@ from medxai.errors import MedxaiError
 from medxai.models.zoo import build_model, is_imported
 
 FORMAT = "medxai-checkpoint-1"
-FIXED_KINDS = ("torchscript", "onnx")  # spec names `kind:FILE`: weights without an architecture
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class ModelSpec:
         An imported factory fixes its own output width: one forward pass on a blank image of
         this preprocessing checks it against the classes.
         """
-        if self.name.partition(":")[0] in FIXED_KINDS:
+        if ":" in self.name and not is_imported(self.name):  # `kind:FILE` of a loaded file
             raise MedxaiError(
                 f"{self.name}: a TorchScript or ONNX file cannot be rebuilt with fresh weights "
                 "(retrained); give its architecture with --model-import or a medxai checkpoint"

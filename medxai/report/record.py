@@ -14,48 +14,9 @@ from medxai.statistics.bootstrap import Interval
 from medxai.statistics.classification import ClassificationMetrics, Evaluation, PairedComparison
 from medxai.statistics.confound import SourceConfound
 
-SCHEMA = "medxai-audit-3"
+SCHEMA = "medxai-audit-4"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class AuditConfig:
-    """Every setting that decides an audit's results (pinned in OUT/audit_config.json)."""
-
-    dataset: str = "phantom"  # phantom (generated), or the layout of root: covidx | csv | folders
-    root: str | None = None
-    train_split: str = "train.txt"
-    test_splits: tuple[str, ...] = ()  # () → test.txt, plus test_balanced.txt when present
-    model: str = "covidnet-s"
-    image_size: int = 128
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 2e-3
-    patience: int = 8  # epochs without a better validation macro-F1 before stopping
-    methods: tuple[str, ...] = ("igos++", "sigcam", "gradcam")
-    n_explain: int = 2
-    resolution: int = 28
-    detector: str = "auto"  # the recommended detector, "fused", on CPU and GPU (see README)
-    text_threshold: float = 0.7
-    dilate: int = 4
-    radius: int = 10
-    top_k: float = 0.05
-    n_bootstrap: int = 1000
-    seed: int = 0
-    quick: bool = False
-    phantom_n_per_class: int = 200
-    phantom_size: int = 224
-    shortcut_strength: float = 1.0
-    # a dataset on disk (--root; `dataset` names its layout): sources, classes
-    source_from: str = "none"  # folders only: none | dir | prefix
-    classes: tuple[str, ...] = ()  # () → the training split's (a COVIDx set keeps its order)
-    positive_class: str | None = None  # the class training's batch share oversamples
-    # the model: trained by the audit, or the user's
-    model_kind: str = "train"  # train | checkpoint | import | torchscript | onnx
-    model_path: str | None = None  # the file, or package.module:factory
-    weights: str | None = None  # state-dict file for an imported factory
-    preprocessing: str | None = None  # JSON/YAML preprocessing spec of a user's model
-    retrain: bool = True  # train a model on the cleaned data and compare
+C = TypeVar("C")  # the audit's settings record (pipelines.audit.config.AuditConfig)
 
 
 # -- stage records ----------------------------------------------------------------------
@@ -417,14 +378,16 @@ class Environment:
 
 
 @dataclass(frozen=True)
-class AuditResult:
-    """Everything audit.json holds; the HTML report renders exactly this."""
+class AuditResult(Generic[C]):
+    """Everything audit.json holds; the HTML report renders exactly this. `config` is the
+    audit's nested settings record, owned by the audit package (read it back with
+    `AuditResult[AuditConfig]`)."""
 
     schema: str
     medxai_version: str
     created: str
     dataset: DatasetInfo
-    config: AuditConfig
+    config: C
     detector_used: str
     data: DataSummary
     model: AuditedModel

@@ -6,7 +6,7 @@ shared; the page has no scripts and no external URLs. audit.json itself is the p
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,18 @@ def _table(record: object) -> dict[str, object]:
     return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
+def _settings(record: object, prefix: str = "") -> dict[str, object]:
+    """Nested settings as one two-column table: "train.epochs" → 20."""
+    rows: dict[str, object] = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if is_dataclass(value):
+            rows |= _settings(value, f"{prefix}{f.name}.")
+        else:
+            rows[f"{prefix}{f.name}"] = value
+    return rows
+
+
 def _figures(out: Path, audit: AuditResult, artifacts: AuditArtifacts) -> dict[str, Any]:
     """Write every figure; return their paths relative to OUT."""
     folder = out / FIGURES
@@ -80,7 +92,7 @@ def _figures(out: Path, audit: AuditResult, artifacts: AuditArtifacts) -> dict[s
         ),
         "share": rel(
             share_vs_area_figure(
-                shortcut.explained, audit.config.methods, folder / "share-vs-area.png"
+                shortcut.explained, audit.config.explain.methods, folder / "share-vs-area.png"
             )
         ),
         "region": rel(
@@ -106,7 +118,7 @@ def _context(audit: AuditResult, artifacts: AuditArtifacts, figures: dict[str, A
         "classes": audit.dataset.classes,
         "primary": audit.dataset.primary_test_split,
         "config": audit.config,
-        "config_table": _table(audit.config) | {"detector used": audit.detector_used},
+        "config_table": _settings(audit.config) | {"detector used": audit.detector_used},
         "environment_table": _table(audit.environment),
         "phantom_table": _table(audit.dataset.phantom) if audit.dataset.phantom else None,
         "data": audit.data,

@@ -5,13 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from medxai.explain import get_explainer, perturb
+from medxai.explain import get_explainer
 from medxai.explain.base import ModelRunner
 from medxai.explain.perturb import (
     IntegratedObjective,
     LineSearch,
     Term,
     blurred_baseline,
+    faster,
     inference_copy,
     minimize,
     tv,
@@ -200,24 +201,30 @@ class _Branchy(nn.Module):
         return x.mean((2, 3)) if x.sum() > 0 else -x.mean((2, 3))  # not traceable
 
 
-def test_inference_copy_falls_back_to_the_model(monkeypatch):
+def test_inference_copy_falls_back_to_the_model():
     x = torch.randn(1, 3, 12, 12)
     hooked = _trained_bn()
     hooked.register_forward_hook(lambda m, i, o: o * 2)  # hooks are the model's behaviour
     assert inference_copy(hooked, x) is None
     assert inference_copy(_Branchy().eval(), x) is None
-    monkeypatch.setattr(perturb, "FAST_COPY", False)
-    assert inference_copy(_trained_bn(), x) is None
+    model = _trained_bn()
+    runner = ModelRunner(model, batch_size=4)
+    with faster(runner, x):
+        assert runner.model is not model  # the folded copy
+    with faster(runner, x, enabled=False):
+        assert runner.model is model  # fast_copy=False: the model itself
+    assert runner.model is model
 
 
 @pytest.mark.parametrize("name", ["igos", "igos++", "sigcam"])
-def test_the_search_on_the_copy_matches_the_search_on_the_model(name, monkeypatch):
+def test_the_search_on_the_copy_matches_the_search_on_the_model(name):
     model = _trained_bn()
     images = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(3))
     params = {"resolution": 4, "iterations": 6, "noise": 0.0}
     if name == "sigcam":
         params["warmup_iterations"] = 2
     fast = get_explainer(name, **params)(model, images, [1, 1])
-    monkeypatch.setattr(perturb, "FAST_COPY", False)
-    plain = get_explainer(name, **params)(model, images, [1, 1])
+    explainer = get_explainer(name, fast_copy=False, **params)
+    assert getattr(explainer, "optimizer", explainer).fast_copy is False  # sigcam: its I-GOS
+    plain = explainer(model, images, [1, 1])
     torch.testing.assert_close(fast, plain, atol=1e-3, rtol=1e-3)

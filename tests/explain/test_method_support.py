@@ -61,15 +61,14 @@ def test_gradient_maps_on_torchscript_equal_the_eager_ones(models, method):
         )
 
 
-def test_perturbation_methods_run_torchscript_itself_without_the_folded_copy(models, monkeypatch):
+def test_perturbation_methods_run_torchscript_itself_without_the_folded_copy(models):
     """inference_copy cannot fold a TorchScript module (torch.fx does not trace it): iGOS++
     runs on the module itself and gives the eager model's maps without the copy."""
     eager, traced, scripted, x = models
     assert perturb.inference_copy(traced, x[:1]) is None
     assert perturb.inference_copy(scripted, x[:1]) is None
     params = {"iterations": 2, "steps": 4, "resolution": 8, "batch_size": 32}
-    monkeypatch.setattr(perturb, "FAST_COPY", False)
-    explainer = get_explainer("igos++", **params)
+    explainer = get_explainer("igos++", fast_copy=False, **params)
     expected = explainer(eager, x, 1)
     assert explainer.stats["accepted_steps_per_image"] > 0, "the masks moved"
     torch.testing.assert_close(

@@ -10,15 +10,16 @@ import torchvision
 
 from medxai.data.transforms import Preprocessing, build_transforms
 from medxai.errors import MedxaiError
-from medxai.explain.user_model import (
+from medxai.explain.user_model import load_user_model
+from medxai.models.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
+from medxai.models.user_model import (
     ModelSource,
     OnnxClassifier,
     architecture_name,
     fresh_model,
-    load_user_model,
+    load_model,
     read_preprocessing_file,
 )
-from medxai.models.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 
 SIZE = 32
 PREP = Preprocessing(SIZE, 3, intensity="imagenet")
@@ -285,3 +286,13 @@ def test_imported_architecture_retrains_and_its_checkpoint_loads_back(usernet, t
         architecture_name(ModelSource("onnx", "m.onnx"))
     with pytest.raises(MedxaiError, match="cannot be rebuilt with fresh weights"):
         ModelSpec("torchscript:m.pt", ("a", "b"), PREP).build()
+
+
+def test_the_models_level_loader_needs_no_explanation_methods(usernet):
+    source = ModelSource("import", "usernet:tiny")
+    model = load_model(source, ("a", "b", "c"), preprocessing=PREP)
+    assert model.kind == "import" and model.gradients and model.model_kind.eager
+    assert not hasattr(model, "target_layer"), "the CAM layer is medxai.explain's"
+    loaded = load_user_model(source, ("a", "b", "c"), preprocessing=PREP)
+    assert (loaded.spec, loaded.description) == (model.spec, model.description)
+    assert loaded.target_layer == "1"

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from medxai.codec import read_record, to_json
+from medxai.codec import to_json
 from medxai.data.imageio import read_image
 from medxai.errors import MedxaiError
-from medxai.report.record import AuditResult
-from pipelines.audit_stages import check
-from pipelines.covidx_audit import Audit, Hooks, audit_config
+from pipelines.audit import Hooks, audit_config, read_audit, run_audit
+from pipelines.audit.context import Run
+from pipelines.audit.data import load_data
 
 CPU = torch.device("cpu")
 TINY = dict(
-    phantom_n_per_class=15, phantom_size=64, image_size=32, epochs=2, methods=["gradcam"],
+    n_per_class=15, phantom_size=64, image_size=32, epochs=2, methods=["gradcam"],
     n_explain=1, n_bootstrap=50, detector="rapidocr",
 )  # fmt: skip
 STAGES = [
@@ -34,16 +34,15 @@ def sha(path):
 def audited(tmp_path_factory):
     out = tmp_path_factory.mktemp("audit")
     started = []
-    audit = Audit(audit_config(**TINY), out, torch.device("cpu"), Hooks(stage=started.append))
-    return out, audit.run(), started
+    return out, run_audit(audit_config(**TINY), out, CPU, Hooks(stage=started.append)), started
 
 
 def test_every_stage_runs_once_and_lands_in_audit_json(audited):
     out, result, started = audited
     assert started == STAGES
     stored = json.loads((out / "audit.json").read_text())
-    assert stored["schema"] == "medxai-audit-3"
-    assert to_json(read_record(out / "audit.json", AuditResult)) == to_json(result)  # NaN-safe
+    assert stored["schema"] == "medxai-audit-4"
+    assert to_json(read_audit(out / "audit.json")) == to_json(result)  # NaN-safe
     assert set(stored["timings"]) == {*STAGES, "report", "total"}
     assert stored["timings"]["total"] == pytest.approx(
         sum(stored["timings"][s] for s in STAGES) + stored["timings"]["report"]
@@ -93,8 +92,7 @@ def test_a_rerun_resumes_at_the_missing_stage_with_the_same_results(audited):
     out, result, _ = audited
     (out / "stages" / "evaluate_cleaned.json").unlink()
     started = []
-    again = Audit(audit_config(**TINY), out, torch.device("cpu"), Hooks(stage=started.append))
-    rerun = again.run()
+    rerun = run_audit(audit_config(**TINY), out, CPU, Hooks(stage=started.append))
     assert started == ["evaluate_cleaned"]
     assert rerun.comparison == result.comparison
     assert to_json(rerun.shortcut) == to_json(result.shortcut)
@@ -102,8 +100,8 @@ def test_a_rerun_resumes_at_the_missing_stage_with_the_same_results(audited):
 
 def test_other_settings_on_the_same_folder_are_refused(audited):
     out, _, _ = audited
-    with pytest.raises(MedxaiError, match="other settings.*epochs"):
-        Audit(audit_config(**(TINY | {"epochs": 3})), out, torch.device("cpu")).run()
+    with pytest.raises(MedxaiError, match="other settings.*train.epochs"):
+        run_audit(audit_config(**(TINY | {"epochs": 3})), out, CPU)
 
 
 def test_bad_options_are_one_line_errors(tmp_path):
@@ -113,12 +111,10 @@ def test_bad_options_are_one_line_errors(tmp_path):
         audit_config(detector="tesseract")
     (tmp_path / "junk.txt").write_text("x")
     with pytest.raises(MedxaiError, match="not empty"):
-        Audit(audit_config(**TINY), tmp_path, torch.device("cpu")).run()
+        run_audit(audit_config(**TINY), tmp_path, CPU)
     (tmp_path / "data").mkdir()
     with pytest.raises(MedxaiError, match="train.txt: split file not found"):
-        Audit(
-            audit_config(dataset="covidx", root=str(tmp_path / "data")), tmp_path / "out", CPU
-        ).run()
+        run_audit(audit_config(dataset="covidx", root=str(tmp_path / "data")), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -140,13 +136,10 @@ def test_an_unreadable_test_image_is_listed_and_left_out(tmp_path):
     broken_name = (root / "test.txt").read_text().split()[1]
     (root / "test" / broken_name).write_bytes(b"\x89PNG\r\n\x1a\n broken")
     config = audit_config(dataset="covidx", root=str(root), test_splits=["test.txt"])
-    audit = Audit(config, tmp_path / "out", CPU)
     logged = []
-    audit.hooks.log = logged.append
-    index = audit.read_index(root)
-    assert list(index.records) == ["train.txt", "test.txt"]
-    data = check(audit, index)
-    assert [u.file for u in data.unreadable] == [str(root / "test" / broken_name)]
+    data = load_data(Run(config, tmp_path / "out", CPU, Hooks(log=logged.append)), root)
+    assert list(data.index.records) == ["train.txt", "test.txt"]
+    assert [u.file for u in data.summary.unreadable] == [str(root / "test" / broken_name)]
     assert any(broken_name in line for line in logged)
-    kept = audit.readable(index, data)["test.txt"]
+    kept = data.records["test.txt"]
     assert broken_name not in {r.filename for r in kept} and len(kept) == 5

@@ -14,8 +14,8 @@ from medxai.explain.toy import SquareEvidenceNet, checkerboard
 from medxai.metrics.shortcut import RelianceThresholds
 from medxai.report.record import Transplant
 from medxai.report.verdict import summary
-from pipelines import shortcut_analysis as sa
-from pipelines.audit_inputs import ModelInputs, TestImage
+from pipelines.audit import region_tests, regions
+from pipelines.audit.inputs import ModelInputs, TestImage
 
 SIZE = 32
 TEXT = (20, 4, 28, 12)  # (x0, y0, x1, y1) of the 'burned-in text' (a checkerboard patch)
@@ -59,10 +59,17 @@ def run(model, images):
         decided = model(inputs.batch([i.relative for i in images])).argmax(1).tolist()
     decisions = {i.relative: d for i, d in zip(images, decided, strict=True)}
     boxes = {i.relative: [TEXT] for i in images}  # 'detected' on every film
-    rows, frequency = sa.region_test_rows(
-        model, images, boxes, inputs, decisions, CLASSES, torch.device("cpu")
+    rows, frequency = region_tests.region_test_rows(
+        model,
+        images,
+        boxes,
+        inputs,
+        decisions,
+        CLASSES,
+        torch.device("cpu"),
+        regions.TextRegions.control,
     )
-    return rows, frequency, sa.reliance(rows, RelianceThresholds(), 300, 0)
+    return rows, frequency, region_tests.reliance(rows, RelianceThresholds(), 300, 0)
 
 
 def test_a_model_that_reads_the_text_is_flagged(images):
@@ -77,7 +84,7 @@ def test_a_model_that_reads_the_text_is_flagged(images):
     assert "relies on burned-in text (strong)" in summary(verdict, NO_TRANSPLANT, "strong", "")
     x0, y0, x1, y1 = TEXT
     assert frequency[y0:y1, x0:x1].min() == 1.0 and frequency.sum() == (y1 - y0) * (x1 - x0)
-    per_source = sa.breakdown(rows, "source")
+    per_source = region_tests.breakdown(rows, "source")
     assert per_source["src-a"].flip_rate == 1.0 and per_source["src-b"].flip_rate == 0.0
 
 
@@ -102,10 +109,10 @@ def test_detection_journal_resumes_without_detecting_again(images, tmp_path):
     for image in images:  # the journal keys are relative to the root
         (root / "test").mkdir(exist_ok=True)
         (root / image.relative).write_bytes(image.record.path.read_bytes())
-    first = sa.detect_text(images[:5], root, Counting(), journal)
+    first = regions.detect_text(images[:5], root, Counting(), journal)
     with open(journal, "a") as f:
         f.write('{"relative": "test/torn')  # a kill mid-line
-    again = sa.detect_text(images, root, Counting(), journal)
+    again = regions.detect_text(images, root, Counting(), journal)
     assert Counting.calls == len(images)
     assert again[images[0].relative] == first[images[0].relative] == [(1, 2, 3, 4)]
     lines = journal.read_text().splitlines()

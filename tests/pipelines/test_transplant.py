@@ -20,9 +20,8 @@ from medxai.metrics.shortcut import did_not_learn
 from medxai.report.record import RegionRow
 from medxai.statistics.classification import Evaluation, classification_metrics
 from medxai.statistics.confound import informative, source_classes
-from pipelines import shortcut_analysis as sa
-from pipelines.audit_inputs import ModelInputs, TestImage
-from pipelines.transplant import transplant_rows
+from pipelines.audit import transplant as moving
+from pipelines.audit.inputs import ModelInputs, TestImage
 
 SIZE = 32
 TEXT = (20, 4, 28, 12)  # (x0, y0, x1, y1)
@@ -79,14 +78,14 @@ def transplant(model, images):
         for i in images
     }
     associations = {source: [label] for label, source in SOURCES.items()}
-    found = transplant_rows(
+    found = moving.transplant_rows(
         model, images, rows, inputs, decisions, CLASSES, associations, (10, 1, 0),
         torch.device("cpu"),
     )  # fmt: skip
     return (
         decided,
         found,
-        sa.summarise_transplant(found, {"test.txt": images}, associations, 200, 0),
+        moving.summarise_transplant(found, {"test.txt": images}, associations, 200, 0),
     )
 
 
@@ -120,7 +119,7 @@ def test_sources_that_send_every_class_give_no_transplant_and_say_why(images):
         "hospital-m": ["marked"]
     }
     mixed = {"hospital-p": ["marked", "plain"], "hospital-m": ["marked", "plain"]}
-    moved = sa.summarise_transplant([], {"test.txt": images}, mixed, 100, 0)
+    moved = moving.summarise_transplant([], {"test.txt": images}, mixed, 100, 0)
     assert moved.pooled is None and "every source" in moved.skipped
 
 

@@ -15,12 +15,11 @@ import shutil
 import pytest
 import torch
 
-from medxai.codec import read_record
 from medxai.data.covidx import load_covidx
 from medxai.data.phantom import synthesize
+from medxai.explain.user_model import ModelSource
 from medxai.models.training import TrainConfig, fit
-from medxai.report.record import AuditResult
-from pipelines.covidx_audit import Audit, audit_config
+from pipelines.audit import audit_config, read_audit, run_audit, run_until_verdict
 
 CPU = torch.device("cpu")
 RENAMED = {"normal": "clear", "COVID-19": "effusion"}
@@ -80,12 +79,11 @@ def _export_onnx(weights, path) -> None:
     )  # fmt: skip
 
 
-def _audit(out, root, **model) -> Audit:
+def _config(root, **options):
     layout = {"dataset": "folders", "source_from": "dir"}
     if root.suffix == ".csv":
         layout = {"dataset": "csv"}
-    config = audit_config(root=str(root), classes=CLASSES, **layout, **SMALL, **model)
-    return Audit(config, out, CPU)
+    return audit_config(root=str(root), classes=CLASSES, **layout, **SMALL, **options)
 
 
 def test_the_users_imported_model_and_its_onnx_export_reach_the_same_verdict(user_data, tmp_path):
@@ -93,13 +91,12 @@ def test_the_users_imported_model_and_its_onnx_export_reach_the_same_verdict(use
     give the same decisions and the same causal tests, so the same verdict. The ONNX audit
     runs RISE only, skips the sanity check and does not retrain, and says so."""
     root, weights, spec, onnx = user_data
-    imported = _audit(
-        tmp_path / "torch", root, model_kind="import", model_path="user_models:build",
-        weights=str(weights), preprocessing=str(spec), methods=["gradcam"],
-    ).run(until_verdict=True)  # fmt: skip
-    result = _audit(
-        tmp_path / "onnx", root, model_kind="onnx", model_path=str(onnx), preprocessing=str(spec),
-    ).run()  # fmt: skip
+    source = ModelSource("import", "user_models:build", weights, spec)
+    imported = run_until_verdict(
+        _config(root, source=source, methods=["gradcam"]), tmp_path / "torch", CPU
+    ).shortcut
+    source = ModelSource("onnx", str(onnx), preprocessing=spec)
+    result = run_audit(_config(root, source=source), tmp_path / "onnx", CPU)
     assert result.model.kind == "onnx" and not result.model.gradients
     assert result.model.methods == ["rise"]
     assert set(result.model.skipped_methods) == {"igos++", "sigcam", "gradcam"}
@@ -121,7 +118,7 @@ def test_the_users_imported_model_and_its_onnx_export_reach_the_same_verdict(use
     if pooled is not None:
         assert again.follow_excess == pytest.approx(pooled.follow_excess, abs=1e-6)
     out = tmp_path / "onnx"
-    assert read_record(out / "audit.json", AuditResult) == result
+    assert read_audit(out / "audit.json") == result
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "ONNX model" in page and "rise" in page
     assert (out / "cleaned" / "test" / "effusion").is_dir()  # the copy keeps the layout
@@ -137,10 +134,9 @@ def test_a_medxai_checkpoint_is_audited_and_retrained_on_request(user_data, tmp_
     index = read_dataset(root, "folders", classes=CLASSES, source_from="dir")
     fit(TrainConfig(epochs=1, image_size=32, classes=CLASSES), index.records["train"],
         checkpoint, CPU)  # fmt: skip
-    result = _audit(
-        tmp_path / "audit", root / "labels.csv", model_kind="checkpoint",
-        model_path=str(checkpoint / "model.pt"), retrain=True, methods=["gradcam"],
-    ).run()  # fmt: skip
+    source = ModelSource("checkpoint", str(checkpoint / "model.pt"))
+    config = _config(root / "labels.csv", source=source, retrain=True, methods=["gradcam"])
+    result = run_audit(config, tmp_path / "audit", CPU)
     assert result.model.kind == "checkpoint" and result.model.gradients
     assert result.model.methods == ["gradcam"] and set(result.sanity.methods) == {"gradcam"}
     assert result.model.retrained and set(result.comparison) == {"test"}

@@ -18,7 +18,6 @@ from medxai.metrics.shortcut import (
 from medxai.report import AuditArtifacts, CleaningExample, Curves, GalleryItem
 from medxai.report.record import (
     SCHEMA,
-    AuditConfig,
     AuditedModel,
     AuditResult,
     ClassFollow,
@@ -48,6 +47,7 @@ from medxai.report.record import (
 )
 from medxai.statistics.classification import classification_metrics, paired_comparison
 from medxai.statistics.confound import source_confound
+from pipelines.audit import audit_config
 
 CLASSES = ["normal", "pneumonia", "COVID-19"]
 SOURCES = ["src-a", "src-b", "src-c"]
@@ -251,7 +251,7 @@ def make_audit(relies: bool) -> AuditResult:
             balanced_split="test_balanced.txt", classes=list(CLASSES),
             phantom=PhantomSettings(1.0, 200, 224, 0),
         ),
-        config=AuditConfig(methods=METHODS, detector="fused"), detector_used="fused",
+        config=audit_config(methods=METHODS, detector="fused"), detector_used="fused",
         model=AuditedModel(
             kind="train", location=trained.checkpoint, description="covidnet-s, trained here",
             classes=list(CLASSES), gradients=True, target_layer="features.stage4",

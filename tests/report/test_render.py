@@ -121,12 +121,12 @@ def test_optional_parts_absent(tmp_path):
 
 def test_the_page_reads_the_record_written_to_audit_json(tmp_path):
     """audit.json read back (the codec) renders the same page as the record itself."""
-    from medxai.codec import read_record, write_record
-    from medxai.report.record import AuditResult
+    from medxai.codec import write_record
+    from pipelines.audit import read_audit
 
     audit, artifacts = make_audit(relies=False), make_artifacts(False)
     write_record(tmp_path / "audit.json", audit)
-    again = read_record(tmp_path / "audit.json", AuditResult)
+    again = read_audit(tmp_path / "audit.json")
     assert again == audit
     first = write_report(tmp_path / "a", audit, artifacts).read_text(encoding="utf-8")
     assert write_report(tmp_path / "b", again, artifacts).read_text(encoding="utf-8") == first
@@ -227,8 +227,8 @@ def test_a_users_forward_only_model_is_described_and_what_did_not_run_is_said(tm
     retraining; audit.json reads back equal."""
     from html import unescape
 
-    from medxai.codec import read_record, write_record
-    from medxai.report.record import AuditResult
+    from medxai.codec import write_record
+    from pipelines.audit import read_audit
 
     audit = forward_only(make_audit(relies=True))
     html = write_report(tmp_path, audit, make_artifacts(True)).read_text(encoding="utf-8")
@@ -240,4 +240,4 @@ def test_a_users_forward_only_model_is_described_and_what_did_not_run_is_said(tm
     assert "Retraining on the cleaned data: not run (--no-retrain, the default" in text
     assert "Before vs after cleaning" not in text
     write_record(tmp_path / "audit.json", audit)
-    assert read_record(tmp_path / "audit.json", AuditResult) == audit
+    assert read_audit(tmp_path / "audit.json") == audit

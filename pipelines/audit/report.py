@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,25 +26,23 @@ from medxai.report import (
 from medxai.report.figures import to_display
 from medxai.report.record import (
     SCHEMA,
-    AuditedModel,
     AuditResult,
     CleaningEffect,
-    CleaningResult,
     DatasetInfo,
-    DataSummary,
     Environment,
-    EvaluatedSplits,
     Evaluations,
     ExplainedImage,
     ExplainedSet,
-    PhantomSettings,
     RegionRow,
+    SanityChecks,
     ShortcutResult,
-    TrainedModel,
     Training,
 )
-from medxai.statistics.classification import PairedComparison
-from pipelines.audit_run import AuditRun
+from pipelines.audit.cleaning import Cleaned, Retrained
+from pipelines.audit.config import AuditConfig
+from pipelines.audit.context import Run
+from pipelines.audit.data import Data
+from pipelines.audit.subject import Subject
 from pipelines.explain_images import curve_path, map_path
 
 N_CLEANING_EXAMPLES = 3
@@ -66,71 +64,74 @@ def environment(device) -> Environment:
     )  # fmt: skip
 
 
-def dataset_info(audit: AuditRun, root: Path, tests: list[str]) -> DatasetInfo:
-    c = audit.config
-    phantom = None
-    if c.dataset == "phantom":
-        phantom = PhantomSettings(
-            c.shortcut_strength, c.phantom_n_per_class, c.phantom_size, c.seed
-        )
+@dataclass(frozen=True)
+class Findings:
+    """Every stage's result, in the order the audit produced them."""
+
+    data: Data
+    subject: Subject
+    explained: ExplainedSet
+    sanity: SanityChecks
+    shortcut: ShortcutResult
+    cleaned: Cleaned
+    retrained: Retrained
+    effect: dict[str, CleaningEffect]  # test split -> what cleaning alone changed
+
+
+def dataset_info(config: AuditConfig, data: Data) -> DatasetInfo:
+    tests = data.tests
     return DatasetInfo(
-        name=c.dataset, root=str(root), train_split=audit.train_split, test_splits=tests,
-        primary_test_split=tests[0],
+        name=config.data.dataset, root=str(data.root), train_split=data.train_split,
+        test_splits=list(tests), primary_test_split=tests[0],
         balanced_split=next((s for s in tests if "balanced" in s), None),
-        classes=list(audit.classes), phantom=phantom,
+        classes=list(data.classes),
+        phantom=config.phantom if config.data.dataset == "phantom" else None,
     )  # fmt: skip
 
 
-def assemble(
-    audit: AuditRun, root: Path, tests: list[str], data: DataSummary,
-    trained: tuple[TrainedModel | AuditedModel, TrainedModel | None],
-    evaluated: tuple[EvaluatedSplits, EvaluatedSplits],
-    comparison: dict[str, PairedComparison], effect: dict[str, CleaningEffect],
-    shortcut: ShortcutResult, cleaning: CleaningResult,
-) -> AuditResult:  # fmt: skip
+def assemble(run: Run, f: Findings) -> AuditResult[AuditConfig]:
     """The audit record; the verdict's summary gains what retraining did to macro-F1."""
-    dataset = dataset_info(audit, root, tests)
+    dataset, tests = dataset_info(run.config, f.data), f.data.tests
     key = dataset.balanced_split or dataset.primary_test_split
-    summary = shortcut.summary
+    summary, comparison = f.shortcut.summary, f.retrained.comparison
     if key in comparison:
         summary += " " + verdict.retrain_sentence(key, comparison[key].macro_f1)
-    before, after = ({s: e.metrics for s, e in x.splits.items()} for x in evaluated)
-    baseline, retrained = trained
+    before = {s: e.metrics for s, e in f.subject.evaluated.splits.items()}
+    after = {s: e.metrics for s, e in f.retrained.evaluated.splits.items()}
     return AuditResult(
         schema=SCHEMA, medxai_version=__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
-        dataset=dataset, config=audit.config, detector_used=audit.detector, data=data,
-        model=audit.audited, baseline=before[tests[0]], cleaned=after.get(tests[0]),
-        evaluations=Evaluations(before, after), comparison=comparison, cleaning_effect=effect,
-        shortcut=replace(shortcut, summary=summary), cleaning=cleaning,
-        training=Training(baseline if isinstance(baseline, TrainedModel) else None, retrained),
-        sanity=audit.sanity,
-        environment=environment(audit.device), timings=dict(audit.stages.timings),
+        dataset=dataset, config=run.config, detector_used=run.config.clean.detector,
+        data=f.data.summary, model=f.subject.audited, baseline=before[tests[0]],
+        cleaned=after.get(tests[0]), evaluations=Evaluations(before, after),
+        comparison=comparison, cleaning_effect=f.effect,
+        shortcut=replace(f.shortcut, summary=summary), cleaning=f.cleaned.result,
+        training=Training(f.subject.trained, f.retrained.trained), sanity=f.sanity,
+        environment=environment(run.device), timings=dict(run.cache.timings),
     )  # fmt: skip
 
 
-def write_outputs(
-    audit: AuditRun, root: Path, result: AuditResult, explained: ExplainedSet
-) -> AuditResult:
+def report(run: Run, findings: Findings) -> AuditResult[AuditConfig]:
     """The HTML report and audit.json (with every stage's seconds, the report's too)."""
     started = time.perf_counter()
+    result = assemble(run, findings)
     timings = dict(result.timings)
     result = replace(result, timings=timings | {"total": sum(timings.values())})
-    write_report(audit.out, result, build_artifacts(audit, root, result, explained))
+    write_report(run.out, result, build_artifacts(run, findings, result))
     timings["report"] = time.perf_counter() - started
     result = replace(result, timings=timings | {"total": sum(timings.values())})
-    write_record(audit.out / "audit.json", result)
+    write_record(run.out / "audit.json", result)
     return result
 
 
-def _curves(audit: AuditRun, image: ExplainedImage) -> dict[str, Curves]:
+def _curves(run: Run, image: ExplainedImage, methods: list[str]) -> dict[str, Curves]:
     """Each method's curves of one explained image; none for a method that found no map."""
     curves = {}
-    for method in audit.methods:
+    for method in methods:
         if method in image.no_map:
             continue
         score = image.scores[method]
-        with np.load(curve_path(audit.out / "explain" / "curves", image.name, method)) as stored:
+        with np.load(curve_path(run.out / "explain" / "curves", image.name, method)) as stored:
             curves[method] = Curves(
                 stored["fractions"], stored["deletion"], stored["insertion"],
                 score.deletion_auc, score.insertion_auc,
@@ -138,44 +139,38 @@ def _curves(audit: AuditRun, image: ExplainedImage) -> dict[str, Curves]:
     return curves
 
 
-def build_artifacts(
-    audit: AuditRun, root: Path, result: AuditResult, explained: ExplainedSet
-) -> AuditArtifacts:
+def _gallery_item(
+    run: Run, subject: Subject, image: ExplainedImage, row: RegionRow, insensitive: tuple
+) -> GalleryItem:
+    maps_dir, methods = run.out / "explain" / "maps", subject.methods
+    return GalleryItem(
+        file=image.file, label=image.label, predicted=image.predicted, source=image.source,
+        image=to_display(subject.inputs.batch([image.relative])[0].numpy()),
+        boxes=row.model_boxes,
+        maps={m: np.load(map_path(maps_dir, image.name, m)) for m in methods},
+        curves=_curves(run, image, methods), insensitive=insensitive, no_map=image.no_map,
+    )  # fmt: skip
+
+
+def build_artifacts(run: Run, f: Findings, result: AuditResult) -> AuditArtifacts:
     """Gallery rows, mean maps, text frequency and before/after pictures for the report."""
     rows = {row.relative: row for row in result.shortcut.images}
-    maps_dir, shortcut_dir = audit.out / "explain" / "maps", audit.out / "shortcut"
-    gallery = []
-    for image in explained.images:
-        picture = audit.inputs.batch([image.relative])[0]
-        gallery.append(
-            GalleryItem(
-                file=image.file,
-                label=image.label,
-                predicted=image.predicted,
-                source=image.source,
-                image=to_display(picture.numpy()),
-                boxes=rows[image.relative].model_boxes,
-                maps={m: np.load(map_path(maps_dir, image.name, m)) for m in audit.methods},
-                curves=_curves(audit, image),
-                insensitive=tuple(
-                    m for m, check in result.sanity.methods.items() if not check.model_sensitive
-                ),
-                no_map=image.no_map,
-            )  # fmt: skip
-        )
-    methods = audit.methods
-    sanity_dir = audit.out / "sanity"
+    insensitive = tuple(m for m, check in f.sanity.methods.items() if not check.model_sensitive)
+    methods, shortcut_dir, sanity_dir = f.subject.methods, run.out / "shortcut", run.out / "sanity"
     return AuditArtifacts(
-        gallery=gallery,
+        gallery=[
+            _gallery_item(run, f.subject, image, rows[image.relative], insensitive)
+            for image in f.explained.images
+        ],
         mean_maps={m: np.load(map_path(shortcut_dir, "mean_map", m)) for m in methods},
         text_frequency=np.load(shortcut_dir / "text_frequency.npy"),
         cleaning_examples=cleaning_examples(
-            root, Path(result.cleaning.root), result.shortcut.images
+            f.data.root, Path(result.cleaning.root), result.shortcut.images
         ),
         sanity_maps={
             m: tuple(np.load(map_path(sanity_dir, name, m)) for name in ("original", "random"))
             for m in methods
-            if m in result.sanity.methods
+            if m in f.sanity.methods
         },
     )
 

@@ -14,7 +14,8 @@ from medxai.atomic import atomic_save_npy
 from medxai.explain.registry import build_explainer
 from medxai.metrics.sanity import SanityResult, randomisation_check
 from medxai.report.record import ExplainedSet, MethodSanity, SanityChecks
-from pipelines.audit_run import AuditRun
+from pipelines.audit.context import Run
+from pipelines.audit.subject import Subject
 from pipelines.explain_images import map_path
 
 FOLDER = "sanity"
@@ -28,28 +29,28 @@ def one_per_class(explained: ExplainedSet) -> list:
     return list(first.values())
 
 
-def sanity(audit: AuditRun, explained: ExplainedSet, decisions: dict[str, int]) -> SanityChecks:
-    c = audit.config
-    if audit.audited.sanity_note:
-        return SanityChecks({}, skipped=audit.audited.sanity_note)
-    model, _ = audit.model(audit.baseline)
+def sanity(run: Run, subject: Subject, explained: ExplainedSet) -> SanityChecks:
+    if subject.audited.sanity_note:
+        return SanityChecks({}, skipped=subject.audited.sanity_note)
+    c, device = run.config, run.device
     films = one_per_class(explained)
-    images = audit.inputs.batch([f.relative for f in films]).to(audit.device)
-    targets = torch.tensor([decisions[f.relative] for f in films], device=audit.device)
-    folder = audit.out / FOLDER
+    images = subject.inputs.batch([f.relative for f in films]).to(device)
+    targets = torch.tensor([subject.decisions[f.relative] for f in films], device=device)
+    folder = run.out / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     checks = {}
-    for method in audit.methods:
+    for method in subject.methods:
         explainer = build_explainer(
-            method, c.resolution, len(films), c.seed, audit.audited.target_layer
+            method, c.explain.resolution, len(films), c.seed, subject.audited.target_layer
         )
         result = randomisation_check(
-            model, images, targets, explainer, depths=(1,), seed=c.seed, top_k=c.top_k
-        )
+            subject.module, images, targets, explainer, depths=(1,), seed=c.seed,
+            top_k=c.explain.top_k,
+        )  # fmt: skip
         for name, maps in (("original", result.original_maps), ("random", result.last_maps)):
             atomic_save_npy(map_path(folder, name, method), maps)
         checks[method] = record_of(result, len(films))
-        audit.hooks.progress("sanity check", 1, len(audit.methods))
+        run.hooks.progress("sanity check", 1, len(subject.methods))
     return SanityChecks(checks)
 
 

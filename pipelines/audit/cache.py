@@ -61,8 +61,8 @@ def claim_folder(out: Path, config: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "audit_config.json"
     if path.is_file():
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        changed = sorted(k for k in set(stored) | set(config) if stored.get(k) != config.get(k))
+        stored, given = _flat(json.loads(path.read_text(encoding="utf-8"))), _flat(config)
+        changed = sorted(k for k in set(stored) | set(given) if stored.get(k) != given.get(k))
         if changed:
             raise MedxaiError(
                 f"{out} holds an audit with other settings ({', '.join(changed)}); "
@@ -72,3 +72,13 @@ def claim_folder(out: Path, config: dict) -> None:
     if any(p.name not in (".gitkeep", LOCK_NAME) for p in out.iterdir()):
         raise MedxaiError(f"{out} is not empty and holds no audit to resume; choose another --out")
     atomic_write_text(path, json.dumps(config, indent=2) + "\n")
+
+
+def _flat(tree: object, prefix: str = "") -> dict[str, object]:
+    """Nested settings as {"train.epochs": 20, ...}."""
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        out |= _flat(value, f"{prefix}{key}.")
+    return out

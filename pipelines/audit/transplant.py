@@ -11,6 +11,7 @@ swap donor's source sends.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,8 +23,16 @@ from torch import nn
 from data_cleaning.inpaint import boxes_to_mask, inpaint
 from medxai.boxes import Box
 from medxai.explain.base import chunks
-from medxai.report.record import RegionRow, TransplantRow
-from pipelines.audit_inputs import ModelInputs, TestImage
+from medxai.metrics.shortcut import TransplantFollow, transplant_follow
+from medxai.report.record import (
+    ClassFollow,
+    RegionRow,
+    Transplant,
+    TransplantRow,
+    TransplantSplit,
+)
+from medxai.statistics.confound import informative
+from pipelines.audit.inputs import ModelInputs, TestImage
 
 EDGE_SIGMA = 0.75  # px at model input: the pasted text's soft edge
 
@@ -171,3 +180,52 @@ def _row(plan: Plan, swap: torch.Tensor, control: torch.Tensor, original, classe
         target_prob=float(original[targets].sum()), swap_target_prob=float(swap[targets].sum()),
         control_target_prob=float(control[targets].sum()),
     )  # fmt: skip
+
+
+def _follow(rows: Sequence[TransplantRow], n_bootstrap: int, seed: int) -> TransplantFollow:
+    return transplant_follow(
+        np.array([r.swap_prediction in r.targets for r in rows]),
+        np.array([r.control_prediction in r.targets for r in rows]),
+        np.array([r.swap_target_prob - r.control_target_prob for r in rows]),
+        n_bootstrap=n_bootstrap, seed=seed,
+    )  # fmt: skip
+
+
+def _per_class(rows: Sequence[TransplantRow]) -> list[ClassFollow]:
+    """Per (true class, donor source's classes): how often films follow, in each arm."""
+    groups: dict[tuple[str, str], list[TransplantRow]] = defaultdict(list)
+    for row in rows:
+        groups[(row.label, " or ".join(row.targets))].append(row)
+    return [
+        ClassFollow(
+            label,
+            target,
+            len(members),
+            float(np.mean([r.swap_prediction in r.targets for r in members])),
+            float(np.mean([r.control_prediction in r.targets for r in members])),
+        )  # fmt: skip
+        for (label, target), members in sorted(groups.items())
+    ]
+
+
+def summarise_transplant(
+    rows: Sequence[TransplantRow], test: dict[str, Sequence[TestImage]],
+    associations: dict[str, list[str]], n_bootstrap: int, seed: int,
+) -> Transplant:  # fmt: skip
+    """Follow rates over all test films (pooled) and per test split, with paired CIs."""
+    skipped = ""
+    if not informative(associations):
+        skipped = (
+            "no transplant: every source of the training split sends every class, so no "
+            "hospital's text carries a class to transplant"
+        )
+    elif not rows:
+        skipped = "no transplant: no test film had text donors for both arms"
+    by_relative = {row.relative: row for row in rows}
+    per_split = {}
+    for split, images in test.items():
+        mine = [by_relative[i.relative] for i in images if i.relative in by_relative]
+        if mine:
+            per_split[split] = TransplantSplit(_follow(mine, n_bootstrap, seed), _per_class(mine))
+    pooled = _follow(rows, n_bootstrap, seed) if rows else None
+    return Transplant(associations, skipped, pooled, per_split, list(rows))

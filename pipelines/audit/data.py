@@ -1,0 +1,184 @@
+"""The audit's data stage: the phantom (when no dataset is given), the dataset read once, and
+its check (counts, formats, sources, unreadable files) — handed on as one `Data` value."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from medxai.data.check import DatasetReport, check_dataset
+from medxai.data.classes import class_order
+from medxai.data.layouts import dataset_root, read_dataset
+from medxai.data.records import Record, SplitIndex
+from medxai.errors import DatasetError
+from medxai.report.record import DataSummary, FileNote, PhantomSummary, SplitCounts
+from pipelines.audit.config import COVIDX_HELP, AuditConfig
+from pipelines.audit.context import Run
+from pipelines.audit.inputs import TestImage
+
+BALANCED_SPLIT = "test_balanced.txt"
+
+
+@dataclass(frozen=True)
+class Data:
+    """The dataset as every later stage sees it: readable records only."""
+
+    root: Path  # the folder the images are relative to; never written
+    index: SplitIndex
+    train_split: str
+    tests: list[str]  # the test splits, the primary one first
+    classes: list[str]
+    summary: DataSummary
+    records: dict[str, list[Record]]  # split -> its readable records
+    test: dict[str, list[TestImage]]  # test split -> its readable images
+
+    @property
+    def test_images(self) -> list[TestImage]:
+        """Every test image once, in split order."""
+        return list({i.relative: i for split in self.test.values() for i in split}.values())
+
+
+def location(config: AuditConfig, out: Path) -> Path:
+    """What the dataset is read from: its folder, or its CSV manifest."""
+    return out / "dataset" if config.data.dataset == "phantom" else Path(config.data.root)
+
+
+def find_root(config: AuditConfig, out: Path) -> Path:
+    """The folder the images are relative to (a CSV manifest's folder), checked to exist."""
+    where, data = location(config, out), config.data
+    if data.dataset == "phantom":
+        return where
+    if not where.exists():
+        raise DatasetError(f"{where}: dataset root not found; {COVIDX_HELP}")
+    if data.dataset == "covidx" and not (where / data.train_split).is_file():
+        raise DatasetError(f"{where / data.train_split}: split file not found; {COVIDX_HELP}")
+    return dataset_root(where)
+
+
+def load_data(run: Run, root: Path) -> Data:
+    """Phantom → the dataset read once (its first problem stops the run) → the data check."""
+    if run.config.data.dataset == "phantom":
+        run.cache.run("dataset", PhantomSummary, lambda: make_phantom(run, root))
+    index = read_index(run, root)
+    train, tests = split_names(run.config, index)
+    summary = run.cache.run("data_check", DataSummary, lambda: check(run, index))
+    bad = {u.file for u in summary.unreadable}
+    records = {
+        split: [r for r in rows if str(r.path) not in bad] for split, rows in index.records.items()
+    }
+    classes = list(index.classes or class_order(r.label for r in records[train]))
+    test = {s: [TestImage(r, index.relative(r)) for r in records[s]] for s in tests}
+    return Data(root, index, train, tests, classes, summary, records, test)
+
+
+def make_phantom(run: Run, root: Path) -> PhantomSummary:
+    from medxai.data.phantom import synthesize
+
+    p = run.config.phantom
+    total = 3 * p.n_per_class + 3 * round(0.2 * p.n_per_class)
+    summary = synthesize(
+        root, n_per_class=p.n_per_class, size=p.size, seed=p.seed,
+        shortcut_strength=p.shortcut_strength, progress=run.progress("synthesising phantom", total),
+    )  # fmt: skip
+    return PhantomSummary(summary.n_images, summary.counts)
+
+
+def read_index(run: Run, root: Path) -> SplitIndex:
+    """COVIDx: the training split and the test splits only (test.txt, and test_balanced.txt
+    if there); other layouts: every split."""
+    data, splits = run.config.data, None
+    layout = "covidx" if data.dataset == "phantom" else data.dataset
+    if layout == "covidx":
+        splits = [data.train_split, *covidx_tests(run.config, root)]
+        for split in splits:
+            if not (root / split).is_file():
+                raise DatasetError(f"{root / split}: split file not found; {COVIDX_HELP}")
+    where = location(run.config, run.out)
+    index = read_dataset(where, layout, splits, data.classes or None, data.source_from)
+    index.raise_problems()
+    return index
+
+
+def covidx_tests(config: AuditConfig, root: Path) -> list[str]:
+    if config.data.test_splits:
+        return list(config.data.test_splits)
+    return ["test.txt"] + ([BALANCED_SPLIT] if (root / BALANCED_SPLIT).is_file() else [])
+
+
+def split_names(config: AuditConfig, index: SplitIndex) -> tuple[str, list[str]]:
+    """The training split (the configured one if the dataset has it, else its train* split)
+    and the test splits (the configured ones, else every test* split)."""
+    data = config.data
+    train = data.train_split if data.train_split in index.records else index.train_split()
+    tests = list(data.test_splits) or index.test_splits()
+    missing = [s for s in tests if s not in index.records]
+    if missing or not tests:
+        where = index.listing or index.root
+        raise DatasetError(
+            f"{where}: no test split {missing or '(a split named test*)'} among "
+            f"{', '.join(index.records)}"
+        )
+    return train, tests
+
+
+def check(run: Run, index: SplitIndex) -> DataSummary:
+    """Read every image once; log warnings and unreadable files; summarise the dataset."""
+    report = check_dataset(
+        index.root, list(index.records), index=index,
+        progress=lambda k, n: run.hooks.progress("checking data", k, n),
+    )  # fmt: skip
+    for split in report.splits:
+        if split.line_problems:
+            raise DatasetError(str(split.line_problems[0]))
+    for line in report.warnings:
+        run.hooks.log(f"warning: {line}")
+    for split in report.splits:
+        for skipped in split.unreadable:
+            run.hooks.log(f"skipping unreadable {skipped.record.path}: {skipped.reason}")
+    return data_summary(report)
+
+
+def _merge(counters: Iterable[Counter]) -> Counter:
+    total: Counter = Counter()
+    for counter in counters:
+        total.update(counter)
+    return total
+
+
+def _split_counts(split, classes: list[str]) -> SplitCounts:
+    """Images per class, and per source and class (every class listed, zeros too)."""
+    return SplitCounts(
+        n=len(split.records),
+        classes={name: split.classes[name] for name in classes},
+        sources=split.source_label_counts(classes),
+    )
+
+
+def data_summary(report: DatasetReport) -> DataSummary:
+    """Counts per split, class and source; formats; DICOM burned-in tags; unreadable files."""
+    classes = report.label_order()
+    formats = _merge(s.formats for s in report.splits)
+    burned = _merge(s.burned_in for s in report.splits)
+    dicom = formats["dicom"]
+    return DataSummary(
+        splits={split.split: _split_counts(split, classes) for split in report.splits},
+        classes=classes,
+        formats={k.upper(): v for k, v in formats.items()},
+        bit_depths={str(k): v for k, v in _merge(s.bit_depths for s in report.splits).items()},
+        sizes={f"{w}x{h}": n for (w, h), n in _merge(s.sizes for s in report.splits).items()},
+        burned_in_annotation={
+            "YES": burned["YES"],
+            "NO": burned["NO"],
+            "absent": dicom - burned["YES"] - burned["NO"],
+            "not DICOM": sum(formats.values()) - dicom,
+        },  # fmt: skip
+        unreadable=[
+            FileNote(str(k.record.path), k.reason) for s in report.splits for k in s.unreadable
+        ],
+        shared_patients=sorted(
+            {p for patients in report.shared_patients().values() for p in patients}
+        ),
+        confound={split.split: split.confound(classes) for split in report.splits},
+    )

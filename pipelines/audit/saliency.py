@@ -1,0 +1,70 @@
+"""The audit's explain stage: every saliency method on K test films per class, for the
+model's own decisions; the maps and curves stay in OUT/explain for the report."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medxai.report.record import CausalScores, ExplainedImage, ExplainedSet
+from pipelines.audit.context import Run
+from pipelines.audit.data import Data
+from pipelines.audit.inputs import TestImage
+from pipelines.audit.subject import Subject
+from pipelines.explain_images import explain_images, items_from_records, map_path
+
+RANKING = "mask"  # see `explain`
+
+
+def chosen_images(run: Run, data: Data) -> list[TestImage]:
+    """K images per class of the first test split, drawn with the audit's seed."""
+    rng = np.random.default_rng(run.config.seed)
+    images, k = data.test[data.tests[0]], run.config.explain.n_explain
+    chosen: list[TestImage] = []
+    for name in data.classes:
+        pool = [i for i in images if i.record.label == name]
+        picks = sorted(rng.choice(len(pool), min(k, len(pool)), replace=False))
+        chosen += [pool[i] for i in picks]
+    return chosen
+
+
+def explain(run: Run, data: Data, subject: Subject) -> ExplainedSet:
+    """Every method on the chosen images, at once, for the model's own decisions.
+
+    Deletion/insertion rank the cells of a `resolution` grid by the soft map's mean in each
+    cell (the iGOS++ authors' protocol): ranking single pixels would order the tied pixels of
+    a saturated mask (the I-GOS family's plateaus at 0 and 1) by raster position, not by the
+    method's evidence."""
+    settings, classes, methods = run.config.explain, data.classes, subject.methods
+    chosen = chosen_images(run, data)
+    items = items_from_records([image.record for image in chosen], classes)
+    targets = [subject.decisions[image.relative] for image in chosen]
+    scores = explain_images(
+        subject.module, items, methods, subject.spec.preprocessing, run.out / "explain",
+        run.device, classes=classes, resolution=settings.resolution, ranking=RANKING,
+        batch_size=max(1, min(len(items), 16)), seed=run.config.seed,
+        target_layer=subject.audited.target_layer,
+        inputs=subject.inputs.batch([i.relative for i in chosen]), targets=targets,
+        progress=run.progress("explaining", len(items) * len(methods)),
+    )  # fmt: skip
+    return ExplainedSet([
+        ExplainedImage(
+            file=image.record.filename, relative=image.relative, name=item.name,
+            label=image.record.label, source=image.record.source,
+            predicted=classes[subject.decisions[image.relative]],
+            scores={
+                row.method: CausalScores(row.deletion_auc, row.insertion_auc)
+                for row in scores if row.image == item.name
+            },
+            no_map={row.method: row.note for row in scores if row.image == item.name and row.note},
+        )  # fmt: skip
+        for image, item in zip(chosen, items, strict=True)
+    ])  # fmt: skip
+
+
+def load_maps(run: Run, explained: ExplainedSet, methods: list[str]) -> dict[str, np.ndarray]:
+    """Method -> (N, S, S) saliency maps of the explained images, in their order."""
+    folder = run.out / "explain" / "maps"
+    return {
+        m: np.stack([np.load(map_path(folder, e.name, m)) for e in explained.images])
+        for m in methods
+    }
