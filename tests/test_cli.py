@@ -236,3 +236,11 @@ def test_both_cleaning_fronts_print_the_same_summary(tmp_path, capsys, monkeypat
         "warning train/a.png: the mask covers 80% [of it]",
         "failed train/c.png: corrupt or truncated PNG",
     ]
+
+
+def test_an_audit_config_file_error_names_the_file_and_the_key(tmp_path, capsys):
+    config = tmp_path / "audit.yaml"
+    config.write_text("train:\n  epochs: 2\nexplain:\n  method: [gradcam]\n")
+    code, _, err = run_cli(["audit", "--config", str(config), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    assert f"{config}: unknown setting 'explain.method'" in err.strip().splitlines()[0]

@@ -181,7 +181,7 @@ class Explainer:
         self.stats: dict[str, float] = {}
         self.no_map: tuple[str | None, ...] = ()
         self._extra: dict[str, float] = {}
-        self._stuck: Tensor | None = None  # (N,) bool, set by methods that can fail to move
+        self._stuck: tuple[str | None, ...] | None = None  # per image, why it did not move
 
     def generator(self, device: torch.device) -> torch.Generator:
         """A fresh generator seeded with `seed`, on the images' device."""
@@ -218,11 +218,9 @@ class Explainer:
         return maps
 
     def _why_no_map(self, maps: Tensor) -> tuple[str | None, ...]:
-        stuck = self._stuck.tolist() if self._stuck is not None else [False] * maps.shape[0]
+        stuck = self._stuck or (None,) * maps.shape[0]
         flat = flat_maps(maps).tolist()
-        return tuple(
-            NO_STEP if s else FLAT if f else None for s, f in zip(stuck, flat, strict=True)
-        )
+        return tuple(s or (FLAT if f else None) for s, f in zip(stuck, flat, strict=True))
 
     def _explain(self, runner: ModelRunner, images: Tensor, targets: Tensor) -> Tensor:
         raise NotImplementedError
