@@ -24,6 +24,11 @@ class DatasetError(MedxaiError):
     """A dataset root does not have the expected layout, or an output would overwrite input."""
 
 
+class RegionsError(MedxaiError):
+    """A file or folder of regions the user gives the audit (`--regions`) is missing or has a
+    malformed row or mask."""
+
+
 class ModelOutputError(MedxaiError):
     """A model produced NaN or infinite scores, so nothing computed from them can be trusted."""
 

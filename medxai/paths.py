@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 MAX_NAME_BYTES = 255  # one path component, as Linux file systems allow
@@ -73,3 +74,11 @@ def file_problem(path: Path) -> str | None:
         size = info.st_size / 2**30
         return f"file of {size:.1f} GiB is over the {MAX_FILE_BYTES >> 30} GiB limit"
     return None
+
+
+def visible_files(folder: Path) -> Iterator[Path]:
+    """The files under `folder` at any depth, sorted; hidden files and folders are skipped,
+    and links to folders are not walked into."""
+    for at, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        yield from (Path(at) / name for name in sorted(files) if not name.startswith("."))

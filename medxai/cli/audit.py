@@ -77,6 +77,14 @@ def audit(
     test_split: panel(TestSplits, DATA) = None,
     classes: panel(Classes, DATA) = None,
     source_from: panel(SourceFrom, DATA) = None,
+    regions: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own regions to test as cues (devices, ECG leads, rulers): a CSV "
+            "image,kind,x0,y0,x1,y1 or a folder FOLDER/<kind>/<image>.png of masks.",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
     shortcut_strength: panel(MaybeShortcutStrength, DATA) = None,
     n_per_class: Annotated[
         int | None,
@@ -149,6 +157,7 @@ def audit(
         quick, config, dataset=layout or dataset, root=str(root) if root else None,
         model=model, source=source, classes=parse_classes(classes) or None,
         positive_class=positive_class, source_from=source_from, retrain=retrain,
+        regions=str(regions) if regions is not None else None,
         methods=parse_methods(method) or None, n_explain=n_explain, epochs=epochs,
         image_size=image_size, detector=detector, test_splits=parse_names(test_split) or None,
         shortcut_strength=shortcut_strength, n_per_class=n_per_class, seed=seed,
@@ -188,7 +197,13 @@ def _run_audit(settings, out: Path, run_device: torch.device) -> AuditResult:
 def print_audit_summary(result: AuditResult, out: Path) -> None:
     """The verdict, accuracy and macro-F1 before → after cleaning per test split, the time."""
     verdict = result.shortcut
-    colour = "yellow" if not verdict.applicable else "red" if verdict.relies_on_text else "green"
+    colour = (
+        "yellow" if not verdict.applicable
+        else "red" if verdict.overall != "none" else "green" if verdict.cleared else "yellow"
+    )  # fmt: skip
+    console.print(f"[bold {colour}]{escape(verdict.headline)}[/bold {colour}]", highlight=False)
+    for row in verdict.table:
+        console.print(f"  {escape(row.cue)}: {row.level}", highlight=False)
     console.print(f"[{colour}]{escape(verdict.summary)}[/{colour}]", highlight=False)
     for split, change in result.comparison.items():
         console.print(

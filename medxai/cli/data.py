@@ -30,6 +30,10 @@ from medxai.cli.inputs import parse_image_dirs
 if TYPE_CHECKING:
     from medxai.data.check import DatasetReport
     from medxai.data.phantom import SynthSummary
+    from medxai.data.traits import SplitTraitCheck
+    from medxai.statistics.predictability import TraitPredictability
+
+TRAITS_SEED = 0  # the films data-check measures: the same on every run
 
 
 def synth(
@@ -92,9 +96,27 @@ def data_check(
         bool, typer.Option(help="Decode every image (--no-decode: only check they exist).")
     ] = True,
     workers: Workers = 4,
+    traits: Annotated[
+        bool,
+        typer.Option(
+            help="Measure each film's acquisition traits (size, depth, format, intensity, "
+            "sharpness, noise, border) and print those that predict the label "
+            "(--no-traits: skip)."
+        ),
+    ] = True,
+    traits_sample: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=1_000_000,
+            help="Films measured per split for the traits, drawn with a fixed seed "
+            "(0: every film).",
+        ),
+    ] = 2000,
 ) -> None:
     """Validate a dataset (COVIDx split files, CSV manifest or folder tree); exit 0 only when
-    every line and image is fine."""
+    every line and image is fine. Then, before any model: which acquisition traits of the
+    films predict their label."""
     from medxai.data.check import check_dataset
     from medxai.data.layouts import read_dataset
 
@@ -106,6 +128,15 @@ def data_check(
             root, decode=decode, workers=workers, progress=progress, index=index
         )  # fmt: skip
     print_check_report(report)
+    if traits and decode:
+        from medxai.data.traits import check_traits
+
+        with progress_task("measuring traits") as progress:
+            checks = check_traits(report, traits_sample or None, TRAITS_SEED, workers,
+                                  progress=progress)  # fmt: skip
+        print_trait_checks(checks)
+    elif traits:
+        console.print("traits: not measured (--no-decode decodes no image)", highlight=False)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -212,3 +243,72 @@ def _print_problems(report: DatasetReport) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
+
+
+# -- the acquisition traits --------------------------------------------------------------
+def print_trait_checks(checks: list[SplitTraitCheck]) -> None:
+    """Per split: the traits that predict the label alone, with their figures."""
+    for check in checks:
+        traits, found = check.traits, check.predictability
+        aside = []
+        if traits.sampled < traits.n_films:
+            aside.append(f"a sample of {traits.sampled} drawn with seed {traits.seed}")
+        if traits.failed:
+            aside.append(f"{len(traits.failed)} could not be measured")
+        where = f"{traits.split}: {len(traits.films)} of {traits.n_films} films measured"
+        where += f" ({'; '.join(aside)})" if aside else ""
+        for failure in traits.failed:
+            console.print(
+                f"[yellow]traits skipped[/yellow] {escape(failure.file)}: {escape(failure.reason)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if found.note:
+            console.print(f"traits, {where}: {found.note}", highlight=False, soft_wrap=True)
+            continue
+        rule = (f"flagged when the {found.settings.confidence:.0%} interval's lower bound is "
+                f"above {found.settings.margin:+.2f}")  # fmt: skip
+        verdict = (
+            f"[red]{len(found.flagged)} acquisition trait(s) predict the label[/red]"
+            if found.flagged
+            else "[green]no acquisition trait predicts the label[/green]"
+        )
+        console.print(
+            f"traits, {where}: {verdict} ({len(found.rows)} measured; {rule})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if not found.flagged:
+            continue
+        table = Table(
+            title=f"acquisition traits that predict the label ({escape(traits.split)})",
+            caption=f"balanced accuracy of a depth-{found.settings.max_depth} tree on the "
+            f"trait alone ({found.settings.folds}-fold), over chance (1/{len(found.classes)}), "
+            "with its interval; per class: median (mode for categories)",
+        )
+        for name in ("trait", "over chance [CI]", "within source [CI]"):
+            table.add_column(escape(name), justify="left" if name == "trait" else "right")
+        for name in found.classes:
+            table.add_column(escape(name), justify="right")
+        for name in found.flagged:
+            row = found.row(name)
+            table.add_row(name, _with_interval(row.score, row.ci),
+                          _within_source(row), *_typical(row, found.classes))  # fmt: skip
+        console.print(table)
+
+
+def _with_interval(value: float, interval: tuple[float, float]) -> str:
+    return escape(f"{value:+.2f} [{interval[0]:+.2f}, {interval[1]:+.2f}]")
+
+
+def _within_source(row: TraitPredictability) -> str:
+    if row.within_source is None or row.within_source_ci is None:
+        return "-"
+    return (f"{_with_interval(row.within_source, row.within_source_ci)} "
+            f"({row.within_source_sources} src)")  # fmt: skip
+
+
+def _typical(row: TraitPredictability, classes: list[str]) -> list[str]:
+    if row.kind == "categorical":
+        return [escape(row.class_modes.get(c, "-")) for c in classes]
+    return [f"{row.class_medians[c]:.3g}" if c in row.class_medians else "-" for c in classes]

@@ -12,14 +12,13 @@ one).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from medxai.data.imageio import RADIOGRAPH_SUFFIXES
 from medxai.data.records import LineProblem, Record, SplitIndex, finish_index
 from medxai.errors import DatasetError, MedxaiError
-from medxai.paths import link_problem
+from medxai.paths import link_problem, visible_files
 
 SOURCE_FROM = ("none", "dir", "prefix")
 FORM = "ROOT/<split>/<class>/<image> (e.g. ROOT/train/<class>/0001.png)"
@@ -48,13 +47,8 @@ def _images(class_dir: Path) -> tuple[list[Path], list[Path]]:
     """(images, other files) under a class folder, sorted; hidden entries and links to
     folders are not walked into."""
     images, others = [], []
-    for folder, dirs, files in os.walk(class_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            path = Path(folder) / name
-            (images if path.suffix.lower() in RADIOGRAPH_SUFFIXES else others).append(path)
+    for path in visible_files(class_dir):
+        (images if path.suffix.lower() in RADIOGRAPH_SUFFIXES else others).append(path)
     return images, others
 
 

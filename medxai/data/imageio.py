@@ -2,7 +2,7 @@
 
 `read_raw` keeps the stored pixels at their own bit depth (the cleaner inpaints those);
 `read_image` gives what a model sees: float32 in [0, 1], bright = dense (bone), whatever
-the photometric interpretation of the file.
+the photometric interpretation of the file; `read_decoded` gives both from one decode.
 """
 
 from __future__ import annotations
@@ -36,13 +36,17 @@ RADIOGRAPH_SUFFIXES = (".png", ".jpg", ".jpeg", *DICOM_SUFFIXES)
 class RawImage:
     """Pixels as stored: (H, W) or (H, W, 3) RGB, uint8 or uint16 (DICOM: stored values).
 
-    `burned_in`: DICOM's Burned In Annotation tag (YES, NO, or "absent"); None for bitmaps.
+    `burned_in`: DICOM's Burned In Annotation tag (YES, NO, or "absent"); `transfer_syntax`
+    (its name, e.g. "JPEG Lossless, Non-Hierarchical, First-Order Prediction") and
+    `photometric` (MONOCHROME1, MONOCHROME2, RGB): DICOM's; all three None for bitmaps.
     """
 
     pixels: np.ndarray
     format: str
     bit_depth: int
     burned_in: str | None = None
+    transfer_syntax: str | None = None
+    photometric: str | None = None
 
 
 def sniff_format(path: Path) -> str:
@@ -88,11 +92,7 @@ def read_raw(path: Path) -> RawImage:
     """Read the stored pixels without changing their values or depth."""
     fmt = sniff_format(path)
     if fmt == "dicom":
-        ds = _read_dicom_dataset(path)
-        pixels = _dicom_pixels(ds, path)
-        depth = int(ds.get("BitsStored", pixels.dtype.itemsize * 8))
-        burned_in = str(ds.get("BurnedInAnnotation", "")).upper() or "absent"
-        return RawImage(pixels, fmt, depth, burned_in)
+        return _dicom_raw(_read_dicom_dataset(path), path)
     return RawImage(*_read_bitmap(path, fmt))
 
 
@@ -103,6 +103,21 @@ def read_image(path: Path) -> np.ndarray:
     if fmt == "dicom":
         return _dicom_to_unit(_read_dicom_dataset(path), path)
     pixels, _, depth = _read_bitmap(path, fmt)
+    return _bitmap_to_unit(pixels, depth)
+
+
+@_decoding
+def read_decoded(path: Path) -> tuple[RawImage, np.ndarray]:
+    """`read_raw` and `read_image` of one file, decoded once (pydicom keeps its pixels)."""
+    fmt = sniff_format(path)
+    if fmt == "dicom":
+        ds = _read_dicom_dataset(path)
+        return _dicom_raw(ds, path), _dicom_to_unit(ds, path)
+    raw = RawImage(*_read_bitmap(path, fmt))
+    return raw, _bitmap_to_unit(raw.pixels, raw.bit_depth)
+
+
+def _bitmap_to_unit(pixels: np.ndarray, depth: int) -> np.ndarray:
     return (pixels.astype(np.float32) / float(2**depth - 1)).clip(0.0, 1.0)
 
 
@@ -170,6 +185,16 @@ def _dicom_int(ds: pydicom.Dataset, keyword: str, path: Path, default: int | Non
         return int(value if value not in (None, "") else default)
     except (TypeError, ValueError) as err:
         raise ImageReadError(f"{path}: malformed DICOM {keyword} {value!r}") from err
+
+
+def _dicom_raw(ds: pydicom.Dataset, path: Path) -> RawImage:
+    pixels = _dicom_pixels(ds, path)
+    depth = int(ds.get("BitsStored", pixels.dtype.itemsize * 8))
+    burned_in = str(ds.get("BurnedInAnnotation", "")).upper() or "absent"
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    name = str(getattr(syntax, "name", syntax) or "absent")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    return RawImage(pixels, "dicom", depth, burned_in, name, photometric)
 
 
 def _dicom_pixels(ds: pydicom.Dataset, path: Path) -> np.ndarray:

@@ -25,9 +25,10 @@ ONE_SPLIT = "train"  # the split of every row when there is no split column
 FORM = "path,label[,split][,source][,patient_id]"
 
 
-def _rows(csv_path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(first line number, cells) of every non-blank row; a quoted cell may span lines."""
-    reader = csv.reader(read_text_lines(csv_path, "CSV manifest"))
+def csv_rows(csv_path: Path, what: str = "CSV manifest") -> Iterator[tuple[int, list[str]]]:
+    """(first line number, cells) of every non-blank row; a quoted cell may span lines.
+    `what` names the file in the error a missing or non-text file raises."""
+    reader = csv.reader(read_text_lines(csv_path, what))
     start = 1
     for row in reader:
         if any(cell.strip() for cell in row):
@@ -67,7 +68,7 @@ def read_csv_manifest(
     """
     csv_path = Path(csv_path)
     root = csv_path.parent
-    rows = _rows(csv_path)
+    rows = csv_rows(csv_path)
     first = next(rows, None)
     if first is None:
         raise SplitFileError(f"{csv_path}: the CSV manifest is empty; its first row names {FORM}")
@@ -132,7 +133,7 @@ def write_csv_copy(index: SplitIndex, target: Path) -> None:
     if index.listing is None:
         raise DatasetError(f"{index.root}: not a CSV manifest dataset")
     by_line = {r.line: r for records in index.records.values() for r in records}
-    rows = _rows(index.listing)
+    rows = csv_rows(index.listing)
     _, header = next(rows)
     at = [cell.strip().lower() for cell in header].index("path")
     buffer = io.StringIO()

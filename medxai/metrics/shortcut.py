@@ -163,6 +163,15 @@ def shortcut_evidence(
     )
 
 
+LEVELS = ("none", "weak", "moderate", "strong")  # in rising order
+
+
+def highest(levels: Sequence[str]) -> str:
+    """The highest of some levels ("none" when there are none; unknown words rank lowest)."""
+    rank = {level: k for k, level in enumerate(LEVELS)}
+    return max(levels, key=lambda level: rank.get(level, -1), default="none")
+
+
 @dataclass(frozen=True)
 class RelianceThresholds:
     """Per strength level, the (flip excess, insertion gain) thresholds.
@@ -335,11 +344,10 @@ def combined_strength(
 ) -> tuple[str, str]:
     """(verdict strength, the transplant's own level): the higher of the transplant's level
     and the region tests' joint level."""
-    order = ["none"] + [level for level, _ in thresholds.levels()][::-1]
     follow_level = "none"
     if transplant is not None and transplant.n:
         follow_level = thresholds.level_of(transplant.follow_excess, transplant.follow_excess_ci, 2)
-    return max(reliance.strength, follow_level, key=order.index), follow_level
+    return highest([reliance.strength, follow_level]), follow_level
 
 
 def did_not_learn(evaluation: Evaluation, classes: Sequence[str], split: str) -> str:

@@ -9,12 +9,14 @@ from typing import Any, Generic, TypeVar
 
 from medxai.boxes import Box
 from medxai.metrics.sanity import DepthSimilarity
-from medxai.metrics.shortcut import RegionDeletion, RegionInsertion, TransplantFollow
+from medxai.metrics.shortcut import RegionDeletion, RegionInsertion, Reliance, TransplantFollow
+from medxai.metrics.source_following import SourceFollowing, SplitGap
 from medxai.statistics.bootstrap import Interval
 from medxai.statistics.classification import ClassificationMetrics, Evaluation, PairedComparison
 from medxai.statistics.confound import SourceConfound
+from medxai.statistics.predictability import TraitReport
 
-SCHEMA = "medxai-audit-4"
+SCHEMA = "medxai-audit-5"
 T = TypeVar("T")
 C = TypeVar("C")  # the audit's settings record (pipelines.audit.config.AuditConfig)
 
@@ -54,6 +56,7 @@ class DataSummary:
     unreadable: list[FileNote]
     shared_patients: list[str]
     confound: dict[str, SourceConfound]  # split -> source/label association
+    traits: dict[str, TraitReport] = field(default_factory=dict)  # split -> label-predicting traits
 
 
 @dataclass(frozen=True)
@@ -277,8 +280,61 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class KindResult:
+    """One region kind's region tests over the test films that carry it."""
+
+    kind: str  # text, marker, border, user:<name>
+    cue: str  # the kind in words
+    finder: dict[str, Any]  # what found the regions
+    reliance: Reliance  # the region-test figures and the levels they reach
+    per_source: dict[str, GroupRates]
+    rows: list[RegionRow]  # every test film (text: empty, its rows are ShortcutResult.images)
+
+    @property
+    def n_with_regions(self) -> int:
+        return self.reliance.n_images
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """Whether the decisions follow the films' sources, whatever the cue."""
+
+    associations: dict[str, list[str]]  # source -> the classes it sends (training split)
+    per_split: dict[str, SourceFollowing]
+    split_gap: SplitGap | None  # confounded against balanced test split
+    level: str  # strong, moderate, weak, none, or "not measured"
+    reason: str
+
+
+@dataclass(frozen=True)
+class StyleTransplant:
+    """One global trait's transplant (pipelines/audit/style.py) over the test films with
+    donors for both arms: does the decision follow another hospital's look?"""
+
+    trait: str  # tone | frame
+    cue: str  # the trait in the verdict's words
+    follow: TransplantFollow | None  # None: no film had donors for both arms
+    skipped: str  # why, when `follow` is None
+
+
+@dataclass(frozen=True)
+class VerdictRow:
+    """One row of the verdict table: a cue, the level the audit found, and why."""
+
+    kind: str  # source, text, marker, border, user:<name>
+    cue: str
+    level: str  # strong, moderate, weak, none, or "not measured"
+    figure: str  # what `value` is
+    value: float | None
+    ci: Interval | None
+    reason: str
+
+
+@dataclass(frozen=True)
 class ShortcutResult:
-    """The verdict, its reasons and thresholds, and the evidence behind it."""
+    """The verdict, its reasons and thresholds, and the evidence behind it. `strength` and
+    `relies_on_text` are the text row's; `overall` is the highest level of any row of
+    `table` (source, text, marker, border, the user's kinds)."""
 
     relies_on_text: bool
     strength: str  # strong, moderate, weak, none, or "not applicable"
@@ -292,6 +348,13 @@ class ShortcutResult:
     images: list[RegionRow]
     explained: list[ExplainedEntry]
     detector: dict[str, Any]
+    kinds: dict[str, KindResult]  # every region kind's region tests
+    source: SourceResult
+    styles: dict[str, StyleTransplant]  # tone, frame: the style transplant of each
+    table: list[VerdictRow]
+    overall: str  # the highest level in `table`, or "not applicable"
+    headline: str  # the banner: every cue that reaches a level
+    cleared: bool  # True only when nothing reached a level and nothing is left unmeasured
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,18 @@ all show these sentences)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from medxai.metrics.shortcut import Reliance
-from medxai.report.record import Transplant
+from medxai.metrics.source_following import SourceFollowing
+from medxai.report.record import KindResult, StyleTransplant, Transplant, VerdictRow
 from medxai.statistics.bootstrap import Interval
 from medxai.statistics.classification import Change
 
 MIN_GROUP = 10  # films of one true class before the headline names that class
 
 
-def _level_text(level: str, ci: Interval) -> str:
+def level_text(level: str, ci: Interval) -> str:
     if level != "none":
         return level
     return "the CI reaches zero" if not ci[0] > 0 else "below the weak threshold"
@@ -25,7 +28,7 @@ def _transplant_reason(moved: Transplant, level: str) -> str:
         f"transplanted text of another class's hospital moves {f.follow_rate:.0%} of "
         f"{f.n} decisions to that class, text of the film's own class {f.control_follow_rate:.0%}"
         f": {f.follow_excess:+.0%} (CI {f.follow_excess_ci[0]:+.0%} to "
-        f"{f.follow_excess_ci[1]:+.0%}) → {_level_text(level, f.follow_excess_ci)}"
+        f"{f.follow_excess_ci[1]:+.0%}) → {level_text(level, f.follow_excess_ci)}"
     )
 
 
@@ -37,10 +40,10 @@ def reasons(reliance: Reliance, moved: Transplant, follow_level: str) -> list[st
         f"blurring only the text changes {d.flip_rate:.0%} of decisions, blurring another "
         f"film's text boxes {d.control_flip_rate:.0%}: {d.flip_excess:+.0%} (CI "
         f"{d.flip_excess_ci[0]:+.0%} to {d.flip_excess_ci[1]:+.0%}) "
-        f"→ {_level_text(reliance.excess_level, d.flip_excess_ci)}",
+        f"→ {level_text(reliance.excess_level, d.flip_excess_ci)}",
         f"the text alone reproduces {i.keeps_class_rate:.0%} of decisions, the blurred image "
         f"alone {i.baseline_keeps_class_rate:.0%}: {i.gain:+.0%} (CI {i.gain_ci[0]:+.0%} to "
-        f"{i.gain_ci[1]:+.0%}) → {_level_text(reliance.gain_level, i.gain_ci)}",
+        f"{i.gain_ci[1]:+.0%}) → {level_text(reliance.gain_level, i.gain_ci)}",
     ]
 
 
@@ -94,3 +97,58 @@ def retrain_sentence(split: str, change: Change) -> str:
         f"After cleaning and retraining, macro-F1 on {split} went from {change.before:.2f} to "
         f"{change.after:.2f} ({change.delta:+.2f}, 95% CI {lo:+.2f} to {hi:+.2f})."
     )
+
+
+def source_reason(f: SourceFollowing, level: str) -> str:
+    """The source row: accuracy on films whose source sends their class against the rest."""
+    lo, hi = f.gap_ci
+    return (
+        f"on {f.split}, films whose source sends their own class are decided right "
+        f"{f.accuracy_on:.0%} of the time ({f.n_on} films), films whose source sends another "
+        f"class {f.accuracy_off:.0%} ({f.n_off} films; {f.follow_rate:.0%} of them are called "
+        f"their source's class): the source decides {f.gap:+.0%} (CI {lo:+.0%} to {hi:+.0%}) "
+        f"of decisions → {level_text(level, f.gap_ci)}"
+    )
+
+
+def kind_reason(kind: KindResult) -> str:
+    """A region kind's row: blurring (removing) its regions against its control, and the
+    regions alone against the film without them."""
+    r = kind.reliance
+    if not r.n_images:
+        return f"no test film carries {kind.cue}"
+    d, i = r.region_deletion, r.region_insertion
+    return (
+        f"removing {kind.cue} changes {d.flip_rate:.0%} of {r.n_images} decisions, its control "
+        f"{d.control_flip_rate:.0%}: {d.flip_excess:+.0%} (CI {d.flip_excess_ci[0]:+.0%} to "
+        f"{d.flip_excess_ci[1]:+.0%}) → {level_text(r.excess_level, d.flip_excess_ci)}; "
+        f"alone it reproduces {i.keeps_class_rate:.0%}, the film without it "
+        f"{i.baseline_keeps_class_rate:.0%}: {i.gain:+.0%} (CI {i.gain_ci[0]:+.0%} to "
+        f"{i.gain_ci[1]:+.0%}) → {level_text(r.gain_level, i.gain_ci)}"
+    )
+
+
+def style_reason(style: StyleTransplant, level: str) -> str:
+    """A style transplant: how often decisions follow a donor hospital's look."""
+    f = style.follow
+    lo, hi = ci = f.follow_excess_ci
+    return (
+        f"{style.trait} of another class's hospital moves {f.follow_rate:.0%} of {f.n} "
+        f"decisions to that class, of the film's own {f.control_follow_rate:.0%}: "
+        f"{f.follow_excess:+.0%} (CI {lo:+.0%} to {hi:+.0%}) → {level_text(level, ci)}"
+    )
+
+
+def headline(rows: Sequence[VerdictRow], overall: str, cleared: bool) -> str:
+    """The banner: every cue that reaches a level, highest first; or why there is none."""
+    if overall == "not applicable":
+        return "Not applicable — the model did not learn"
+    found = [row for row in rows if row.level in ("weak", "moderate", "strong")]
+    if found:  # the named cues first, the source (whatever carries it) last
+        rank = ("strong", "moderate", "weak")
+        found.sort(key=lambda row: (rank.index(row.level), row.kind == "source"))
+        return "Relies on " + "; ".join(f"{row.cue} — {row.level}" for row in found)
+    if not cleared:
+        return "No cue reached a level — but reliance on the source is not ruled out"
+    cues = [row.cue for row in rows if row.kind != "source"] + ["the source"]
+    return f"No evidence of reliance on {', '.join(cues[:-1])} or {cues[-1]}"

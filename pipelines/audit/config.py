@@ -37,6 +37,7 @@ class DataSettings:
     test_splits: tuple[str, ...] = ()  # () → test.txt, plus test_balanced.txt when present
     classes: tuple[str, ...] = ()  # () → the training split's (a COVIDx set keeps its order)
     source_from: str = "none"  # folders only: none | dir | prefix
+    regions: str | None = None  # the user's regions: a CSV or a folder of masks (--regions)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {
     "dataset": ("data", "dataset"), "root": ("data", "root"),
     "train_split": ("data", "train_split"), "test_splits": ("data", "test_splits"),
     "classes": ("data", "classes"), "source_from": ("data", "source_from"),
+    "regions": ("data", "regions"),
     "n_per_class": ("phantom", "n_per_class"), "phantom_size": ("phantom", "size"),
     "shortcut_strength": ("phantom", "shortcut_strength"),
     "model": ("train", "model"), "image_size": ("train", "image_size"),
@@ -223,6 +225,8 @@ def _check_data(data: DataSettings) -> None:
         raise MedxaiError(f"--layout {data.dataset} needs --root DIR: {COVIDX_HELP}")
     if data.dataset == "phantom" and data.root is not None:
         raise MedxaiError("--root is for a dataset on disk; the phantom is generated in --out")
+    if data.regions is not None and not Path(data.regions).exists():
+        raise MedxaiError(f"{data.regions}: regions file not found (--regions)")
 
 
 def resolved(config: AuditConfig) -> AuditConfig:

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from medxai.data.check import DatasetReport, check_dataset
 from medxai.data.classes import class_order
 from medxai.data.layouts import dataset_root, read_dataset
 from medxai.data.records import Record, SplitIndex
+from medxai.data.traits import check_traits
 from medxai.errors import DatasetError
 from medxai.report.record import DataSummary, FileNote, PhantomSummary, SplitCounts
+from medxai.statistics.predictability import TraitReport
 from pipelines.audit.config import COVIDX_HELP, AuditConfig
 from pipelines.audit.context import Run
 from pipelines.audit.inputs import TestImage
 
 BALANCED_SPLIT = "test_balanced.txt"
+TRAIT_SAMPLE = 2000  # films per split whose acquisition traits are measured
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,11 @@ class Data:
     summary: DataSummary
     records: dict[str, list[Record]]  # split -> its readable records
     test: dict[str, list[TestImage]]  # test split -> its readable images
+
+    @property
+    def known(self) -> set[str]:
+        """Every readable film of the dataset, by its path relative to the root."""
+        return {self.index.relative(r) for rows in self.records.values() for r in rows}
 
     @property
     def test_images(self) -> list[TestImage]:
@@ -137,7 +145,20 @@ def check(run: Run, index: SplitIndex) -> DataSummary:
     for split in report.splits:
         for skipped in split.unreadable:
             run.hooks.log(f"skipping unreadable {skipped.record.path}: {skipped.reason}")
-    return data_summary(report)
+    return replace(data_summary(report), traits=acquisition_traits(run, report))
+
+
+def acquisition_traits(run: Run, report: DatasetReport) -> dict[str, TraitReport]:
+    """Per split, how well each acquisition trait (size, format, tone, sharpness, noise,
+    border) predicts the label, on a class-balanced sample of TRAIT_SAMPLE films."""
+    checks = check_traits(
+        report, TRAIT_SAMPLE, run.config.seed,
+        progress=lambda k, n: run.hooks.progress("acquisition traits", k, n),
+    )  # fmt: skip
+    for check in checks:
+        for failure in check.traits.failed:
+            run.hooks.log(f"traits skipped {failure.file}: {failure.reason}")
+    return {check.traits.split: check.predictability for check in checks}
 
 
 def _merge(counters: Iterable[Counter]) -> Counter:

@@ -64,11 +64,15 @@ def region_test_rows(
     classes: Sequence[str],
     device: torch.device,
     control: Callable[[torch.Tensor], torch.Tensor],
+    removed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    exclude: dict[str, list[Box]] | None = None,
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[RegionRow], np.ndarray]:
     """Per test image: its decision and the region tests on it; and the regions' frequency
-    map. `control`: a chunk's region masks (N, 1, S, S) -> their matched control masks."""
+    map. `control`: a chunk's region masks (N, 1, S, S) -> their matched control masks;
+    `removed`: (films, masks) -> the films without the kind (default: blurred); `exclude`:
+    boxes per film taken out of its regions (another kind's, tested on its own)."""
     rows: list[RegionRow] = []
     size = inputs.prep.image_size
     frequency = np.zeros((size, size))
@@ -80,11 +84,16 @@ def region_test_rows(
             inputs.prep.map_boxes(boxes[i.relative], inputs.shapes[i.relative]) for i in chunk
         ]
         masks = boxes_to_masks(mapped, (size, size), device)
+        if exclude:
+            taken = [inputs.prep.map_boxes(exclude[i.relative], inputs.shapes[i.relative])
+                     for i in chunk]  # fmt: skip
+            masks &= ~boxes_to_masks(taken, (size, size), device)
         frequency += masks.float().sum((0, 1)).cpu().numpy()
         decided = torch.tensor([decisions[i.relative] for i in chunk], device=device)
         controls = control(masks)
         tests = region_tests(
-            model, batch, decided, masks, control=controls, baseline=blurred_baseline(batch),
+            model, batch, decided, masks, control=controls,
+            baseline=(removed or default_removed)(batch, masks),
             batch_size=batch_size,
         )  # fmt: skip
         area = masks.flatten(1).float().mean(1)
@@ -101,12 +110,16 @@ def region_test_rows(
                     boxes=boxes[image.relative],
                     model_boxes=mapped[k],
                     text_area_share=float(area[k]),
-                    tests=_scores(tests, k, control_area, classes) if mapped[k] else None,
+                    tests=_scores(tests, k, control_area, classes) if area[k] > 0 else None,
                 )  # fmt: skip
             )
         if progress:
             progress(len(chunk))
     return rows, frequency / max(len(images), 1)
+
+
+def default_removed(batch: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    return blurred_baseline(batch)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from medxai import __version__
 from medxai.codec import write_record
-from medxai.data.imageio import read_image
+from medxai.data.imageio import read_image, to_channels
 from medxai.report import (
     AuditArtifacts,
     CleaningExample,
@@ -176,8 +176,7 @@ def build_artifacts(run: Run, f: Findings, result: AuditResult) -> AuditArtifact
 
 
 def _gray(path: Path) -> np.ndarray:
-    image = read_image(path)
-    return image.mean(axis=2) if image.ndim == 3 else image
+    return to_channels(read_image(path), 1)[0]
 
 
 def cleaning_examples(root: Path, cleaned: Path, rows: list[RegionRow]) -> list[CleaningExample]:

@@ -4,26 +4,34 @@ figures and the verdict alike."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from medxai.atomic import atomic_save_npy
+from medxai.boxes import Box
 from medxai.metrics.shortcut import (
     Reliance,
     RelianceThresholds,
     combined_strength,
     did_not_learn,
+    highest,
 )
 from medxai.report import verdict as words
 from medxai.report.record import (
     Evidence,
     ExplainedEntry,
     ExplainedSet,
+    KindResult,
     MethodNumbers,
     RegionRow,
     ShortcutResult,
+    SourceResult,
+    StyleTransplant,
     Transplant,
+    VerdictRow,
 )
 from medxai.statistics.confound import informative, source_classes
 from pipelines.audit.context import Run
@@ -36,8 +44,10 @@ from pipelines.audit.region_tests import (
     saliency_shares,
     summarise_saliency,
 )
-from pipelines.audit.regions import region_kinds
+from pipelines.audit.regions import RegionKind, region_kinds
 from pipelines.audit.saliency import load_maps
+from pipelines.audit.source import NOT_MEASURED, source_result
+from pipelines.audit.style import Looks, style_transplant
 from pipelines.audit.subject import Subject
 from pipelines.audit.transplant import summarise_transplant, transplant_rows
 from pipelines.explain_images import map_path
@@ -54,34 +64,166 @@ class Verdict:
 
 
 def shortcut(run: Run, data: Data, subject: Subject, explained: ExplainedSet) -> ShortcutResult:
-    """Find the regions on every test image; region tests and the transplant; the verdict."""
+    """Per region kind, its regions on every test film and the region tests; the text
+    transplant; whether decisions follow the source; the verdict table."""
     c, thresholds = run.config, RelianceThresholds()
     folder = run.out / "shortcut"
     folder.mkdir(parents=True, exist_ok=True)
-    images = data.test_images
-    (kind,) = region_kinds(run)  # text: the one kind the record holds today
-    boxes = kind.find(images, data.root, folder, run.progress("detecting text", len(images)))
-    rows, frequency = region_test_rows(
-        subject.module, images, boxes, subject.inputs, subject.decisions, data.classes,
-        run.device, kind.control, progress=run.progress("region tests", len(images)),
-    )  # fmt: skip
-    by_relative = {row.relative: row for row in rows}
+    kinds: dict[str, KindResult] = {}
+    for kind in region_kinds(run, subject.inputs.shapes, data.known):
+        taken = [kinds[name].rows for name in kind.excludes if name in kinds]
+        kinds[kind.name] = test_kind(run, data, subject, kind, folder, boxes_of(*taken))
+    text = kinds["text"]
+    by_relative = {row.relative: row for row in text.rows}
     maps = load_maps(run, explained, subject.methods)
     size = subject.inputs.prep.image_size
     shares = saliency_shares(explained.images, by_relative, maps, size, c.explain.top_k)
-    atomic_save_npy(folder / "text_frequency.npy", frequency)
     for method, stack in maps.items():
         atomic_save_npy(map_path(folder, "mean_map", method), stack.mean(0))
-    found = reliance(rows, thresholds, c.n_bootstrap, c.seed)
-    moved = transplant(run, data, subject, images, by_relative)
-    evidence = gather_evidence(rows, explained, shares, found, moved)
-    v = decide(found, moved, thresholds, subject, data)
+    moved = transplant(run, data, subject, data.test_images, by_relative)
+    evidence = gather_evidence(text.rows, explained, shares, text.reliance, moved)
+    v = decide(text.reliance, moved, thresholds, subject, data)
+    source = source_result(data, subject.decisions, thresholds, c.n_bootstrap, c.seed)
+    styles = style_transplants(run, data, subject, kinds["border"].rows)
+    rows = verdict_table(v, moved, kinds, source, styles, thresholds)
+    overall = "not applicable" if not v.applicable else highest([r.level for r in rows])
+    cleared = (
+        overall == "none"
+        and source.level != NOT_MEASURED
+        or (overall == "none" and not source.associations)
+    )
     return ShortcutResult(
         relies_on_text=v.strength not in ("none", "not applicable"), strength=v.strength,
         applicable=v.applicable, region_level=v.region_level,
         transplant_level=v.transplant_level, summary=v.summary, reasons=v.reasons,
-        thresholds=thresholds.table(), evidence=evidence, images=rows,
-        explained=explained_entries(explained, shares), detector=kind.describe(),
+        thresholds=thresholds.table(), evidence=evidence, images=text.rows,
+        explained=explained_entries(explained, shares), detector=text.finder,
+        kinds={name: kind if name != "text" else replace(kind, rows=[])
+               for name, kind in kinds.items()},
+        source=source, styles=styles, table=rows, overall=overall,
+        headline=words.headline(rows, overall, cleared), cleared=cleared,
+    )  # fmt: skip
+
+
+def test_kind(
+    run: Run, data: Data, subject: Subject, kind: RegionKind, folder: Path,
+    exclude: dict[str, list[Box]],
+) -> KindResult:  # fmt: skip
+    """One kind: its regions on every test film (less `exclude`), the region tests, the
+    figures."""
+    c, images = run.config, data.test_images
+    boxes = kind.find(images, data.root, folder, run.progress(f"finding {kind.name}", len(images)))
+    rows, frequency = region_test_rows(
+        subject.module, images, boxes, subject.inputs, subject.decisions, data.classes,
+        run.device, kind.control, kind.removed, exclude=exclude,
+        progress=run.progress(f"region tests: {kind.name}", len(images)),
+    )  # fmt: skip
+    atomic_save_npy(folder / f"{kind.name.replace(':', '_')}_frequency.npy", frequency)
+    found = reliance(rows, RelianceThresholds(), c.n_bootstrap, c.seed)
+    return KindResult(
+        kind.name, kind.cue, kind.describe(), found, breakdown(rows, "source"), rows
+    )  # fmt: skip
+
+
+def boxes_of(*kinds: list[RegionRow]) -> dict[str, list[Box]]:
+    """Per film, the boxes of some kinds together (original pixels)."""
+    boxes: dict[str, list[Box]] = defaultdict(list)
+    for rows in kinds:
+        for row in rows:
+            boxes[row.relative] += row.boxes
+    return boxes
+
+
+def style_transplants(
+    run: Run, data: Data, subject: Subject, border: list[RegionRow]
+) -> dict[str, StyleTransplant]:
+    """The tone and frame transplants, donors tied to classes by the training split."""
+    c, inputs = run.config, subject.inputs
+    associations = informative(source_classes(data.summary.splits[data.train_split].sources))
+    looks = Looks(inputs, {r.relative: r for r in border})
+    restyles = {"tone": looks.tone, "frame": looks.frame}
+    return {
+        trait: style_transplant(
+            trait,
+            restyle,
+            subject.module,
+            data.test_images,
+            inputs,
+            subject.decisions,
+            data.classes,
+            associations,
+            (c.n_bootstrap, c.seed),
+            run.device,
+        )  # fmt: skip
+        for trait, restyle in restyles.items()
+    }
+
+
+def verdict_table(
+    text: Verdict, moved: Transplant, kinds: dict[str, KindResult], source: SourceResult,
+    styles: dict[str, StyleTransplant], thresholds: RelianceThresholds,
+) -> list[VerdictRow]:  # fmt: skip
+    """One row per cue: the source first, then text (region tests and transplant), the other
+    region kinds (the border with its frame transplant), then the tone transplant."""
+    rows = [source_row(source)]
+    pooled, tested = moved.pooled, kinds["text"].reliance.region_deletion
+    by_transplant = pooled is not None and text.transplant_level == text.strength
+    rows.append(
+        VerdictRow(
+            "text",
+            kinds["text"].cue,
+            text.strength if text.applicable else "none",
+            "transplant follow excess" if by_transplant else "flip excess",
+            pooled.follow_excess if by_transplant else tested.flip_excess,
+            pooled.follow_excess_ci if by_transplant else tested.flip_excess_ci,
+            "; ".join(text.reasons),
+        )  # fmt: skip
+    )
+    for name, kind in kinds.items():
+        if name != "text":
+            rows.append(kind_row(kind, styles["frame"] if name == "border" else None, thresholds))
+    rows.append(style_row(styles["tone"], thresholds))
+    return rows
+
+
+def kind_row(
+    kind: KindResult, style: StyleTransplant | None, thresholds: RelianceThresholds
+) -> VerdictRow:
+    """A region kind's row: its region tests, and its style transplant when it has one (the
+    higher of the two levels, with that test's figure)."""
+    d = kind.reliance.region_deletion
+    row = VerdictRow(
+        kind.kind, kind.cue, kind.reliance.strength, "flip excess", d.flip_excess,
+        d.flip_excess_ci, words.kind_reason(kind),
+    )  # fmt: skip
+    if style is None:
+        return row
+    moved = style_row(style, thresholds)
+    level = highest([row.level, moved.level])
+    best = moved if level == moved.level and level != "none" else row
+    reason = f"{row.reason}; {moved.reason}"
+    return replace(best, kind=kind.kind, cue=kind.cue, level=level, reason=reason)
+
+
+def style_row(style: StyleTransplant, thresholds: RelianceThresholds) -> VerdictRow:
+    """A style transplant's row ("not measured" when no film had donors for both arms)."""
+    f = style.follow
+    if f is None:
+        return VerdictRow(style.trait, style.cue, NOT_MEASURED, "", None, None, style.skipped)
+    level = thresholds.level_of(f.follow_excess, f.follow_excess_ci, 2)
+    return VerdictRow(
+        style.trait, style.cue, level, f"{style.trait} transplant follow excess",
+        f.follow_excess, f.follow_excess_ci, words.style_reason(style, level),
+    )  # fmt: skip
+
+
+def source_row(source: SourceResult) -> VerdictRow:
+    measured = [f for f in source.per_split.values() if f.measured]
+    best = max(measured, key=lambda f: f.gap, default=None)
+    return VerdictRow(
+        "source", "something tied to the source", source.level,
+        "accuracy gap, own-class against other-class sources",
+        best.gap if best else None, best.gap_ci if best else None, source.reason,
     )  # fmt: skip
 
 

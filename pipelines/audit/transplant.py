@@ -91,7 +91,7 @@ def _scale(original: tuple[int, int], size: int, value: int) -> int:
     return max(1, round(value * size / max(original)))
 
 
-def _probabilities(model: nn.Module, batch: torch.Tensor, device, batch_size: int) -> torch.Tensor:
+def probabilities(model: nn.Module, batch: torch.Tensor, device, batch_size: int) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([
             torch.softmax(model(batch[rows].to(device)).float(), 1).cpu()
@@ -157,8 +157,8 @@ def transplant_rows(
                 _composite(inputs, clean, plan.swap, rows),
                 _composite(inputs, clean, plan.control, rows),
             ]
-        probs = _probabilities(model, torch.stack(batch), device, batch_size)
-        originals = _probabilities(
+        probs = probabilities(model, torch.stack(batch), device, batch_size)
+        originals = probabilities(
             model, inputs.batch([p.image.relative for p in planned[part]]), device, batch_size
         )
         out += [

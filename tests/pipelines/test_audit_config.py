@@ -83,3 +83,10 @@ def test_resuming_with_other_settings_names_them(tmp_path):
     claim_folder(tmp_path, encode(audit_config()))  # the same settings resume
     with pytest.raises(MedxaiError, match=r"other settings \(explain.n_explain, train.epochs\)"):
         claim_folder(tmp_path, encode(audit_config(epochs=3, n_explain=1)))
+
+
+def test_a_missing_regions_file_stops_before_anything_runs(tmp_path):
+    with pytest.raises(MedxaiError, match=r"nope.csv: regions file not found \(--regions\)"):
+        audit_config(regions=str(tmp_path / "nope.csv"))
+    (tmp_path / "r.csv").write_text("image,kind,x0,y0,x1,y1\n")
+    assert audit_config(regions=str(tmp_path / "r.csv")).data.regions == str(tmp_path / "r.csv")

@@ -41,7 +41,7 @@ def test_every_stage_runs_once_and_lands_in_audit_json(audited):
     out, result, started = audited
     assert started == STAGES
     stored = json.loads((out / "audit.json").read_text())
-    assert stored["schema"] == "medxai-audit-4"
+    assert stored["schema"] == "medxai-audit-5"
     assert to_json(read_audit(out / "audit.json")) == to_json(result)  # NaN-safe
     assert set(stored["timings"]) == {*STAGES, "report", "total"}
     assert stored["timings"]["total"] == pytest.approx(
@@ -55,6 +55,11 @@ def test_every_stage_runs_once_and_lands_in_audit_json(audited):
     assert isinstance(shortcut["relies_on_text"], bool) and shortcut["thresholds"]
     assert shortcut["evidence"]["n_images"] == 18  # 3 + 3 images per class, both test splits
     assert len(shortcut["explained"]) == 3 and "gradcam" in shortcut["explained"][0]["methods"]
+    assert [row["kind"] for row in shortcut["table"]] == ["source", "text", "border", "tone"]
+    assert shortcut["kinds"]["border"]["reliance"]["n_images"] == 18, "every film has a border"
+    assert set(shortcut["source"]["per_split"]) == {"test.txt", "test_balanced.txt"}
+    assert set(shortcut["styles"]) == {"tone", "frame"} and shortcut["headline"]
+    assert set(stored["data"]["traits"]) == {"train.txt", "test.txt", "test_balanced.txt"}
     assert stored["data"]["splits"]["train.txt"]["n"] == 36
     assert stored["data"]["burned_in_annotation"]["not DICOM"] == 54
 
@@ -123,7 +128,8 @@ def test_the_pipelines_own_report_loads_in_chromium(audited, open_page):
     page, problems = open_page(out / "index.html")
     assert problems == []
     headline = page.inner_text("#verdict .headline")
-    assert ("Relies on burned-in text" in headline) == result.shortcut.relies_on_text
+    assert ("burned-in text —" in headline) == result.shortcut.relies_on_text
+    assert headline == result.shortcut.headline
     images = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
     assert len(images) >= 3 + 3 and all(width > 0 for width in images)  # gallery + plots
 

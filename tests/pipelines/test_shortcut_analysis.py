@@ -20,26 +20,48 @@ from pipelines.audit.inputs import ModelInputs, TestImage
 SIZE = 32
 TEXT = (20, 4, 28, 12)  # (x0, y0, x1, y1) of the 'burned-in text' (a checkerboard patch)
 ELSEWHERE = (4, 20, 12, 28)
+FRAME = 4  # width of the dark frame, pixels
 CLASSES = ["plain", "marked"]
 NO_TRANSPLANT = Transplant({}, "no transplant", None, {}, [])
 
 
-def write_images(folder: Path, n: int) -> list[TestImage]:
-    """Gray noise films; every second one carries the checkerboard 'text' at TEXT."""
+def write_images(folder: Path, n: int, cue: str = "text") -> list[TestImage]:
+    """Gray noise films; every second one carries the cue: the checkerboard 'text' at TEXT,
+    or a dark frame FRAME pixels wide."""
     rng = np.random.default_rng(0)
     images = []
     for i in range(n):
         film = 0.5 + 0.03 * rng.standard_normal((SIZE, SIZE))
         marked = i % 2 == 1
-        if marked:
+        if marked and cue == "text":
             x0, y0, x1, y1 = TEXT
             film[y0:y1, x0:x1] += 0.4 * checkerboard(SIZE).numpy()[y0:y1, x0:x1]
+        if marked and cue == "frame":
+            film[~interior(FRAME)] = 0.05
         name = f"img{i:02d}.png"
         write_png(folder / name, np.round(np.clip(film, 0, 1) * 255).astype(np.uint8))
         record = Record(f"p{i}", name, CLASSES[marked], "src-a" if marked else "src-b",
                         folder / name, "test.txt", i + 1)  # fmt: skip
         images.append(TestImage(record, f"test/{name}"))
     return images
+
+
+def interior(width: int) -> np.ndarray:
+    inside = np.zeros((SIZE, SIZE), bool)
+    inside[width:-width, width:-width] = True
+    return inside
+
+
+class EdgeReader(torch.nn.Module):
+    """Calls a film 'marked' when its outer band of `band` pixels is dark: reads the frame."""
+
+    def __init__(self, band: int = 3) -> None:
+        super().__init__()
+        self.register_buffer("edge", torch.from_numpy(~interior(band)).float())
+
+    def forward(self, x):
+        mean = (x[:, 0] * self.edge).sum((1, 2)) / self.edge.sum()
+        return torch.stack([torch.zeros_like(mean), 40.0 * (0.3 - mean)], 1)
 
 
 def model_reading(box) -> torch.nn.Module:
@@ -52,24 +74,71 @@ def images(tmp_path):
     return write_images(tmp_path, 20)
 
 
-def run(model, images):
+def run(model, images, kind=None, boxes=None):
+    """The region tests of one kind (default: 'text' detected at TEXT on every film)."""
     prep = Preprocessing(image_size=SIZE, channels=3, intensity="none")
     inputs = ModelInputs(images, prep)
     with torch.no_grad():
         decided = model(inputs.batch([i.relative for i in images])).argmax(1).tolist()
     decisions = {i.relative: d for i, d in zip(images, decided, strict=True)}
-    boxes = {i.relative: [TEXT] for i in images}  # 'detected' on every film
+    kind = kind or regions.DetectedText(None, markers=False)
+    boxes = boxes or {i.relative: [TEXT] for i in images}
     rows, frequency = region_tests.region_test_rows(
-        model,
-        images,
-        boxes,
-        inputs,
-        decisions,
-        CLASSES,
-        torch.device("cpu"),
-        regions.TextRegions.control,
-    )
+        model, images, boxes, inputs, decisions, CLASSES, torch.device("cpu"), kind.control,
+        kind.removed,
+    )  # fmt: skip
     return rows, frequency, region_tests.reliance(rows, RelianceThresholds(), 300, 0)
+
+
+def border_boxes(images):
+    root = images[0].record.path.parent
+    return (
+        regions.BorderRegions()
+        .find([TestImage(i.record, i.record.filename) for i in images], root, root, lambda k: None)
+        .values()
+    )
+
+
+def as_found(images, boxes):
+    return {i.relative: b for i, b in zip(images, boxes, strict=True)}
+
+
+@pytest.mark.parametrize("cue", ["frame", "text"])
+def test_the_border_kind_names_a_frame_reader_and_only_it(tmp_path, cue):
+    images = write_images(tmp_path, 20, cue)
+    found = as_found(images, border_boxes(images))
+    if cue == "frame":
+        framed = {b[3] - b[1] for b in found[images[1].relative] if b[2] - b[0] == SIZE}
+        assert framed == {FRAME}, "the frame is found"
+    plain = found[images[0].relative]
+    assert plain and max(min(b[2] - b[0], b[3] - b[1]) for b in plain) <= 2, "thin bands only"
+    model = EdgeReader() if cue == "frame" else model_reading(TEXT)
+    _, _, border = run(model, images, regions.BorderRegions(), found)
+    _, _, text = run(model, images)
+    if cue == "frame":
+        assert border.strength == "strong" and border.region_deletion.control_flip_rate == 0
+        assert text.strength == "none", "a frame reader is not called a text reader"
+    else:
+        assert border.strength == "none", "a text reader is not called a frame reader"
+        assert text.strength == "strong"
+
+
+def test_the_border_control_is_the_ring_inside_it_of_the_same_area():
+    masks = torch.zeros(2, 1, SIZE, SIZE, dtype=torch.bool)
+    masks[0, 0][torch.from_numpy(~interior(FRAME))] = True
+    ring = regions.BorderRegions.control(masks)
+    assert not (ring & masks).any() and not ring[1].any()
+    area, inner = int(masks[0].sum()), int(ring[0].sum())
+    assert area <= inner < area + 4 * SIZE, "grown inward to the border's area"
+    assert ring[0, 0, FRAME, FRAME] and not ring[0, 0, SIZE // 2, SIZE // 2]
+
+
+def test_removing_the_border_fills_it_with_the_mean_of_the_rest():
+    films = torch.full((1, 3, SIZE, SIZE), 0.6)
+    films[:, :, ~torch.from_numpy(interior(FRAME))] = 0.0
+    masks = torch.from_numpy(~interior(FRAME))[None, None]
+    out = regions.BorderRegions.removed(films, masks)
+    assert torch.allclose(out[:, :, masks[0, 0]], torch.tensor(0.6))
 
 
 def test_a_model_that_reads_the_text_is_flagged(images):
@@ -104,16 +173,35 @@ def test_detection_journal_resumes_without_detecting_again(images, tmp_path):
             Counting.calls += 1
             return [(1, 2, 3, 4)]
 
-    journal = tmp_path / "boxes.jsonl"
+        def describe(self):
+            return {"name": "db"}
+
+    journal = tmp_path / "detections.jsonl"
     root = images[0].record.path.parent.parent
     for image in images:  # the journal keys are relative to the root
         (root / "test").mkdir(exist_ok=True)
         (root / image.relative).write_bytes(image.record.path.read_bytes())
-    first = regions.detect_text(images[:5], root, Counting(), journal)
+    first = regions.detect_labeled(images[:5], root, Counting(), journal)
     with open(journal, "a") as f:
         f.write('{"relative": "test/torn')  # a kill mid-line
-    again = regions.detect_text(images, root, Counting(), journal)
+    again = regions.detect_labeled(images, root, Counting(), journal)
     assert Counting.calls == len(images)
-    assert again[images[0].relative] == first[images[0].relative] == [(1, 2, 3, 4)]
+    assert again[images[0].relative] == first[images[0].relative] == [((1, 2, 3, 4), "db")]
     lines = journal.read_text().splitlines()
     assert sum(1 for line in lines if line.startswith('{"relative": "test/img')) == len(images)
+
+
+@pytest.mark.parametrize("reads", ["device", "lesion"])
+def test_user_regions_name_a_device_reader_and_not_a_lesion_reader(images, reads):
+    """The 'text' patch doubles as a device the user marks with --regions; a model reading it
+    is named on the user's row, one reading the film's middle (a lesion) on no row."""
+    given = regions.GivenRegions("device", {i.relative: [TEXT] for i in images}, Path("r.csv"))
+    found = given.find(images, None, None, lambda k: None)
+    model = model_reading(TEXT if reads == "device" else (12, 12, 20, 20))
+    _, _, device = run(model, images, given, found)
+    _, _, border = run(
+        model, images, regions.BorderRegions(), as_found(images, border_boxes(images))
+    )
+    assert border.strength == "none"
+    assert device.strength == ("strong" if reads == "device" else "none")
+    assert given.name == "user:device"

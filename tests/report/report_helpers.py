@@ -13,8 +13,10 @@ from medxai.metrics.shortcut import (
     RegionDeletion,
     RegionInsertion,
     RelianceThresholds,
+    text_reliance,
     transplant_follow,
 )
+from medxai.metrics.source_following import FilmSource, source_following
 from medxai.report import AuditArtifacts, CleaningExample, Curves, GalleryItem
 from medxai.report.record import (
     SCHEMA,
@@ -31,6 +33,7 @@ from medxai.report.record import (
     ExplainedEntry,
     FileNote,
     GroupRates,
+    KindResult,
     MethodNumbers,
     MethodSanity,
     PhantomSettings,
@@ -39,14 +42,19 @@ from medxai.report.record import (
     SaliencySummary,
     SanityChecks,
     ShortcutResult,
+    SourceResult,
     SplitCounts,
+    StyleTransplant,
     TrainedModel,
     Training,
     Transplant,
     TransplantSplit,
+    VerdictRow,
 )
+from medxai.report.verdict import headline
 from medxai.statistics.classification import classification_metrics, paired_comparison
 from medxai.statistics.confound import source_confound
+from medxai.statistics.predictability import PredictabilitySettings, trait_predictability
 from pipelines.audit import audit_config
 
 CLASSES = ["normal", "pneumonia", "COVID-19"]
@@ -179,6 +187,46 @@ def _shortcut(relies: bool) -> ShortcutResult:
                  "igos++ puts 10.0× more saliency on text than its area"] if relies else [],
         thresholds=RelianceThresholds().table(), evidence=_evidence(relies, lift),
         images=_region_rows(rng, relies), explained=explained, detector={"name": "fused"},
+        **_kinds_and_table(relies),
+    )  # fmt: skip
+
+
+def _kinds_and_table(relies: bool) -> dict:
+    """A border kind that finds nothing, the source row and the verdict table."""
+    n = 40
+    flips = np.zeros(n)
+    border = KindResult(
+        "border", "the film's border", {"name": "border bands"},
+        text_reliance(flips, flips, flips, flips, flips, n_bootstrap=100), {}, [],
+    )  # fmt: skip
+    films = [
+        FilmSource(label, source, (source if relies else label))
+        for source in ("COVID-19", "normal")
+        for label in ("COVID-19", "normal")
+        for _ in range(20)
+    ]
+    sends = {"COVID-19": ["COVID-19"], "normal": ["normal"]}
+    follow = source_following("test_balanced.txt", films, sends, 100)
+    level = "strong" if relies else "none"
+    source = SourceResult(sends, {"test_balanced.txt": follow}, None, level, "balanced films")
+    table = [
+        VerdictRow("source", "something tied to the source", level, "accuracy gap",
+                   follow.gap, follow.gap_ci, "balanced films"),
+        VerdictRow("text", "burned-in text", level, "flip excess", 0.3 if relies else 0.0,
+                   (0.2, 0.4) if relies else (-0.05, 0.05), "text reasons"),
+        VerdictRow("border", "the film's border", "none", "flip excess", 0.0, (0.0, 0.0),
+                   "border reasons"),
+    ]  # fmt: skip
+    styles = {
+        "tone": StyleTransplant("tone", "the film's tone curve", None, "no tone donors"),
+        "frame": StyleTransplant(
+            "frame", "the film's frame geometry",
+            transplant_follow(flips, flips, flips, n_bootstrap=100), "",
+        ),
+    }  # fmt: skip
+    return dict(
+        kinds={"border": border}, source=source, styles=styles, table=table, overall=level,
+        headline=headline(table, level, cleared=not relies), cleared=not relies,
     )  # fmt: skip
 
 
@@ -208,7 +256,17 @@ def _data() -> DataSummary:
                                   ("test.txt", _split_counts(100)),
                                   ("test_balanced.txt", _split_counts(50)))
         },
+        traits={"train.txt": _traits()},
     )  # fmt: skip
+
+
+def _traits():
+    """Border width tells the classes apart (COVID-19 films framed), mean intensity does not."""
+    rng = np.random.default_rng(0)
+    labels = [CLASSES[k % 3] for k in range(90)]
+    width = [0.1 if label == "COVID-19" else 0.0 for label in labels]
+    table = {"border_width": width, "mean": list(rng.uniform(0.4, 0.6, 90))}
+    return trait_predictability(table, labels, settings=PredictabilitySettings(n_bootstrap=100))
 
 
 def _cleaning() -> CleaningResult:

@@ -20,8 +20,18 @@ def _share_of(pixels: np.ndarray, colour: tuple[int, int, int]) -> float:
 @pytest.mark.parametrize(
     ("report", "headline", "colour", "other"),
     [
-        ("positive", "Relies on burned-in text — strong", RED, GREEN),
-        ("negative", "No evidence of text reliance", GREEN, RED),
+        (
+            "positive",
+            "Relies on burned-in text — strong; something tied to the source — strong",
+            RED,
+            GREEN,
+        ),
+        (
+            "negative",
+            "No evidence of reliance on burned-in text, the film's border or the source",
+            GREEN,
+            RED,
+        ),
     ],
     ids=["relies-on-text", "no-reliance"],
 )

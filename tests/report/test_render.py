@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 from dataclasses import replace
 from html.parser import HTMLParser
 
@@ -15,6 +16,7 @@ from report_helpers import forward_only, make_artifacts, make_audit, stripped
 from medxai.report import write_report
 from medxai.report.figures import save_png
 from medxai.report.format import change, ci, delta, pvalue, seconds, value
+from medxai.report.verdict import headline
 from medxai.statistics.classification import Change
 
 
@@ -35,7 +37,7 @@ def _tags(html: str) -> list[tuple[str, dict]]:
 
 def _text(html: str) -> str:
     """The page's words with tags dropped and whitespace collapsed."""
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
 def test_every_image_is_a_relative_png_under_out(positive):
@@ -68,14 +70,40 @@ def test_verdict_comes_first_and_states_strength_reasons_thresholds(positive):
     for reason in audit.shortcut.reasons:
         assert reason in verdict
     assert "strong_flip_excess 0.15" in verdict
-    assert "No evidence of text reliance" not in html
+    assert "No evidence of reliance" not in html
+    for row in audit.shortcut.table:  # the verdict table: every cue with its level and why
+        assert f"{row.cue} {row.level}" in verdict and row.reason in verdict
+    assert "Cues that remain after cleaning: something tied to the source." in verdict
+    warning = _text(html[html.index('id="trait-warning"') : html.index('id="verdict"')])
+    assert "border width predicts the label" in warning and "mean predicts" not in warning
 
 
 def test_negative_verdict(negative):
     html = negative[0].read_text(encoding="utf-8")
     assert 'class="verdict negative"' in html
-    assert "No evidence of text reliance" in html
-    assert "Relies on burned-in text" not in html
+    assert "No evidence of reliance on burned-in text" in html
+    assert "Relies on" not in html
+
+
+def test_a_source_follower_no_kind_explains_is_never_green(tmp_path):
+    audit = make_audit(relies=False)
+    table = [replace(audit.shortcut.table[0], level="moderate"), *audit.shortcut.table[1:]]
+    shortcut = replace(
+        audit.shortcut, table=table, overall="moderate", cleared=False,
+        headline=headline(table, "moderate", False),
+    )  # fmt: skip
+    html = write_report(tmp_path, replace(audit, shortcut=shortcut), make_artifacts(False))
+    text = html.read_text(encoding="utf-8")
+    assert 'class="verdict positive"' in text
+    assert "Relies on something tied to the source — moderate" in text
+
+
+def test_an_unmeasured_source_is_grey_not_green(tmp_path):
+    audit = make_audit(relies=False)
+    shortcut = replace(audit.shortcut, cleared=False, headline=headline([], "none", False))
+    text = write_report(tmp_path, replace(audit, shortcut=shortcut), make_artifacts(False))
+    html = text.read_text(encoding="utf-8")
+    assert 'class="verdict unknown"' in html and "not ruled out" in html
 
 
 def test_numbers_are_the_audit_numbers_formatted_with_cis(positive):

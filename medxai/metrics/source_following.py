@@ -1,0 +1,131 @@
+"""Do a model's decisions follow the film's source (hospital) rather than its label?
+
+Whatever a model reads — text, a collimation frame, a tone curve, something no region kind
+names — if it reads a property of the source, its decisions follow the source. On a test split
+where some films come from a source that (in training) sends another class, that shows without
+knowing the cue: such *off-source* films are decided correctly less often than *on-source*
+films, whose source sends their own class. If the source decides a share f of the decisions
+(and the model is otherwise right with accuracy a), on-source accuracy is f + (1 − f)·a and
+off-source accuracy (1 − f)·a: the gap is f, the share of decisions the source decides, on the
+same scale as the transplant's follow excess and held to the same thresholds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from medxai.statistics.bootstrap import (
+    Interval,
+    as_interval,
+    bootstrap_indices,
+    bootstrap_mean,
+    percentile_interval,
+)
+
+MIN_FILMS = 10  # on- and off-source films each, before the gap can reach a level
+
+
+@dataclass(frozen=True)
+class FilmSource:
+    """One test film: its label, its source and the model's decision (class names)."""
+
+    label: str
+    source: str | None
+    decided: str
+
+
+@dataclass(frozen=True)
+class SourceFollowing:
+    """One test split: accuracy on films whose source sends their class against films whose
+    source sends only other classes, and how often those follow their source."""
+
+    split: str
+    n_on: int
+    n_off: int
+    accuracy_on: float
+    accuracy_on_ci: Interval
+    accuracy_off: float
+    accuracy_off_ci: Interval
+    gap: float  # accuracy_on - accuracy_off: the share of decisions the source decides
+    gap_ci: Interval
+    follow_rate: float  # off-source films decided as a class their source sends
+    follow_ci: Interval
+    note: str = ""  # why the gap cannot be read (too few on- or off-source films)
+
+    @property
+    def measured(self) -> bool:
+        return not self.note
+
+
+@dataclass(frozen=True)
+class SplitGap:
+    """Accuracy on the confounded test split against the balanced one (sources independent of
+    the label): what recognising the source earns where it pays."""
+
+    confounded: str
+    balanced: str
+    accuracy_confounded: float
+    accuracy_balanced: float
+    gap: float
+    gap_ci: Interval
+
+
+def source_following(
+    split: str,
+    films: Sequence[FilmSource],
+    classes_of: Mapping[str, Sequence[str]],
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> SourceFollowing:
+    """`classes_of`: the classes each informative source sends in training (sources that send
+    every class, or are unknown, tell nothing and are left out)."""
+    on = [f for f in films if f.source in classes_of and f.label in classes_of[f.source]]
+    off = [f for f in films if f.source in classes_of and f.label not in classes_of[f.source]]
+    right_on = np.array([f.decided == f.label for f in on], dtype=float)
+    right_off = np.array([f.decided == f.label for f in off], dtype=float)
+    follows = np.array([f.decided in classes_of[f.source] for f in off], dtype=float)
+    acc_on = bootstrap_mean(right_on, n_bootstrap, confidence, seed)
+    acc_off = bootstrap_mean(right_off, n_bootstrap, confidence, seed + 1)
+    gap = difference(right_on, right_off, n_bootstrap, confidence, seed + 2)
+    follow = bootstrap_mean(follows, n_bootstrap, confidence, seed + 3)
+    note = ""
+    if min(len(on), len(off)) < MIN_FILMS:
+        note = (
+            f"{len(off)} film(s) of {split} come from a source that sends another class in "
+            f"training and {len(on)} from one that sends their own (at least {MIN_FILMS} each "
+            "are needed)"
+        )
+    return SourceFollowing(
+        split, len(on), len(off), *acc_on, *acc_off, *gap, *follow, note=note
+    )  # fmt: skip
+
+
+def split_gap(
+    confounded: str,
+    right_confounded: Sequence[bool],
+    balanced: str,
+    right_balanced: Sequence[bool],
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> SplitGap:
+    a, b = np.asarray(right_confounded, float), np.asarray(right_balanced, float)
+    gap, ci = difference(a, b, n_bootstrap, confidence, seed)
+    return SplitGap(confounded, balanced, float(a.mean()), float(b.mean()), gap, ci)
+
+
+def difference(
+    a: np.ndarray, b: np.ndarray, n_bootstrap: int, confidence: float, seed: int
+) -> tuple[float, Interval]:
+    """mean(a) − mean(b) of two independent samples, each resampled on its own."""
+    if not (a.size and b.size):
+        return float("nan"), (float("nan"), float("nan"))
+    means_a = a[bootstrap_indices(a.size, n_bootstrap, seed)].mean(1)
+    means_b = b[bootstrap_indices(b.size, n_bootstrap, seed + 1)].mean(1)
+    return float(a.mean() - b.mean()), as_interval(
+        percentile_interval(means_a - means_b, confidence)
+    )
