@@ -77,7 +77,7 @@ FILMS = {
 }
 ROTATION = 5.0  # degrees, a patient's crop
 JITTER = {"shift": 0.03, "scale": 0.04, "rotation": 2.0, "log_gamma": 0.15}  # a view's
-OPACITY = {"blobs": (2, 5), "centre": (0.3, 0.7), "sigma": (0.04, 0.08), "level": (0.15, 0.3)}
+OPACITY = {"blobs": (2, 5), "centre": (0.3, 0.7), "sigma": (0.04, 0.08), "level": (0.4, 0.7)}
 FRAME = {"width": (0.06, 0.12), "level": (0.02, 0.05), "noise": 0.01, "zoom": (1.04, 1.10)}
 TONE = {"gamma": 1 / 0.6, "contrast": 0.6}  # x^gamma, then an S-curve of this gain
 DEVICE = {"length": (0.25, 0.45), "bend": 0.25, "level": (0.9, 1.0), "clip": (0.05, 0.03)}

@@ -99,17 +99,20 @@ def region_tests(
     *,
     control: Tensor | Boxes | None = None,
     baseline: Tensor | None = None,
+    control_baseline: Tensor | None = None,
     batch_size: int = 64,
 ) -> RegionTests:
     """Region-only insertion and region deletion (and deletion of `control` regions, when
-    given); all the variants of the N images go through the model together."""
+    given, from `control_baseline`, default `baseline`: the same operation on the control);
+    all the variants of the N images go through the model together."""
     images, targets = validate_inputs(images, targets)
     r = as_region_masks(regions, images).to(images.dtype)  # (N, 1, H, W)
     base = blurred_baseline(images) if baseline is None else baseline.to(images)
     variants = [images, base, base + (images - base) * r, images + (base - images) * r]
     if control is not None:
         rc = as_region_masks(control, images).to(images.dtype)
-        variants.append(images + (base - images) * rc)
+        other = base if control_baseline is None else control_baseline.to(images)
+        variants.append(images + (other - images) * rc)
     batch = torch.cat(variants)
     runner = ModelRunner(model, batch_size, softmax=True)
     n, k = images.shape[0], len(variants)
@@ -352,15 +355,17 @@ def combined_strength(
 
 def did_not_learn(evaluation: Evaluation, classes: Sequence[str], split: str) -> str:
     """Why a model learned nothing on `split` ("" when it did): one class for every film, or a
-    macro-F1 whose CI reaches what predicting the majority class scores."""
+    macro-F1 whose CI reaches what guessing scores: predicting the majority class, or guessing
+    by the class prior (whose macro-F1 is 1/K for K classes, whatever the prior)."""
     if len(set(evaluation.predictions)) == 1:
         return f"it predicts {classes[evaluation.predictions[0]]} for every film of {split}"
-    chance = chance_level_f1([classes[k] for k in evaluation.labels])
+    labels = [classes[k] for k in evaluation.labels]
+    chance = max(chance_level_f1(labels), 1 / max(len(set(labels)), 1))
     metrics = evaluation.metrics
     low = metrics.ci.macro_f1[0] if metrics.ci else metrics.macro_f1
     if low > chance:
         return ""
     return (
         f"its macro-F1 on {split} ({metrics.macro_f1:.2f}, CI from {low:.2f}) reaches what "
-        f"predicting the majority class scores ({chance:.2f})"
+        f"guessing scores ({chance:.2f})"
     )

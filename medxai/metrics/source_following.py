@@ -45,14 +45,15 @@ class SourceFollowing:
     split: str
     n_on: int
     n_off: int
-    accuracy_on: float
-    accuracy_on_ci: Interval
-    accuracy_off: float
-    accuracy_off_ci: Interval
-    gap: float  # accuracy_on - accuracy_off: the share of decisions the source decides
-    gap_ci: Interval
-    follow_rate: float  # off-source films decided as a class their source sends
-    follow_ci: Interval
+    # None where a group has no film (no figure, rather than NaN)
+    accuracy_on: float | None
+    accuracy_on_ci: Interval | None
+    accuracy_off: float | None
+    accuracy_off_ci: Interval | None
+    gap: float | None  # accuracy_on - accuracy_off: the share of decisions the source decides
+    gap_ci: Interval | None
+    follow_rate: float | None  # off-source films decided as a class their source sends
+    follow_ci: Interval | None
     note: str = ""  # why the gap cannot be read (too few on- or off-source films)
 
     @property
@@ -88,10 +89,10 @@ def source_following(
     right_on = np.array([f.decided == f.label for f in on], dtype=float)
     right_off = np.array([f.decided == f.label for f in off], dtype=float)
     follows = np.array([f.decided in classes_of[f.source] for f in off], dtype=float)
-    acc_on = bootstrap_mean(right_on, n_bootstrap, confidence, seed)
-    acc_off = bootstrap_mean(right_off, n_bootstrap, confidence, seed + 1)
-    gap = difference(right_on, right_off, n_bootstrap, confidence, seed + 2)
-    follow = bootstrap_mean(follows, n_bootstrap, confidence, seed + 3)
+    acc_on = _or_none(bootstrap_mean(right_on, n_bootstrap, confidence, seed))
+    acc_off = _or_none(bootstrap_mean(right_off, n_bootstrap, confidence, seed + 1))
+    gap = _or_none(difference(right_on, right_off, n_bootstrap, confidence, seed + 2))
+    follow = _or_none(bootstrap_mean(follows, n_bootstrap, confidence, seed + 3))
     note = ""
     if min(len(on), len(off)) < MIN_FILMS:
         note = (
@@ -102,6 +103,10 @@ def source_following(
     return SourceFollowing(
         split, len(on), len(off), *acc_on, *acc_off, *gap, *follow, note=note
     )  # fmt: skip
+
+
+def _or_none(figure: tuple[float, Interval]) -> tuple[float | None, Interval | None]:
+    return (None, None) if np.isnan(figure[0]) else figure
 
 
 def split_gap(

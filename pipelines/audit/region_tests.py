@@ -94,6 +94,7 @@ def region_test_rows(
         tests = region_tests(
             model, batch, decided, masks, control=controls,
             baseline=(removed or default_removed)(batch, masks),
+            control_baseline=(removed or default_removed)(batch, controls),
             batch_size=batch_size,
         )  # fmt: skip
         area = masks.flatten(1).float().mean(1)

@@ -266,8 +266,9 @@ def decide(
     """The one verdict from all the evidence ("not applicable" on a model that did not
     learn), with its words (medxai.report.verdict)."""
     strength, follow_level = combined_strength(found, moved.pooled, thresholds)
-    split = data.tests[0]
-    reason = did_not_learn(subject.evaluated.splits[split], data.classes, split)
+    # at chance on every test split: on a balanced split alone, a shortcut model is at chance
+    reasons = [did_not_learn(subject.evaluated.splits[s], data.classes, s) for s in data.tests]
+    reason = "; ".join(reasons) if all(reasons) else ""
     if reason:
         strength = "not applicable"
     return Verdict(

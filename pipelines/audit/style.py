@@ -11,7 +11,8 @@ class information. The follow excess, its CI and levels are the text transplant'
   the donor's border (skimage's `match_histograms`), so it keeps its anatomy and its frame
   and takes the donor's tone curve.
 - `frame`: the film's own border filled with the mean of the rest of it, then the donor's
-  border (its pixels, where the border kind found it) pasted in: the donor's frame geometry.
+  border (its pixels, where the border kind found it, mapped into the film's tone) pasted in:
+  the donor's frame geometry, without its tone curve.
 """
 
 from __future__ import annotations
@@ -57,7 +58,19 @@ class Looks:
         pixels, own, theirs = self.inputs.pixels[film], self.mask(film), self.mask(donor)
         mean = pixels[:, ~own].mean(1).view(-1, 1, 1) if (~own).any() else pixels.mean()
         unframed = torch.where(own, mean.expand_as(pixels), pixels)
-        return torch.where(theirs, self.inputs.pixels[donor], unframed)
+        return torch.where(theirs, self.in_tone_of(donor, film), unframed)
+
+    def in_tone_of(self, donor: str, film: str) -> torch.Tensor:
+        """The donor in the film's tone: each value mapped from its quantile inside the
+        donor's border to the same quantile inside the film's, so a frame brings its geometry
+        and darkness and not the donor's tone curve (values beyond the range are clipped)."""
+        q, source = np.linspace(0, 1, 257), self.inputs.pixels[donor].numpy()
+        inside_theirs, inside_ours = ~self.mask(donor).numpy(), ~self.mask(film).numpy()
+        if not (inside_theirs.any() and inside_ours.any()):
+            return self.inputs.pixels[donor]
+        theirs = np.quantile(source[:, inside_theirs], q)
+        ours = np.quantile(self.inputs.pixels[film].numpy()[:, inside_ours], q)
+        return torch.from_numpy(np.interp(source, theirs, ours).astype(np.float32))
 
 
 def style_transplant(

@@ -228,3 +228,25 @@ def test_the_search_on_the_copy_matches_the_search_on_the_model(name):
     assert getattr(explainer, "optimizer", explainer).fast_copy is False  # sigcam: its I-GOS
     plain = explainer(model, images, [1, 1])
     torch.testing.assert_close(fast, plain, atol=1e-3, rtol=1e-3)
+
+
+class _Sign(nn.Module):
+    def forward(self, x):
+        return x if x.sum() > 0 else -x  # Python control flow: fx cannot trace into it
+
+
+class _LeafTracer(torch.fx.Tracer):
+    def is_leaf_module(self, m, name):
+        return isinstance(m, _Sign) or super().is_leaf_module(m, name)
+
+
+def test_a_graph_module_is_folded_on_its_own_graph():
+    """onnx2torch's models are GraphModules whose modules hold control flow: tracing them
+    again fails, so the fold uses the graph they carry (35 BNs of PaddleOCR's classifier)."""
+    inner = nn.Sequential(_trained_bn(), _Sign())
+    model = torch.fx.GraphModule(inner, _LeafTracer().trace(inner)).eval()
+    x = torch.randn(4, 3, 12, 12)
+    copy = inference_copy(model, x[:1])
+    assert copy is not None and not any(isinstance(m, nn.BatchNorm2d) for m in copy.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(copy(x), model(x), rtol=1e-4, atol=1e-5)

@@ -132,5 +132,9 @@ def test_a_constant_model_is_not_applicable_and_a_learned_one_is():
 
     assert "predicts plain for every film" in did_not_learn(evaluation([0] * 40), CLASSES, "t")
     coin = [0, 0, 1, 1] * 10  # half right: chance
-    assert "majority class" in did_not_learn(evaluation(coin), CLASSES, "t")
+    assert "guessing scores (0.50)" in did_not_learn(evaluation(coin), CLASSES, "t")
+    weak = [k if i % 10 < 6 else 1 - k for i, k in enumerate(labels)]  # 60% right
+    assert "reaches what guessing scores" in did_not_learn(evaluation(weak), CLASSES, "t"), (
+        "above the majority class's 0.33 but within reach of guessing by the prior (0.50)"
+    )
     assert did_not_learn(evaluation(labels), CLASSES, "t") == ""

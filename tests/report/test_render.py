@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from html import unescape
 from dataclasses import replace
+from html import unescape
 from html.parser import HTMLParser
 
 import numpy as np
@@ -74,7 +74,8 @@ def test_verdict_comes_first_and_states_strength_reasons_thresholds(positive):
     for row in audit.shortcut.table:  # the verdict table: every cue with its level and why
         assert f"{row.cue} {row.level}" in verdict and row.reason in verdict
     assert "Cues that remain after cleaning: something tied to the source." in verdict
-    warning = _text(html[html.index('id="trait-warning"') : html.index('id="verdict"')])
+    start = html.index('id="trait-warning"')
+    warning = _text(html[start : html.index("</div>", start)])
     assert "border width predicts the label" in warning and "mean predicts" not in warning
 
 

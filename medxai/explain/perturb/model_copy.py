@@ -24,7 +24,9 @@ def _has_hooks(model: nn.Module) -> bool:
 def inference_copy(model: nn.Module, probe: Tensor) -> nn.Module | None:
     """A faster copy of `model` (in eval mode), for scores and input gradients; or None.
 
-    Each batch norm is folded into the convolution before it (a `torch.fx` trace), and on a
+    Each batch norm is folded into the convolution before it (a `torch.fx` trace; a model
+    that already is a `torch.fx.GraphModule`, such as onnx2torch's, is folded on its own
+    graph, since its modules' Python control flow cannot be traced again), and on a
     CPU the weights are stored channels-last: covidnet-s at 224 px runs a forward 2x and a
     forward with its input gradient 2.3x faster (README "Speed design"). None, so that the
     model itself is used, when the model has hooks (they are part of its behaviour), cannot
@@ -35,7 +37,8 @@ def inference_copy(model: nn.Module, probe: Tensor) -> nn.Module | None:
     if _has_hooks(model):
         return None
     try:
-        copy = fuse(model)  # a deep copy; conv + batch norm pairs folded (eval mode)
+        graph = isinstance(model, torch.fx.GraphModule)
+        copy = fuse(model, no_trace=graph)  # a deep copy; conv + BN pairs folded (eval mode)
         copy = copy.to(memory_format=conv_layout(probe.device))
         copy.requires_grad_(False)
         with torch.no_grad():
