@@ -87,11 +87,8 @@ def shortcut(run: Run, data: Data, subject: Subject, explained: ExplainedSet) ->
     styles = style_transplants(run, data, subject, kinds["border"].rows)
     rows = verdict_table(v, moved, kinds, source, styles, thresholds)
     overall = "not applicable" if not v.applicable else highest([r.level for r in rows])
-    cleared = (
-        overall == "none"
-        and source.level != NOT_MEASURED
-        or (overall == "none" and not source.associations)
-    )
+    # green only with nothing found and the source either read or telling nothing
+    cleared = overall == "none" and (source.level != NOT_MEASURED or not source.associations)
     return ShortcutResult(
         relies_on_text=v.strength not in ("none", "not applicable"), strength=v.strength,
         applicable=v.applicable, region_level=v.region_level,

@@ -28,20 +28,21 @@ def source_result(
     films whose source sends another; the confounded-against-balanced split gap; the level."""
     associations = informative(source_classes(data.summary.splits[data.train_split].sources))
 
-    def films(split: str) -> list[FilmSource]:
-        return [
+    films = {
+        split: [
             FilmSource(i.record.label, i.record.source, data.classes[decisions[i.relative]])
             for i in data.test[split]
         ]
-
+        for split in data.tests
+    }  # fmt: skip
     conf = thresholds.confidence
     per_split = {
-        s: source_following(s, films(s), associations, n_bootstrap, conf, seed) for s in data.tests
+        s: source_following(s, films[s], associations, n_bootstrap, conf, seed) for s in data.tests
     }
     gap = None
     balanced = next((s for s in data.tests[1:] if "balanced" in s), None)
     if balanced:
-        right = {s: [f.decided == f.label for f in films(s)] for s in (data.tests[0], balanced)}
+        right = {s: [f.decided == f.label for f in films[s]] for s in (data.tests[0], balanced)}
         gap = split_gap(
             data.tests[0], right[data.tests[0]], balanced, right[balanced], n_bootstrap, conf, seed
         )  # fmt: skip
