@@ -1,7 +1,11 @@
 """Test-session settings and fixtures shared by every test module."""
 
+import contextlib
 import os
 import shutil
+import signal
+import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +13,8 @@ import torch
 # Test tensors are tiny: one intra-op thread is faster for them, and it keeps the suite
 # from stalling in OpenMP spin-waits when the 2-core CI machine has other work.
 torch.set_num_threads(1)
+
+CLOSE_SECONDS = 60  # closing Chromium takes about a second; past this it is hung
 
 
 def _chromium_path() -> str:
@@ -21,15 +27,56 @@ def _chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+def _descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (Linux /proc): the Playwright driver and Chromium."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _kill_after(seconds: float) -> threading.Timer:
+    """A watchdog: if closing Chromium has not returned in time, kill its process tree, which
+    makes Playwright's pending close return instead of hanging the session."""
+
+    def kill() -> None:
+        for pid in _descendants(os.getpid()):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+    timer = threading.Timer(seconds, kill)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per module that needs it, so none idles through the rest of the suite."""
     path = _chromium_path()
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    manager = sync_playwright()
+    playwright = manager.start()
+    chromium = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
+    yield chromium
+    watchdog = _kill_after(CLOSE_SECONDS)
+    try:
+        with contextlib.suppress(Exception):
+            chromium.close()
+        with contextlib.suppress(Exception):
+            manager.__exit__(None, None, None)
+    finally:
+        watchdog.cancel()
 
 
 @pytest.fixture()
