@@ -20,6 +20,7 @@ from pathlib import Path
 from medxai.codec import decode
 from medxai.report.figures import new_figure, save_png
 from medxai.report.record import EvaluatedSplits, ShortcutResult
+from medxai.statistics.confound import informative
 from pipelines.audit import audit_config, run_until_verdict
 
 RESULTS = Path(__file__).parent / "results"
@@ -39,6 +40,10 @@ class Row:
     macro_f1_balanced: float
     verdict: str
     seconds: float
+    n_region: int = 0  # films (patients) the region tests rest on
+    baseline_keeps: float = 0.0  # the blurred film alone keeps this share (insertion room)
+    n_follow: int = 0  # films (patients) the transplant rests on
+    transplant_needed: bool = True  # some source is tied to a class (its text carries one)
 
 
 def run_one(work: Path, strength: float, seed: int, quick: bool) -> Row:
@@ -56,6 +61,9 @@ def run_one(work: Path, strength: float, seed: int, quick: bool) -> Row:
         evidence.region_insertion.gain, evidence.region_insertion.gain_ci,
         metrics.per_class["COVID-19"].recall, metrics.macro_f1,
         verdict.strength, sum(ran.timings.values()),  # a resumed stage keeps its first
+        verdict.kinds["text"].reliance.n_clusters or evidence.n_with_text,
+        evidence.region_insertion.baseline_keeps_class_rate, follow.n_units if follow else 0,
+        bool(informative(evidence.transplant.associations)),
     )  # fmt: skip
 
 

@@ -85,6 +85,16 @@ def audit(
             rich_help_panel=DATA,
         ),
     ] = None,
+    patient_pattern: Annotated[
+        str | None,
+        typer.Option(
+            help="How to find the patient in a file name, so a patient's films are resampled "
+            "together: a regular expression whose group is the patient id, e.g. '^([^_]+)_' "
+            "(the part before the first _). Default: the split file's or manifest's patient id; "
+            "in a folder tree every film is its own patient.",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
     shortcut_strength: panel(MaybeShortcutStrength, DATA) = None,
     n_per_class: Annotated[
         int | None,
@@ -157,7 +167,7 @@ def audit(
         quick, config, dataset=layout or dataset, root=str(root) if root else None,
         model=model, source=source, classes=parse_classes(classes) or None,
         positive_class=positive_class, source_from=source_from, retrain=retrain,
-        regions=str(regions) if regions is not None else None,
+        regions=str(regions) if regions is not None else None, patient_pattern=patient_pattern,
         methods=parse_methods(method) or None, n_explain=n_explain, epochs=epochs,
         image_size=image_size, detector=detector, test_splits=parse_names(test_split) or None,
         shortcut_strength=shortcut_strength, n_per_class=n_per_class, seed=seed,
@@ -172,6 +182,10 @@ def audit(
     )
     result = _run_audit(settings, out, run_device)
     print_audit_summary(result, out)
+    from medxai.metrics.shortcut import INCONCLUSIVE
+
+    if result.shortcut.overall == INCONCLUSIVE:
+        raise typer.Exit(INCONCLUSIVE_EXIT)
 
 
 def _run_audit(settings, out: Path, run_device: torch.device) -> AuditResult:
@@ -194,12 +208,17 @@ def _run_audit(settings, out: Path, run_device: torch.device) -> AuditResult:
         return run_audit(settings, out, run_device, hooks)
 
 
+INCONCLUSIVE_EXIT = 3  # the audit ran, but its evidence could not settle the verdict
+
+
 def print_audit_summary(result: AuditResult, out: Path) -> None:
     """The verdict, accuracy and macro-F1 before → after cleaning per test split, the time."""
+    from medxai.metrics.shortcut import LEVELS
+
     verdict = result.shortcut
     colour = (
         "yellow" if not verdict.applicable
-        else "red" if verdict.overall != "none" else "green" if verdict.cleared else "yellow"
+        else "red" if verdict.overall in LEVELS[1:] else "green" if verdict.cleared else "yellow"
     )  # fmt: skip
     console.print(f"[bold {colour}]{escape(verdict.headline)}[/bold {colour}]", highlight=False)
     for row in verdict.table:

@@ -191,15 +191,19 @@ def _print_count_tables(report: DatasetReport) -> None:
 def _print_confound(report: DatasetReport) -> None:
     """Per split: can the label be read off the source alone? (before any model)"""
     classes = report.label_order()
-    table = Table(title="source ↔ label, per split (Cramér's V: 1 = the source determines it)")
-    for name in ("split", "sources", "Cramér's V", "label from source", "majority label", ""):
+    table = Table(
+        title="source ↔ label, per split (bias-corrected Cramér's V: 1 = the source determines"
+        " it; large from 0.5/√(min(sources, classes) − 1))"
+    )
+    columns = ("split", "sources", "Cramér's V", "level", "label from source", "majority label")
+    for name in (*columns, ""):
         table.add_column(name, justify="left" if name in ("split", "") else "right")
     for split in report.splits:
         c = split.confound(classes)
         flag = "[red]confound: the source nearly determines the class[/red]" if c.strong else ""
         table.add_row(
-            split.split, str(c.n_sources), f"{c.cramers_v:.2f}", f"{c.source_accuracy:.0%}",
-            f"{c.majority_accuracy:.0%}", flag,
+            split.split, str(c.n_sources), f"{c.cramers_v:.2f}", c.level,
+            f"{c.source_accuracy:.0%}", f"{c.majority_accuracy:.0%}", flag,
         )  # fmt: skip
     console.print(table)
 

@@ -9,9 +9,10 @@ stop at the first.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from medxai.data.classes import class_order, label_problem
@@ -41,6 +42,31 @@ class Record:
         """FILE:LINE of the listing line, else the image (or class folder) itself."""
         listing = self.origin or self.path
         return f"{listing}:{self.line}" if self.line else str(listing)
+
+
+def patient_rule(pattern: str) -> re.Pattern:
+    """A file-name rule for patient ids (`--patient-pattern`), e.g. `^([^_]+)_` for the part
+    before the first '_': its first group (or its whole match when it has none)."""
+    try:
+        rule = re.compile(pattern)
+    except re.error as error:
+        raise DatasetError(
+            f"--patient-pattern {pattern!r} is not a regular expression: {error}"
+        ) from None
+    if rule.groups > 1:
+        raise DatasetError(f"--patient-pattern {pattern!r} must have at most one group")
+    return rule
+
+
+def with_patients(records: Sequence[Record], rule: re.Pattern) -> list[Record]:
+    """Records whose patient id is what `rule` finds in the file name; a film it finds nothing
+    in keeps its own id (its path), so it is a patient of its own."""
+    out = []
+    for r in records:
+        found = rule.search(PurePosixPath(r.filename).name)
+        patient = (found.group(rule.groups) if found else "") or r.filename
+        out.append(replace(r, patient_id=patient))
+    return out
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from medxai.errors import MedxaiError
 from medxai.explain.base import ModelRunner, check_float, chunks, model_guard, validate_inputs
 from medxai.explain.perturb import blurred_baseline
 from medxai.models.training import chance_level_f1
-from medxai.statistics.bootstrap import Interval, bootstrap_mean
+from medxai.statistics.bootstrap import Clusters, Interval, bootstrap_mean, resolve
 from medxai.statistics.classification import Evaluation
 
 Boxes = Sequence[Sequence[Sequence[float]]]  # per image, boxes (x0, y0, x1, y1) in pixels
@@ -167,17 +167,37 @@ def shortcut_evidence(
 
 
 LEVELS = ("none", "weak", "moderate", "strong")  # in rising order
+INCONCLUSIVE = "inconclusive"  # the evidence cannot tell the levels apart
+# Films (or patients) in an arm before a figure can reach or rule out a level: with 30, a
+# proportion near one half has a 95% interval about ±0.18 wide — the distance between "none"
+# and "strong" — so fewer films cannot tell the levels apart whatever they show.
+MIN_FILMS = 30
 
 
 def highest(levels: Sequence[str]) -> str:
-    """The highest of some levels ("none" when there are none; unknown words rank lowest)."""
+    """The highest of some levels: a level reached wins, then "inconclusive" (nothing reached,
+    something not ruled out), then "none"; unknown words ("not measured") rank lowest."""
     rank = {level: k for k, level in enumerate(LEVELS)}
+    reached = [level for level in levels if rank.get(level, 0) > 0]
+    if reached:
+        return max(reached, key=rank.__getitem__)
+    if INCONCLUSIVE in levels:
+        return INCONCLUSIVE
     return max(levels, key=lambda level: rank.get(level, -1), default="none")
+
+
+def lowest_of_both(a: str, b: str) -> str:
+    """Two figures that must both show reliance (the region tests' 'needed' and 'suffices'):
+    the lower level when both reach one, "none" when either rules it out, else inconclusive."""
+    if a in LEVELS[1:] and b in LEVELS[1:]:
+        return min(a, b, key=LEVELS.index)
+    return "none" if "none" in (a, b) else INCONCLUSIVE
 
 
 @dataclass(frozen=True)
 class RelianceThresholds:
-    """Per strength level, the (flip excess, insertion gain) thresholds.
+    """Per strength level, the (flip excess, insertion gain, follow excess) thresholds, which a
+    figure's lower 95% bound must clear.
 
     The region tests say the model relies on text when both say so: the text is needed (blurring it
     changes decisions more than blurring a control region) and it suffices (alone, it keeps
@@ -193,7 +213,8 @@ class RelianceThresholds:
     share that change when a control region is blurred (another film's text boxes, where
     this film has none: the same kind of size and place, without text). Insertion gain:
     how much more often the text alone, over the blurred image, reproduces the decision than
-    the blurred image does without it. A figure counts only when its CI lies above zero.
+    the blurred image does without it. A figure reaches the highest level whose threshold the
+    lower bound of its interval clears.
     """
 
     weak: tuple[float, float, float] = (0.03, 0.05, 0.05)
@@ -217,12 +238,31 @@ class RelianceThresholds:
             "confidence": self.confidence,
         }
 
-    def level_of(self, value: float, ci: Sequence[float], which: int) -> str:
+    def level_of(self, value: float, ci: Sequence[float], which: int, n: int | None = None) -> str:
         """The highest level figure `which` (0: flip excess, 1: insertion gain, 2: transplant
-        follow excess) reaches."""
-        if not ci[0] > 0:
-            return "none"
-        return next((lvl for lvl, mins in self.levels() if value >= mins[which]), "none")
+        follow excess) reaches with its lower 95% bound; "inconclusive" when it reaches none
+        but its upper bound reaches "moderate" (a real effect is not ruled out), or when it
+        rests on fewer than MIN_FILMS films or patients (`n`)."""
+        del value  # the point estimate decides nothing: a bias would make it "strong"
+        if (n is not None and n < MIN_FILMS) or not all(np.isfinite(ci)):
+            return INCONCLUSIVE
+        lower = next((lvl for lvl, mins in self.levels() if ci[0] >= mins[which]), "none")
+        if lower == "none" and ci[1] >= self.moderate[which]:
+            return INCONCLUSIVE
+        return lower
+
+    def inconclusive_reason(self, ci: Sequence[float], which: int, n: int | None) -> str:
+        """Why `level_of` said inconclusive ("" when it did not)."""
+        if n is not None and n < MIN_FILMS:
+            return f"{n} films or patients, fewer than the {MIN_FILMS} a level needs"
+        if not all(np.isfinite(ci)):
+            return "no interval"
+        if self.level_of(0.0, ci, which, n) == INCONCLUSIVE:
+            return (
+                f"the interval [{ci[0]:+.2f}, {ci[1]:+.2f}] reaches no level but does not rule "
+                f"out a moderate one (≥ {self.moderate[which]:+.2f})"
+            )
+        return ""
 
 
 @dataclass(frozen=True)
@@ -256,12 +296,16 @@ class Reliance:
     """The region-test figures and the levels they reach; `strength` is the verdict."""
 
     relies_on_text: bool
-    strength: str  # strong, moderate, weak or none
+    strength: str  # strong, moderate, weak, none or inconclusive
     excess_level: str  # the level the flip excess reaches alone
     gain_level: str  # the level the insertion gain reaches alone
     region_deletion: RegionDeletion
     region_insertion: RegionInsertion
     n_images: int
+    unit: str = "film"  # what the bootstrap resampled
+    n_clusters: int | None = None  # how many of them
+    inconclusive: str = ""  # why the strength is inconclusive
+    rare: str = ""  # why too few films to test still make "none": the cue is that rare
 
 
 def text_reliance(
@@ -273,22 +317,26 @@ def text_reliance(
     thresholds: RelianceThresholds = RelianceThresholds(),
     n_bootstrap: int = 1000,
     seed: int = 0,
+    clusters: Clusters | None = None,
+    n_films: int | None = None,
 ) -> Reliance:
     """Region-test figures over the images that carry text, with CIs, and the verdict on them.
+    `n_films`: every test film, those without text too (a rare cue decides few decisions).
 
     Inputs are per image (target = the model's own decision): did blurring the text change the
     decision; did blurring the control region change it; does the text alone (over the
     blurred image) keep it; does the blurred image alone keep it (the insertion control); the
     drop of the decided class's probability when the text is blurred. Differences are paired
-    per image, so their CIs come from resampling images.
+    per image, so their CIs come from resampling patients (`clusters`) with their images.
     """
     flipped, control_flipped, inserted_keeps, baseline_keeps, deletion_drop = (
         np.asarray(v, dtype=float)
         for v in (flipped, control_flipped, inserted_keeps, baseline_keeps, deletion_drop)
     )
+    clusters = resolve(clusters, flipped.size)
 
     def mean_ci(values: np.ndarray, offset: int) -> tuple[float, Interval]:
-        return bootstrap_mean(values, n_bootstrap, thresholds.confidence, seed + offset)
+        return bootstrap_mean(values, n_bootstrap, thresholds.confidence, seed + offset, clusters)
 
     flip, control, excess = (
         mean_ci(v, k) for k, v in enumerate((flipped, control_flipped, flipped - control_flipped))
@@ -299,15 +347,38 @@ def text_reliance(
     )
     deletion = RegionDeletion(*flip, *control, *excess, *mean_ci(deletion_drop, 6))
     insertion = RegionInsertion(*keeps, *base, *gain)
-    excess_level = thresholds.level_of(excess[0], excess[1], 0)
-    gain_level = thresholds.level_of(gain[0], gain[1], 1)
-    order = [level for level, _ in thresholds.levels()][::-1]  # weak, moderate, strong
-    both = excess_level != "none" and gain_level != "none"
-    strength = min(excess_level, gain_level, key=order.index) if both else "none"
+    n = clusters.count
+    excess_level = thresholds.level_of(excess[0], excess[1], 0, n)
+    gain_level = thresholds.level_of(gain[0], gain[1], 1, n)
+    why = thresholds.inconclusive_reason(excess[1], 0, n) or thresholds.inconclusive_reason(
+        gain[1], 1, n
+    )
+    if gain_level == "none" and 1 - base[0] < thresholds.moderate[1]:
+        gain_level = INCONCLUSIVE  # the blurred film alone keeps almost every decision
+        why = why or (
+            f"insertion is degenerate: the blurred film alone keeps {base[0]:.0%} of the "
+            "decisions, leaving no room to show the regions suffice"
+        )
+    strength = lowest_of_both(excess_level, gain_level)
+    rare = rare_cue(n, n_films, thresholds)
+    if strength == INCONCLUSIVE and rare:
+        strength, why = "none", rare
     return Reliance(
-        strength != "none", strength, excess_level, gain_level, deletion, insertion,
-        int(flipped.size),
+        strength in LEVELS[1:], strength, excess_level, gain_level, deletion, insertion,
+        int(flipped.size), clusters.unit, n, why if strength == INCONCLUSIVE else "", rare,
     )  # fmt: skip
+
+
+def rare_cue(n: int, n_films: int | None, thresholds: RelianceThresholds) -> str:
+    """Why a cue on too few films to test is still "none": carried by fewer than MIN_FILMS
+    films and by a smaller share of the test films than the weak follow excess, it can decide
+    no more of the decisions than that level ("" when the cue is not that rare)."""
+    if not n_films or n >= MIN_FILMS or n / n_films >= thresholds.weak[2]:
+        return ""
+    return (
+        f"only {n} of {n_films} test films carry it: it can decide at most {n / n_films:.0%} of "
+        f"the decisions, below the weak level ({thresholds.weak[2]:.0%})"
+    )
 
 
 @dataclass(frozen=True)
@@ -323,34 +394,56 @@ class TransplantFollow:
     follow_excess_ci: Interval
     prob_shift: float  # the target class's probability, swap minus control arm
     prob_shift_ci: Interval
+    unit: str = "film"  # what the bootstrap resampled
+    n_clusters: int | None = None  # how many of them
+
+    @property
+    def n_units(self) -> int:
+        """Patients (or films) the figures rest on: what the evidence minimum counts."""
+        return self.n if self.n_clusters is None else self.n_clusters
 
 
 def transplant_follow(
     follows: np.ndarray, control_follows: np.ndarray, prob_shift: np.ndarray,
     n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
+    clusters: Clusters | None = None,
 ) -> TransplantFollow:  # fmt: skip
-    """Paired per film, so the CIs come from resampling films."""
+    """Paired per film, so the CIs come from resampling patients (`clusters`) with their films."""
     follows, control_follows, prob_shift = (
         np.asarray(v, dtype=float) for v in (follows, control_follows, prob_shift)
     )
+    clusters = resolve(clusters, follows.size)
     figures = [
-        bootstrap_mean(values, n_bootstrap, confidence, seed + k)
+        bootstrap_mean(values, n_bootstrap, confidence, seed + k, clusters)
         for k, values in enumerate(
             (follows, control_follows, follows - control_follows, prob_shift)
         )
     ]
-    return TransplantFollow(int(follows.size), *(x for pair in figures for x in pair))
+    return TransplantFollow(
+        int(follows.size), *(x for pair in figures for x in pair), clusters.unit, clusters.count
+    )
+
+
+def follow_level(
+    follow: TransplantFollow | None, thresholds: RelianceThresholds, needed: bool = True
+) -> str:
+    """The level a transplant's follow excess reaches. When it could not run: inconclusive if
+    it was `needed` (sources are tied to classes, but no film had donors for both arms), else
+    "none" (no source is tied to a class, so a hospital's text carries no class to follow)."""
+    if follow is None or not follow.n:
+        return INCONCLUSIVE if needed else "none"
+    return thresholds.level_of(follow.follow_excess, follow.follow_excess_ci, 2, follow.n_units)
 
 
 def combined_strength(
-    reliance: Reliance, transplant: TransplantFollow | None, thresholds: RelianceThresholds
-) -> tuple[str, str]:
+    reliance: Reliance, transplant: TransplantFollow | None, thresholds: RelianceThresholds,
+    needed: bool = True,
+) -> tuple[str, str]:  # fmt: skip
     """(verdict strength, the transplant's own level): the higher of the transplant's level
-    and the region tests' joint level."""
-    follow_level = "none"
-    if transplant is not None and transplant.n:
-        follow_level = thresholds.level_of(transplant.follow_excess, transplant.follow_excess_ci, 2)
-    return highest([reliance.strength, follow_level]), follow_level
+    and the region tests' joint level (inconclusive when neither reaches a level and either
+    could not rule one out; `needed`: see `follow_level`)."""
+    moved = follow_level(transplant, thresholds, needed)
+    return highest([reliance.strength, moved]), moved
 
 
 def did_not_learn(evaluation: Evaluation, classes: Sequence[str], split: str) -> str:

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from medxai.statistics.bootstrap import (
+    Clusters,
     Interval,
     as_interval,
-    bootstrap_indices,
-    bootstrap_mean,
+    bootstrap_weights,
     percentile_interval,
+    resolve,
+    weighted_means,
 )
 
 MIN_FILMS = 10  # on- and off-source films each, before the gap can reach a level
@@ -35,6 +37,7 @@ class FilmSource:
     label: str
     source: str | None
     decided: str
+    patient: str | None = None  # a patient's films are resampled together
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class SourceFollowing:
     follow_rate: float | None  # off-source films decided as a class their source sends
     follow_ci: Interval | None
     note: str = ""  # why the gap cannot be read (too few on- or off-source films)
+    unit: str = "film"  # what the bootstrap resampled
+    n_clusters: int | None = None  # how many of them (on- and off-source films together)
 
     @property
     def measured(self) -> bool:
@@ -86,13 +91,27 @@ def source_following(
     every class, or are unknown, tell nothing and are left out)."""
     on = [f for f in films if f.source in classes_of and f.label in classes_of[f.source]]
     off = [f for f in films if f.source in classes_of and f.label not in classes_of[f.source]]
+    clusters = Clusters.of([f.patient for f in on + off])
+    weights = bootstrap_weights(n_bootstrap, seed, clusters)  # on- and off-source together
+    w_on, w_off = weights[:, : len(on)], weights[:, len(on) :]
     right_on = np.array([f.decided == f.label for f in on], dtype=float)
     right_off = np.array([f.decided == f.label for f in off], dtype=float)
     follows = np.array([f.decided in classes_of[f.source] for f in off], dtype=float)
-    acc_on = _or_none(bootstrap_mean(right_on, n_bootstrap, confidence, seed))
-    acc_off = _or_none(bootstrap_mean(right_off, n_bootstrap, confidence, seed + 1))
-    gap = _or_none(difference(right_on, right_off, n_bootstrap, confidence, seed + 2))
-    follow = _or_none(bootstrap_mean(follows, n_bootstrap, confidence, seed + 3))
+    means_on, means_off = weighted_means(right_on, w_on), weighted_means(right_off, w_off)
+
+    def figure(values: np.ndarray, resampled: np.ndarray) -> tuple[float | None, Interval | None]:
+        if not values.size:
+            return None, None
+        return float(values.mean()), as_interval(percentile_interval(resampled, confidence))
+
+    acc_on, acc_off = figure(right_on, means_on), figure(right_off, means_off)
+    gap = (None, None)
+    if on and off:
+        gap = (
+            acc_on[0] - acc_off[0],
+            as_interval(percentile_interval(means_on - means_off, confidence)),
+        )
+    follow = figure(follows, weighted_means(follows, w_off))
     note = ""
     if min(len(on), len(off)) < MIN_FILMS:
         note = (
@@ -101,12 +120,9 @@ def source_following(
             "are needed)"
         )
     return SourceFollowing(
-        split, len(on), len(off), *acc_on, *acc_off, *gap, *follow, note=note
+        split, len(on), len(off), *acc_on, *acc_off, *gap, *follow, note=note,
+        unit=clusters.unit, n_clusters=clusters.count,
     )  # fmt: skip
-
-
-def _or_none(figure: tuple[float, Interval]) -> tuple[float | None, Interval | None]:
-    return (None, None) if np.isnan(figure[0]) else figure
 
 
 def split_gap(
@@ -117,20 +133,27 @@ def split_gap(
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    patients: tuple[Sequence[str | None], Sequence[str | None]] | None = None,
 ) -> SplitGap:
+    """`patients`: each split's films' patients, resampled together within the split."""
     a, b = np.asarray(right_confounded, float), np.asarray(right_balanced, float)
-    gap, ci = difference(a, b, n_bootstrap, confidence, seed)
+    clusters = (Clusters.of(patients[0]), Clusters.of(patients[1])) if patients else (None, None)
+    gap, ci = difference(a, b, n_bootstrap, confidence, seed, clusters)
     return SplitGap(confounded, balanced, float(a.mean()), float(b.mean()), gap, ci)
 
 
 def difference(
-    a: np.ndarray, b: np.ndarray, n_bootstrap: int, confidence: float, seed: int
-) -> tuple[float, Interval]:
-    """mean(a) − mean(b) of two independent samples, each resampled on its own."""
+    a: np.ndarray, b: np.ndarray, n_bootstrap: int, confidence: float, seed: int,
+    clusters: tuple[Clusters | None, Clusters | None] = (None, None),
+) -> tuple[float, Interval]:  # fmt: skip
+    """mean(a) − mean(b) of two independent samples, each resampled on its own (by patient
+    when its `clusters` are given)."""
     if not (a.size and b.size):
         return float("nan"), (float("nan"), float("nan"))
-    means_a = a[bootstrap_indices(a.size, n_bootstrap, seed)].mean(1)
-    means_b = b[bootstrap_indices(b.size, n_bootstrap, seed + 1)].mean(1)
+    means_a = weighted_means(a, bootstrap_weights(n_bootstrap, seed, resolve(clusters[0], a.size)))
+    means_b = weighted_means(
+        b, bootstrap_weights(n_bootstrap, seed + 1, resolve(clusters[1], b.size))
+    )
     return float(a.mean() - b.mean()), as_interval(
         percentile_interval(means_a - means_b, confidence)
     )

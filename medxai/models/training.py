@@ -43,6 +43,7 @@ from medxai.models.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from medxai.statistics.bootstrap import Clusters
 from medxai.statistics.classification import Evaluation, classification_metrics
 
 POSITIVE_CLASSES = ("COVID-19", "positive")  # the default class COVID-Net oversamples
@@ -299,12 +300,15 @@ def evaluate(
     dataset = eval_dataset(records, spec) if inputs is None else inputs
     labels, probs = predict(model, dataset, device, workers=workers)
     predictions = probs.argmax(1)
+    patients = [r.patient_id for r in records]
     metrics = classification_metrics(
-        labels, predictions, spec.classes, n_bootstrap=n_bootstrap, seed=seed
-    )
+        labels, predictions, spec.classes, n_bootstrap=n_bootstrap, seed=seed,
+        clusters=Clusters.of(patients),
+    )  # fmt: skip
     return Evaluation(
-        metrics, [r.filename for r in records], [int(v) for v in labels], predictions.tolist()
-    )
+        metrics, [r.filename for r in records], [int(v) for v in labels], predictions.tolist(),
+        patients,
+    )  # fmt: skip
 
 
 def _class_weights(targets: Sequence[int], n_classes: int) -> torch.Tensor:

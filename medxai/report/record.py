@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from medxai.boxes import Box
-from medxai.metrics.sanity import DepthSimilarity
+from medxai.metrics.sanity import DepthSimilarity, outcome_of
 from medxai.metrics.shortcut import RegionDeletion, RegionInsertion, Reliance, TransplantFollow
 from medxai.metrics.source_following import SourceFollowing, SplitGap
 from medxai.statistics.bootstrap import Interval
@@ -16,7 +16,7 @@ from medxai.statistics.classification import ClassificationMetrics, Evaluation, 
 from medxai.statistics.confound import SourceConfound
 from medxai.statistics.predictability import TraitReport
 
-SCHEMA = "medxai-audit-5"
+SCHEMA = "medxai-audit-6"
 T = TypeVar("T")
 C = TypeVar("C")  # the audit's settings record (pipelines.audit.config.AuditConfig)
 
@@ -119,17 +119,41 @@ class EvaluatedSplits:
 
 @dataclass(frozen=True)
 class MethodSanity:
-    """One method's model-randomisation check (Adebayo et al. 2018) on the explained films."""
+    """One method's model-randomisation check (Adebayo et al. 2018) on `n_images` films.
+
+    The figures at each depth are means over the films whose maps are not degenerate
+    (constant), the Spearman one with its bootstrap interval (`DepthSimilarity`)."""
 
     method: str
     n_layers: int  # randomisable layers of the model
     verdict_depth: int  # layers random when the verdict is read
     verdict_layer: str | None  # the CAM target layer (None: every layer)
     threshold: float
-    model_sensitive: bool  # False: the maps stay similar on a random model
+    model_sensitive: bool  # False: the maps stay similar on a random model, or degenerate
     depths: list[DepthSimilarity]
     n_images: int
     seconds: float
+    degenerate: bool = False  # most maps at the verdict depth are constant: nothing shown
+
+    @property
+    def outcome(self) -> str:
+        """The outcome in words: model-sensitive, insensitive or degenerate."""
+        return outcome_of(self.model_sensitive, self.degenerate)
+
+    @property
+    def verdict(self) -> DepthSimilarity:
+        """The figures at the verdict depth."""
+        return next(d for d in self.depths if d.depth == self.verdict_depth)
+
+    @property
+    def n_compared(self) -> int:
+        """Films whose similarity counts at the verdict depth (not degenerate)."""
+        return self.n_images - self.verdict.degenerate
+
+    @property
+    def degenerate_share(self) -> float:
+        """Share of the comparisons, over every depth run, that were degenerate."""
+        return sum(d.degenerate for d in self.depths) / max(1, self.n_images * len(self.depths))
 
 
 @dataclass(frozen=True)
@@ -352,9 +376,24 @@ class ShortcutResult:
     source: SourceResult
     styles: dict[str, StyleTransplant]  # tone, frame: the style transplant of each
     table: list[VerdictRow]
-    overall: str  # the highest level in `table`, or "not applicable"
+    overall: str  # the highest level in `table`, "inconclusive", or "not applicable"
     headline: str  # the banner: every cue that reaches a level
     cleared: bool  # True only when nothing reached a level and nothing is left unmeasured
+    resampled: str = "films"  # what the intervals resample, e.g. "120 patients (150 films)"
+    min_films: int = 30  # films or patients a figure needs before it can reach a level
+
+
+@dataclass(frozen=True)
+class NegativeControl:
+    """The text's region tests and transplant, on the original test films, run on the model
+    retrained on cleaned films (it never saw the text): what the tests find where there is
+    nothing to find, beside what they find on the model under audit."""
+
+    checkpoint: str
+    reliance: Reliance  # the region tests on the text boxes the audit found
+    transplant: Transplant
+    strength: str  # the text verdict the same rule gives this model
+    transplant_level: str
 
 
 @dataclass(frozen=True)
@@ -465,3 +504,4 @@ class AuditResult(Generic[C]):
     training: Training
     environment: Environment
     timings: dict[str, float]
+    negative_control: NegativeControl | None = None  # None: no model was retrained

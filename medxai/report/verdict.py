@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from medxai.metrics.shortcut import Reliance
+from medxai.metrics.shortcut import INCONCLUSIVE, LEVELS, Reliance
 from medxai.metrics.source_following import SourceFollowing
-from medxai.report.record import KindResult, StyleTransplant, Transplant, VerdictRow
+from medxai.report.record import (
+    KindResult,
+    NegativeControl,
+    ShortcutResult,
+    StyleTransplant,
+    Transplant,
+    VerdictRow,
+)
 from medxai.statistics.bootstrap import Interval
 from medxai.statistics.classification import Change
 
@@ -15,9 +22,10 @@ MIN_GROUP = 10  # films of one true class before the headline names that class
 
 
 def level_text(level: str, ci: Interval) -> str:
+    """A level, with why a figure reached none: its lower bound decides."""
     if level != "none":
         return level
-    return "the CI reaches zero" if not ci[0] > 0 else "below the weak threshold"
+    return "the CI reaches zero" if not ci[0] > 0 else "its lower bound is below the weak threshold"
 
 
 def _transplant_reason(moved: Transplant, level: str) -> str:
@@ -71,8 +79,10 @@ def headline_follow(moved: Transplant) -> str:
     return line
 
 
-def summary(reliance: Reliance, moved: Transplant, strength: str, not_learned: str) -> str:
-    """The verdict's headline sentence."""
+def summary(
+    reliance: Reliance, moved: Transplant, strength: str, not_learned: str, unsure: str = ""
+) -> str:
+    """The verdict's headline sentence (`unsure`: why it is inconclusive)."""
     if not_learned:
         return f"Not applicable: the model did not learn ({not_learned}); no verdict on it."
     follow = headline_follow(moved)
@@ -85,6 +95,8 @@ def summary(reliance: Reliance, moved: Transplant, strength: str, not_learned: s
         f"film's text boxes are blurred instead)"
     )
     evidence = f"{follow}; {flips}" if follow else flips
+    if strength == INCONCLUSIVE:
+        return f"Inconclusive whether the model relies on burned-in text ({unsure}): {evidence}."
     if strength != "none":
         return f"The model relies on burned-in text ({strength}): {evidence}."
     return f"No evidence that the model relies on burned-in text: {evidence}."
@@ -125,6 +137,8 @@ def kind_reason(kind: KindResult) -> str:
         f"alone it reproduces {i.keeps_class_rate:.0%}, the film without it "
         f"{i.baseline_keeps_class_rate:.0%}: {i.gain:+.0%} (CI {i.gain_ci[0]:+.0%} to "
         f"{i.gain_ci[1]:+.0%}) → {level_text(r.gain_level, i.gain_ci)}"
+        + (f"; inconclusive: {r.inconclusive}" if r.inconclusive else "")
+        + (f"; none: {r.rare}" if r.rare else "")
     )
 
 
@@ -143,12 +157,43 @@ def headline(rows: Sequence[VerdictRow], overall: str, cleared: bool) -> str:
     """The banner: every cue that reaches a level, highest first; or why there is none."""
     if overall == "not applicable":
         return "Not applicable — the model did not learn"
-    found = [row for row in rows if row.level in ("weak", "moderate", "strong")]
+    found = [row for row in rows if row.level in LEVELS[1:]]
     if found:  # the named cues first, the source (whatever carries it) last
         rank = ("strong", "moderate", "weak")
         found.sort(key=lambda row: (rank.index(row.level), row.kind == "source"))
         return "Relies on " + "; ".join(f"{row.cue} — {row.level}" for row in found)
+    unsure = [row.cue for row in rows if row.level == INCONCLUSIVE]
+    if unsure:
+        return "Inconclusive — the evidence cannot tell the levels apart for " + "; ".join(unsure)
     if not cleared:
         return "No cue reached a level — but reliance on the source is not ruled out"
     cues = [row.cue for row in rows if row.kind != "source"] + ["the source"]
     return f"No evidence of reliance on {', '.join(cues[:-1])} or {cues[-1]}"
+
+
+def _decided_share(reliance: Reliance, moved: Transplant) -> str:
+    """The transplant's follow excess (else the flip excess) as "44% (CI 34% to 54%)"."""
+    f = moved.pooled
+    value, (lo, hi) = (
+        (f.follow_excess, f.follow_excess_ci) if f is not None
+        else (reliance.region_deletion.flip_excess, reliance.region_deletion.flip_excess_ci)
+    )  # fmt: skip
+    return f"{value:.0%} (CI {lo:+.0%} to {hi:+.0%})"
+
+
+def negative_sentence(found: ShortcutResult, negative: NegativeControl | None) -> str:
+    """The negative control beside the model under audit, or that none was run."""
+    if negative is None:
+        return (
+            "No negative control was run: the model was not retrained on the cleaned films "
+            "(--retrain), so the tests were not tried on a model that cannot read the text."
+        )
+    text = found.kinds["text"].reliance
+    how = "transplant follow excess" if found.evidence.transplant.pooled else "flip excess"
+    return (
+        f"Negative control: the text decides {_decided_share(text, found.evidence.transplant)} "
+        f"of the audited model's decisions and "
+        f"{_decided_share(negative.reliance, negative.transplant)} of the model retrained on "
+        f"cleaned films, which never saw it ({how}; its verdict by the same rule: "
+        f"{negative.strength})."
+    )

@@ -18,7 +18,7 @@ from medxai.report.record import (
     ShortcutResult,
     TrainedModel,
 )
-from medxai.statistics.bootstrap import bootstrap_mean
+from medxai.statistics.bootstrap import Clusters, bootstrap_mean
 from medxai.statistics.classification import Evaluation, PairedComparison, paired_comparison
 from pipelines.audit.context import Run
 from pipelines.audit.data import Data
@@ -103,7 +103,10 @@ def cleaning_effect(
         [before[f] != p for f, p in zip(cleaned.files, cleaned.predictions, strict=True)]
     )
     labels = np.array(cleaned.labels)
-    rate, ci = bootstrap_mean(changed, run.config.n_bootstrap, seed=run.config.seed)
+    patients = Clusters.of(cleaned.patients) if cleaned.patients else None
+    rate, ci = bootstrap_mean(
+        changed, run.config.n_bootstrap, seed=run.config.seed, clusters=patients
+    )
     per_class = {
         classes[k]: float(changed[labels == k].mean()) for k in sorted(set(cleaned.labels))
     }
@@ -142,4 +145,5 @@ def compare(run: Run, data: Data, before: Evaluation, after: Evaluation) -> Pair
     return paired_comparison(
         after.labels, [by_file[f] for f in after.files], after.predictions, data.classes,
         n_bootstrap=run.config.n_bootstrap, seed=run.config.seed,
+        clusters=Clusters.of(after.patients) if after.patients else None,
     )  # fmt: skip

@@ -14,6 +14,7 @@ from data_cleaning.clean import CleanSettings
 from data_cleaning.detect import DEFAULT_DETECTOR, DETECTORS
 from medxai.codec import decode, encode
 from medxai.data.layouts import LAYOUTS, detect_layout
+from medxai.data.records import patient_rule
 from medxai.errors import MedxaiError
 from medxai.explain.user_model import ModelSource
 from medxai.models.kinds import model_kind
@@ -38,6 +39,7 @@ class DataSettings:
     classes: tuple[str, ...] = ()  # () → the training split's (a COVIDx set keeps its order)
     source_from: str = "none"  # folders only: none | dir | prefix
     regions: str | None = None  # the user's regions: a CSV or a folder of masks (--regions)
+    patient_pattern: str | None = None  # file-name rule for patient ids (--patient-pattern)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {
     "dataset": ("data", "dataset"), "root": ("data", "root"),
     "train_split": ("data", "train_split"), "test_splits": ("data", "test_splits"),
     "classes": ("data", "classes"), "source_from": ("data", "source_from"),
-    "regions": ("data", "regions"),
+    "regions": ("data", "regions"), "patient_pattern": ("data", "patient_pattern"),
     "n_per_class": ("phantom", "n_per_class"), "phantom_size": ("phantom", "size"),
     "shortcut_strength": ("phantom", "shortcut_strength"),
     "model": ("train", "model"), "image_size": ("train", "image_size"),
@@ -227,6 +229,8 @@ def _check_data(data: DataSettings) -> None:
         raise MedxaiError("--root is for a dataset on disk; the phantom is generated in --out")
     if data.regions is not None and not Path(data.regions).exists():
         raise MedxaiError(f"{data.regions}: regions file not found (--regions)")
+    if data.patient_pattern is not None:
+        patient_rule(data.patient_pattern)
 
 
 def resolved(config: AuditConfig) -> AuditConfig:

@@ -4,17 +4,18 @@ its check (counts, formats, sources, unreadable files) — handed on as one `Dat
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from medxai.data.check import DatasetReport, check_dataset
 from medxai.data.classes import class_order
 from medxai.data.layouts import dataset_root, read_dataset
-from medxai.data.records import Record, SplitIndex
+from medxai.data.records import Record, SplitIndex, patient_rule, with_patients
 from medxai.data.traits import check_traits
 from medxai.errors import DatasetError
 from medxai.report.record import DataSummary, FileNote, PhantomSummary, SplitCounts
+from medxai.statistics.bootstrap import Clusters
 from medxai.statistics.predictability import TraitReport
 from pipelines.audit.config import COVIDX_HELP, AuditConfig
 from pipelines.audit.context import Run
@@ -41,6 +42,12 @@ class Data:
     def known(self) -> set[str]:
         """Every readable film of the dataset, by its path relative to the root."""
         return {self.index.relative(r) for rows in self.records.values() for r in rows}
+
+    def clusters(self, relatives: Sequence[str]) -> Clusters:
+        """The test films' patients, for a bootstrap that resamples patients with their films
+        ("film" is the unit when no two films share a patient)."""
+        patient = {i.relative: i.record.patient_id for i in self.test_images}
+        return Clusters.of([patient.get(r) for r in relatives])
 
     @property
     def test_images(self) -> list[TestImage]:
@@ -106,6 +113,9 @@ def read_index(run: Run, root: Path) -> SplitIndex:
     where = location(run.config, run.out)
     index = read_dataset(where, layout, splits, data.classes or None, data.source_from)
     index.raise_problems()
+    if data.patient_pattern:
+        rule = patient_rule(data.patient_pattern)
+        index.records = {split: with_patients(rs, rule) for split, rs in index.records.items()}
     return index
 
 

@@ -36,6 +36,7 @@ from medxai.report.record import (
     RegionScores,
     SaliencySummary,
 )
+from medxai.statistics.bootstrap import Clusters
 from pipelines.audit.inputs import ModelInputs, TestImage
 
 
@@ -207,11 +208,15 @@ def summarise_saliency(
 
 
 def reliance(
-    rows: Sequence[RegionRow], thresholds: RelianceThresholds, n_bootstrap: int, seed: int
-) -> Reliance:
-    """The region-test figures over all test images with regions, and the level they give."""
+    rows: Sequence[RegionRow], thresholds: RelianceThresholds, n_bootstrap: int, seed: int,
+    clusters_of: Callable[[Sequence[str]], Clusters] | None = None,
+) -> Reliance:  # fmt: skip
+    """The region-test figures over all test images with regions, and the level they give;
+    `clusters_of` gives the films' patients, resampled together."""
     o = Outcomes.of(rows)
+    tested = [r.relative for r in rows if r.tests]
     return text_reliance(
         o.flipped, o.control_flipped, o.inserted_keeps, o.baseline_keeps, o.deletion_drop,
         thresholds=thresholds, n_bootstrap=n_bootstrap, seed=seed,
+        clusters=clusters_of(tested) if clusters_of else None, n_films=len(rows),
     )  # fmt: skip

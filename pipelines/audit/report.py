@@ -33,6 +33,7 @@ from medxai.report.record import (
     Evaluations,
     ExplainedImage,
     ExplainedSet,
+    NegativeControl,
     RegionRow,
     SanityChecks,
     ShortcutResult,
@@ -76,6 +77,7 @@ class Findings:
     cleaned: Cleaned
     retrained: Retrained
     effect: dict[str, CleaningEffect]  # test split -> what cleaning alone changed
+    negative: NegativeControl | None  # the text's tests on the retrained model
 
 
 def dataset_info(config: AuditConfig, data: Data) -> DatasetInfo:
@@ -96,6 +98,7 @@ def assemble(run: Run, f: Findings) -> AuditResult[AuditConfig]:
     summary, comparison = f.shortcut.summary, f.retrained.comparison
     if key in comparison:
         summary += " " + verdict.retrain_sentence(key, comparison[key].macro_f1)
+    summary += " " + verdict.negative_sentence(f.shortcut, f.negative)
     before = {s: e.metrics for s, e in f.subject.evaluated.splits.items()}
     after = {s: e.metrics for s, e in f.retrained.evaluated.splits.items()}
     return AuditResult(
@@ -108,6 +111,7 @@ def assemble(run: Run, f: Findings) -> AuditResult[AuditConfig]:
         shortcut=replace(f.shortcut, summary=summary), cleaning=f.cleaned.result,
         training=Training(f.subject.trained, f.retrained.trained), sanity=f.sanity,
         environment=environment(run.device), timings=dict(run.cache.timings),
+        negative_control=f.negative,
     )  # fmt: skip
 
 

@@ -3,7 +3,7 @@ ones before it returned, each cached in OUT/stages and read back when a run resu
 
 data → model (train or load; decode; evaluate) → explain → sanity → shortcut (per region
 kind: find, region tests, transplant; the verdict) → clean → retrain → what cleaning alone
-changed → report.
+changed → the negative control (the text's tests on the retrained model) → report.
 """
 
 from __future__ import annotations
@@ -17,12 +17,19 @@ import torch
 
 from medxai.codec import encode, read_record
 from medxai.outputs import check_output, output_lock
-from medxai.report.record import AuditResult, ExplainedSet, SanityChecks, ShortcutResult
+from medxai.report.record import (
+    AuditResult,
+    ExplainedSet,
+    NegativeControl,
+    SanityChecks,
+    ShortcutResult,
+)
 from pipelines.audit.cache import claim_folder
 from pipelines.audit.cleaning import clean, cleaning_effects, retrain
 from pipelines.audit.config import AuditConfig
 from pipelines.audit.context import Hooks, Run
 from pipelines.audit.data import Data, find_root, load_data
+from pipelines.audit.negative import negative_control
 from pipelines.audit.report import Findings, report
 from pipelines.audit.saliency import explain
 from pipelines.audit.sanity import sanity
@@ -42,9 +49,17 @@ def run_audit(
         cleaned = clean(run, half.data, half.shortcut)
         retrained = retrain(run, half.data, half.subject, cleaned)
         effect = cleaning_effects(run, half.data, half.subject, cleaned)
+        negative = None
+        if retrained.trained is not None:
+            negative = run.cache.run(
+                "negative_control", NegativeControl,
+                lambda: negative_control(
+                    run, half.data, half.subject, half.shortcut, retrained.trained.checkpoint
+                ),
+            )  # fmt: skip
         findings = Findings(
             half.data, half.subject, half.explained, half.sanity, half.shortcut, cleaned,
-            retrained, effect,
+            retrained, effect, negative,
         )  # fmt: skip
         return report(run, findings)
 

@@ -1,13 +1,18 @@
 """The audit's sanity stage: are the maps the report shows made by the trained model at all?
 
-Each method is run again on one explained film per class after the model's layers are
-randomised from the output back (medxai.metrics.sanity): once with the top layer random, once
-with every layer the method depends on random. Maps that stay similar mark the method "not
-model-sensitive here", and the report greys its maps.
+Each method is run again on FILMS test films (the explained ones first, one class at a time,
+then others drawn with the audit's seed) after the model's layers are randomised from the
+output back (medxai.metrics.sanity): once with the top layer random, once with every layer
+the method depends on random. Maps that stay similar mark the method "insensitive", maps
+that go constant on the random model "degenerate" (the check shows nothing), and the report
+greys the maps of both.
 """
 
 from __future__ import annotations
 
+from itertools import zip_longest
+
+import numpy as np
 import torch
 
 from medxai.atomic import atomic_save_npy
@@ -19,23 +24,31 @@ from pipelines.audit.subject import Subject
 from pipelines.explain_images import map_path
 
 FOLDER = "sanity"
+FILMS = 8  # films a method is checked on: enough for an interval over films
 
 
-def one_per_class(explained: ExplainedSet) -> list:
-    """The first explained film of each class (the check costs a few explainer runs each)."""
-    first: dict[str, object] = {}
+def sanity_films(
+    explained: ExplainedSet, decisions: dict[str, int], seed: int, n: int = FILMS
+) -> list[str]:
+    """Up to `n` test films (relative paths): the explained ones, one class at a time (each
+    class's first, then its second, ...), then other test films drawn with `seed`."""
+    by_class: dict[str, list[str]] = {}
     for image in explained.images:
-        first.setdefault(image.label, image)
-    return list(first.values())
+        by_class.setdefault(image.label, []).append(image.relative)
+    rounds = zip_longest(*by_class.values())
+    first = list(dict.fromkeys(r for row in rounds for r in row if r is not None))
+    others = sorted(set(decisions) - set(first))
+    drawn = [others[i] for i in np.random.default_rng(seed).permutation(len(others))]
+    return (first + drawn)[:n]
 
 
 def sanity(run: Run, subject: Subject, explained: ExplainedSet) -> SanityChecks:
     if subject.audited.sanity_note:
         return SanityChecks({}, skipped=subject.audited.sanity_note)
     c, device = run.config, run.device
-    films = one_per_class(explained)
-    images = subject.inputs.batch([f.relative for f in films]).to(device)
-    targets = torch.tensor([subject.decisions[f.relative] for f in films], device=device)
+    films = sanity_films(explained, subject.decisions, c.seed, FILMS)
+    images = subject.inputs.batch(films).to(device)
+    targets = torch.tensor([subject.decisions[f] for f in films], device=device)
     folder = run.out / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     checks = {}
@@ -45,7 +58,7 @@ def sanity(run: Run, subject: Subject, explained: ExplainedSet) -> SanityChecks:
         )
         result = randomisation_check(
             subject.module, images, targets, explainer, depths=(1,), seed=c.seed,
-            top_k=c.explain.top_k,
+            top_k=c.explain.top_k, n_bootstrap=c.n_bootstrap,
         )  # fmt: skip
         for name, maps in (("original", result.original_maps), ("random", result.last_maps)):
             atomic_save_npy(map_path(folder, name, method), maps)
@@ -60,5 +73,5 @@ def record_of(result: SanityResult, n_images: int) -> MethodSanity:
         verdict_layer=result.verdict_layer, threshold=result.threshold,
         model_sensitive=result.model_sensitive,
         depths=list(result.depths),
-        n_images=n_images, seconds=result.seconds,
+        n_images=n_images, seconds=result.seconds, degenerate=result.degenerate,
     )  # fmt: skip

@@ -13,10 +13,14 @@ import numpy as np
 from medxai.atomic import atomic_save_npy
 from medxai.boxes import Box
 from medxai.metrics.shortcut import (
+    INCONCLUSIVE,
+    LEVELS,
+    MIN_FILMS,
     Reliance,
     RelianceThresholds,
     combined_strength,
     did_not_learn,
+    follow_level,
     highest,
 )
 from medxai.report import verdict as words
@@ -61,6 +65,7 @@ class Verdict:
     transplant_level: str
     summary: str
     reasons: list[str]
+    unsure: str = ""  # why the verdict is inconclusive
 
 
 def shortcut(run: Run, data: Data, subject: Subject, explained: ExplainedSet) -> ShortcutResult:
@@ -90,7 +95,7 @@ def shortcut(run: Run, data: Data, subject: Subject, explained: ExplainedSet) ->
     # green only with nothing found and the source either read or telling nothing
     cleared = overall == "none" and (source.level != NOT_MEASURED or not source.associations)
     return ShortcutResult(
-        relies_on_text=v.strength not in ("none", "not applicable"), strength=v.strength,
+        relies_on_text=v.strength in LEVELS[1:], strength=v.strength,
         applicable=v.applicable, region_level=v.region_level,
         transplant_level=v.transplant_level, summary=v.summary, reasons=v.reasons,
         thresholds=thresholds.table(), evidence=evidence, images=text.rows,
@@ -99,6 +104,8 @@ def shortcut(run: Run, data: Data, subject: Subject, explained: ExplainedSet) ->
                for name, kind in kinds.items()},
         source=source, styles=styles, table=rows, overall=overall,
         headline=words.headline(rows, overall, cleared), cleared=cleared,
+        resampled=data.clusters([i.relative for i in data.test_images]).describe(),
+        min_films=MIN_FILMS,
     )  # fmt: skip
 
 
@@ -116,7 +123,7 @@ def test_kind(
         progress=run.progress(f"region tests: {kind.name}", len(images)),
     )  # fmt: skip
     atomic_save_npy(folder / f"{kind.name.replace(':', '_')}_frequency.npy", frequency)
-    found = reliance(rows, RelianceThresholds(), c.n_bootstrap, c.seed)
+    found = reliance(rows, RelianceThresholds(), c.n_bootstrap, c.seed, data.clusters)
     return KindResult(
         kind.name, kind.cue, kind.describe(), found, breakdown(rows, "source"), rows
     )  # fmt: skip
@@ -173,7 +180,7 @@ def verdict_table(
             "transplant follow excess" if by_transplant else "flip excess",
             pooled.follow_excess if by_transplant else tested.flip_excess,
             pooled.follow_excess_ci if by_transplant else tested.flip_excess_ci,
-            "; ".join(text.reasons),
+            "; ".join(dict.fromkeys([text.unsure] * bool(text.unsure) + text.reasons)),
         )  # fmt: skip
     )
     for name, kind in kinds.items():
@@ -207,10 +214,15 @@ def style_row(style: StyleTransplant, thresholds: RelianceThresholds) -> Verdict
     f = style.follow
     if f is None:
         return VerdictRow(style.trait, style.cue, NOT_MEASURED, "", None, None, style.skipped)
-    level = thresholds.level_of(f.follow_excess, f.follow_excess_ci, 2)
+    level = follow_level(f, thresholds)
+    reason = words.style_reason(style, level)
+    if level == INCONCLUSIVE:
+        reason += "; inconclusive: " + thresholds.inconclusive_reason(
+            f.follow_excess_ci, 2, f.n_units
+        )
     return VerdictRow(
         style.trait, style.cue, level, f"{style.trait} transplant follow excess",
-        f.follow_excess, f.follow_excess_ci, words.style_reason(style, level),
+        f.follow_excess, f.follow_excess_ci, reason,
     )  # fmt: skip
 
 
@@ -236,7 +248,9 @@ def transplant(
             subject.module, images, rows, subject.inputs, subject.decisions, data.classes,
             associations, (c.clean.radius, c.clean.dilate, c.seed), run.device,
         )  # fmt: skip
-    return summarise_transplant(found, data.test, associations, c.n_bootstrap, c.seed)
+    return summarise_transplant(
+        found, data.test, associations, c.n_bootstrap, c.seed, data.clusters
+    )  # fmt: skip
 
 
 def gather_evidence(
@@ -262,17 +276,30 @@ def decide(
 ) -> Verdict:  # fmt: skip
     """The one verdict from all the evidence ("not applicable" on a model that did not
     learn), with its words (medxai.report.verdict)."""
-    strength, follow_level = combined_strength(found, moved.pooled, thresholds)
+    needed = bool(informative(moved.associations))  # else text carries no class to follow
+    strength, follow_level = combined_strength(found, moved.pooled, thresholds, needed)
     # at chance on every test split: on a balanced split alone, a shortcut model is at chance
     reasons = [did_not_learn(subject.evaluated.splits[s], data.classes, s) for s in data.tests]
     reason = "; ".join(reasons) if all(reasons) else ""
     if reason:
         strength = "not applicable"
+    unsure = inconclusive_reason(found, moved, thresholds) if strength == INCONCLUSIVE else ""
     return Verdict(
         strength=strength, applicable=not reason, region_level=found.strength,
-        transplant_level=follow_level, summary=words.summary(found, moved, strength, reason),
-        reasons=words.reasons(found, moved, follow_level),
+        transplant_level=follow_level,
+        summary=words.summary(found, moved, strength, reason, unsure),
+        reasons=words.reasons(found, moved, follow_level), unsure=unsure,
     )  # fmt: skip
+
+
+def inconclusive_reason(found: Reliance, moved: Transplant, thresholds: RelianceThresholds) -> str:
+    """Why neither the region tests nor the transplant could settle the text verdict."""
+    if found.strength == INCONCLUSIVE:
+        return found.inconclusive
+    f = moved.pooled
+    if f is None:
+        return moved.skipped or "no transplant could be made"
+    return "transplant: " + thresholds.inconclusive_reason(f.follow_excess_ci, 2, f.n_units)
 
 
 def explained_entries(explained: ExplainedSet, shares: dict) -> list[ExplainedEntry]:

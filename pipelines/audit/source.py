@@ -30,7 +30,10 @@ def source_result(
 
     films = {
         split: [
-            FilmSource(i.record.label, i.record.source, data.classes[decisions[i.relative]])
+            FilmSource(
+                i.record.label, i.record.source, data.classes[decisions[i.relative]],
+                i.record.patient_id,
+            )  # fmt: skip
             for i in data.test[split]
         ]
         for split in data.tests
@@ -42,9 +45,11 @@ def source_result(
     gap = None
     balanced = next((s for s in data.tests[1:] if "balanced" in s), None)
     if balanced:
-        right = {s: [f.decided == f.label for f in films[s]] for s in (data.tests[0], balanced)}
+        pair = (data.tests[0], balanced)
+        right = {s: [f.decided == f.label for f in films[s]] for s in pair}
+        patients = tuple([f.patient for f in films[s]] for s in pair)
         gap = split_gap(
-            data.tests[0], right[data.tests[0]], balanced, right[balanced], n_bootstrap, conf, seed
+            pair[0], right[pair[0]], balanced, right[balanced], n_bootstrap, conf, seed, patients
         )  # fmt: skip
     level, reason = _level(per_split, associations, thresholds, data)
     return SourceResult(associations, per_split, gap, level, reason)
@@ -63,7 +68,10 @@ def _level(
     if not measured:
         notes = "; ".join(f.note for f in per_split.values())
         return NOT_MEASURED, f"{notes}: whether decisions follow the source cannot be read"
-    levels = {f.split: thresholds.level_of(f.gap, f.gap_ci, FOLLOW) for f in measured}
+    levels = {  # the smaller arm decides whether the evidence suffices
+        f.split: thresholds.level_of(f.gap, f.gap_ci, FOLLOW, min(f.n_on, f.n_off))
+        for f in measured
+    }
     level = highest(list(levels.values()))
     best = next(f for f in measured if levels[f.split] == level)
     return level, words.source_reason(best, level)

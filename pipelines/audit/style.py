@@ -26,6 +26,7 @@ from torch import nn
 
 from medxai.metrics.shortcut import boxes_to_masks, transplant_follow
 from medxai.report.record import RegionRow, StyleTransplant
+from medxai.statistics.bootstrap import Clusters
 from pipelines.audit.inputs import ModelInputs, TestImage
 from pipelines.audit.transplant import Donors, plans, probabilities
 
@@ -111,5 +112,6 @@ def style_transplant(
     shift = np.array([
         float(s[t].sum() - c[t].sum()) for s, c, t in zip(swap, control, targets, strict=True)
     ])  # fmt: skip
-    follow = transplant_follow(follows, controls, shift, n_bootstrap=n_bootstrap, seed=seed)
+    patients = Clusters.of([p.image.record.patient_id for p in planned])
+    follow = transplant_follow(follows, controls, shift, n_bootstrap, seed=seed, clusters=patients)
     return StyleTransplant(trait, CUES[trait], follow, "")

@@ -12,7 +12,7 @@ swap donor's source sends.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -31,6 +31,7 @@ from medxai.report.record import (
     TransplantRow,
     TransplantSplit,
 )
+from medxai.statistics.bootstrap import Clusters
 from medxai.statistics.confound import informative
 from pipelines.audit.inputs import ModelInputs, TestImage
 
@@ -182,12 +183,16 @@ def _row(plan: Plan, swap: torch.Tensor, control: torch.Tensor, original, classe
     )  # fmt: skip
 
 
-def _follow(rows: Sequence[TransplantRow], n_bootstrap: int, seed: int) -> TransplantFollow:
+def _follow(
+    rows: Sequence[TransplantRow], n_bootstrap: int, seed: int,
+    clusters_of: Callable[[Sequence[str]], Clusters] | None,
+) -> TransplantFollow:  # fmt: skip
     return transplant_follow(
         np.array([r.swap_prediction in r.targets for r in rows]),
         np.array([r.control_prediction in r.targets for r in rows]),
         np.array([r.swap_target_prob - r.control_target_prob for r in rows]),
         n_bootstrap=n_bootstrap, seed=seed,
+        clusters=clusters_of([r.relative for r in rows]) if clusters_of else None,
     )  # fmt: skip
 
 
@@ -211,8 +216,10 @@ def _per_class(rows: Sequence[TransplantRow]) -> list[ClassFollow]:
 def summarise_transplant(
     rows: Sequence[TransplantRow], test: dict[str, Sequence[TestImage]],
     associations: dict[str, list[str]], n_bootstrap: int, seed: int,
+    clusters_of: Callable[[Sequence[str]], Clusters] | None = None,
 ) -> Transplant:  # fmt: skip
-    """Follow rates over all test films (pooled) and per test split, with paired CIs."""
+    """Follow rates over all test films (pooled) and per test split, with paired CIs
+    (patients, from `clusters_of`, resampled with their films)."""
     skipped = ""
     if not informative(associations):
         skipped = (
@@ -226,6 +233,7 @@ def summarise_transplant(
     for split, images in test.items():
         mine = [by_relative[i.relative] for i in images if i.relative in by_relative]
         if mine:
-            per_split[split] = TransplantSplit(_follow(mine, n_bootstrap, seed), _per_class(mine))
-    pooled = _follow(rows, n_bootstrap, seed) if rows else None
+            follow = _follow(mine, n_bootstrap, seed, clusters_of)
+            per_split[split] = TransplantSplit(follow, _per_class(mine))
+    pooled = _follow(rows, n_bootstrap, seed, clusters_of) if rows else None
     return Transplant(associations, skipped, pooled, per_split, list(rows))

@@ -106,7 +106,7 @@ def test_cramers_v_of_sources_is_the_strength(tmp_path, strength):
     train = _confound(index.records["train.txt"])
     assert train.cramers_v == pytest.approx(strength, abs=0.1)
     if strength == 1.0:  # sources determine the label
-        assert train.cramers_v == 1.0 and train.source_accuracy == 1.0
+        assert train.cramers_v_raw == 1.0 and train.source_accuracy == 1.0  # corrected < 1: 4 × 2
     if strength == 0.0:
         assert not train.strong and train.source_accuracy < 0.65
     assert _confound(index.records["test.txt"]).cramers_v == pytest.approx(strength, abs=0.1)
@@ -132,7 +132,7 @@ def test_balanced_split_draws_sources_whatever_the_label(sets):
     for label in ss.CLASSES:
         per_source = [counts[source][label] for source in ss.SOURCES]
         assert max(per_source) - min(per_source) <= 2, (label, per_source)
-    assert source_confound(made.counts["test.txt"]).cramers_v == 1.0
+    assert source_confound(made.counts["test.txt"]).cramers_v_raw == 1.0
 
 
 def _dark_run(image: np.ndarray) -> list[int]:

@@ -22,7 +22,7 @@ TINY = dict(
 STAGES = [
     "dataset", "data_check", "train_baseline", "evaluate_baseline", "explain", "sanity",
     "shortcut",
-    "clean", "train_cleaned", "evaluate_cleaned", "baseline_on_cleaned",
+    "clean", "train_cleaned", "evaluate_cleaned", "baseline_on_cleaned", "negative_control",
 ]  # fmt: skip
 
 
@@ -41,7 +41,7 @@ def test_every_stage_runs_once_and_lands_in_audit_json(audited):
     out, result, started = audited
     assert started == STAGES
     stored = json.loads((out / "audit.json").read_text())
-    assert stored["schema"] == "medxai-audit-5"
+    assert stored["schema"] == "medxai-audit-6"
     assert to_json(read_audit(out / "audit.json")) == to_json(result)  # NaN-safe
     assert set(stored["timings"]) == {*STAGES, "report", "total"}
     assert stored["timings"]["total"] == pytest.approx(
@@ -62,6 +62,10 @@ def test_every_stage_runs_once_and_lands_in_audit_json(audited):
     assert set(stored["data"]["traits"]) == {"train.txt", "test.txt", "test_balanced.txt"}
     assert stored["data"]["splits"]["train.txt"]["n"] == 36
     assert stored["data"]["burned_in_annotation"]["not DICOM"] == 54
+    negative = result.negative_control  # the text's tests on the retrained model
+    assert negative.checkpoint.endswith("cleaned_model/model.pt")
+    assert negative.reliance.n_images == result.shortcut.evidence.n_with_text
+    assert "Negative control: the text decides" in result.shortcut.summary
 
 
 def test_comparison_pairs_the_same_images(audited):

@@ -71,7 +71,7 @@ def model_reading(box) -> torch.nn.Module:
 
 @pytest.fixture()
 def images(tmp_path):
-    return write_images(tmp_path, 20)
+    return write_images(tmp_path, 40)
 
 
 def run(model, images, kind=None, boxes=None):
@@ -105,7 +105,7 @@ def as_found(images, boxes):
 
 @pytest.mark.parametrize("cue", ["frame", "text"])
 def test_the_border_kind_names_a_frame_reader_and_only_it(tmp_path, cue):
-    images = write_images(tmp_path, 20, cue)
+    images = write_images(tmp_path, 40, cue)
     found = as_found(images, border_boxes(images))
     if cue == "frame":
         framed = {b[3] - b[1] for b in found[images[1].relative] if b[2] - b[0] == SIZE}

@@ -79,6 +79,16 @@ def _export_onnx(weights, path) -> None:
     )  # fmt: skip
 
 
+def _device_regions(root, path):
+    """`--regions`: a 'device' box in the lower left corner of every test film of the tree."""
+    rows = ["image,kind,x0,y0,x1,y1"]
+    rows += [
+        f"{f.relative_to(root)},device,2,40,14,60" for f in sorted((root / "test").rglob("*.png"))
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
 def _config(root, **options):
     layout = {"dataset": "folders", "source_from": "dir"}
     if root.suffix == ".csv":
@@ -92,9 +102,15 @@ def test_the_users_imported_model_and_its_onnx_export_reach_the_same_verdict(use
     runs RISE only, skips the sanity check and does not retrain, and says so."""
     root, weights, spec, onnx = user_data
     source = ModelSource("import", "user_models:build", weights, spec)
+    regions = _device_regions(root, tmp_path / "regions.csv")
     imported = run_until_verdict(
-        _config(root, source=source, methods=["gradcam"]), tmp_path / "torch", CPU
+        _config(root, source=source, methods=["gradcam"], regions=str(regions)),
+        tmp_path / "torch",
+        CPU,
     ).shortcut
+    device = imported.kinds["user:device"]
+    assert device.reliance.n_images == len(list((root / "test").rglob("*.png")))
+    assert "user:device" in [row.kind for row in imported.table]
     source = ModelSource("onnx", str(onnx), preprocessing=spec)
     result = run_audit(_config(root, source=source), tmp_path / "onnx", CPU)
     assert result.model.kind == "onnx" and not result.model.gradients
@@ -102,6 +118,8 @@ def test_the_users_imported_model_and_its_onnx_export_reach_the_same_verdict(use
     assert set(result.model.skipped_methods) == {"igos++", "sigcam", "gradcam"}
     assert result.sanity.methods == {} and "ONNX" in result.sanity.skipped
     assert not result.model.retrained and result.comparison == {}
+    assert result.negative_control is None
+    assert "No negative control was run" in result.shortcut.summary
     assert result.dataset.classes == list(CLASSES)
     assert set(result.evaluations.baseline) == {"test"}
     onnx_verdict = result.shortcut

@@ -49,6 +49,8 @@ def test_page_renders_in_chromium(open_page, request, report, headline, colour, 
     shot = np.asarray(Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB"))
     assert shot.shape[0] > 3000  # the whole report, not one screen
     assert shot.std() > 20  # not a blank page
-    top = shot[:400]  # header and verdict headline
+    box = page.locator("#verdict .headline").bounding_box()
+    assert box["y"] < 900, "the verdict is on the first screen (after any data warning)"
+    top = shot[: int(box["y"] + box["height"])]  # header, data warnings, verdict headline
     assert _share_of(top, colour) > 0.03, "the verdict banner's colour is missing on top"
     assert _share_of(top, other) < 0.001, "the other verdict's colour shows on top"

@@ -60,7 +60,8 @@ def test_resampled_metrics_equal_scikit_learn_on_every_resample(n_classes):
     y_true = rng.integers(0, n_classes, 40)
     y_pred = np.where(rng.random(40) < 0.5, y_true, 0)  # the last class is rarely predicted
     index = bootstrap_indices(40, 50, seed=3)
-    batch = resampled_metrics(y_true, y_pred, n_classes, index)
+    weights = np.stack([np.bincount(row, minlength=40) for row in index])
+    batch = resampled_metrics(y_true, y_pred, n_classes, weights)
     for row, picks in enumerate(index):
         one = point_metrics(y_true[picks], y_pred[picks], n_classes)
         for key in ("accuracy", "macro_f1", "precision", "recall", "f1"):
@@ -116,3 +117,35 @@ def test_one_resampling_serves_every_bootstrap():
     assert metrics.ci.accuracy == pytest.approx(tuple(by_hand))
     right = (y_true == y_pred).astype(float)
     assert bootstrap_mean(right, 200, seed=7)[1] == pytest.approx(tuple(by_hand))
+
+
+def test_a_patients_films_are_resampled_and_tested_together():
+    """Twenty patients with two films each, both films decided alike: the clustered bootstrap
+    counts 20 observations, not 40 (a wider interval, said in the record), and McNemar uses
+    Durkalski's clustered statistic — here (Σ d_k)² / Σ d_k² with d_k = 2 for 8 patients."""
+    from medxai.statistics.bootstrap import Clusters
+    from medxai.statistics.classification import paired_comparison
+
+    y = np.zeros(40, int)
+    before = np.repeat(np.arange(20) % 2, 2)  # patients 1, 3, … wrong on both films
+    after = np.zeros(40, int)
+    after[:4] = 1  # patients 0 and 1 wrong after (patient 1 was wrong before too)
+    patients = Clusters.of([f"p{i // 2}" for i in range(40)])
+    films = classification_metrics(y, before, CLASSES, n_bootstrap=1000, seed=2)
+    clustered = classification_metrics(y, before, CLASSES, 1000, seed=2, clusters=patients)
+    assert (clustered.unit, clustered.n_clusters, films.n_clusters) == ("patient", 20, 40)
+    width = lambda m: m.ci.accuracy[1] - m.ci.accuracy[0]  # noqa: E731
+    assert width(clustered) > 1.25 * width(films)
+    change = paired_comparison(y, before, after, CLASSES, 200, clusters=patients)
+    assert change.mcnemar.method == "clustered" and change.n_clusters == 20
+    # patient 0: A (before) right, B wrong on both films: d = +2; patients 3, 5, … 19: −2
+    d = np.array([2] + [-2] * 9)
+    expected = chi2_sf(d.sum() ** 2 / (d**2).sum())
+    assert change.mcnemar.p_value == pytest.approx(expected)
+    assert paired_comparison(y, before, after, CLASSES, 50).mcnemar.method == "exact"
+
+
+def chi2_sf(statistic: float) -> float:
+    from scipy.stats import chi2
+
+    return float(chi2.sf(statistic, 1))
