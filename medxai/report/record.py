@@ -271,6 +271,7 @@ class ClassFollow:
     n: int
     follow_rate: float
     control_follow_rate: float
+    excess_ci: Interval | None = None  # of follow − control, paired per film
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,9 @@ def reasons(reliance: Reliance, moved: Transplant, follow_level: str) -> list[st
 
 
 def headline_follow(moved: Transplant) -> str:
-    """The transplant in user terms: which films follow which class's text, most first."""
+    """The transplant in user terms, and one group by a rule fixed before looking: of the
+    (true class, donor classes) groups of at least MIN_GROUP films whose class the donor's
+    hospital does not send, the largest (then the first in class order), with its interval."""
     if moved.pooled is None:
         return ""
     groups = [
@@ -65,16 +67,19 @@ def headline_follow(moved: Transplant) -> str:
         for g in split.per_class
         if g.n >= MIN_GROUP and g.label not in g.target.split(" or ")
     ]
-    top = max(groups, key=lambda g: g.follow_rate - g.control_follow_rate, default=None)
+    top = max(groups, key=lambda g: g.n, default=None)  # max keeps the first of equals
     line = (
         f"{moved.pooled.follow_rate:.0%} of decisions move to another class when the film "
         f"carries that class's hospital text ({moved.pooled.control_follow_rate:.0%} with text "
         "of its own class)"
     )
-    if top is not None and top.follow_rate > top.control_follow_rate:
+    if top is not None:
+        lo, hi = top.excess_ci or (float("nan"), float("nan"))
         line += (
-            f"; {top.follow_rate:.0%} of {top.label} films are called {top.target} when they "
-            f"carry the text of a hospital that sends only {top.target} films"
+            f"; {top.follow_rate:.0%} of {top.n} {top.label} films are called {top.target} when "
+            f"they carry the text of a hospital whose training films are {top.target} (at "
+            f"least 90% of them), {top.control_follow_rate:.0%} with their own hospital's text "
+            f"(excess CI {lo:+.0%} to {hi:+.0%})"
         )
     return line
 

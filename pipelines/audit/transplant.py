@@ -31,7 +31,7 @@ from medxai.report.record import (
     TransplantRow,
     TransplantSplit,
 )
-from medxai.statistics.bootstrap import Clusters
+from medxai.statistics.bootstrap import Clusters, bootstrap_mean
 from medxai.statistics.confound import informative
 from pipelines.audit.inputs import ModelInputs, TestImage
 
@@ -196,21 +196,21 @@ def _follow(
     )  # fmt: skip
 
 
-def _per_class(rows: Sequence[TransplantRow]) -> list[ClassFollow]:
-    """Per (true class, donor source's classes): how often films follow, in each arm."""
+def _per_class(rows: Sequence[TransplantRow], n_bootstrap: int, seed: int) -> list[ClassFollow]:
+    """Per (true class, donor source's classes): how often films follow, in each arm, and the
+    paired excess's interval."""
     groups: dict[tuple[str, str], list[TransplantRow]] = defaultdict(list)
     for row in rows:
         groups[(row.label, " or ".join(row.targets))].append(row)
-    return [
-        ClassFollow(
-            label,
-            target,
-            len(members),
-            float(np.mean([r.swap_prediction in r.targets for r in members])),
-            float(np.mean([r.control_prediction in r.targets for r in members])),
+    out = []
+    for (label, target), members in sorted(groups.items()):
+        follows = np.array([r.swap_prediction in r.targets for r in members], dtype=float)
+        controls = np.array([r.control_prediction in r.targets for r in members], dtype=float)
+        _, ci = bootstrap_mean(follows - controls, n_bootstrap, seed=seed)
+        out.append(
+            ClassFollow(label, target, len(members), follows.mean(), controls.mean(), ci)
         )  # fmt: skip
-        for (label, target), members in sorted(groups.items())
-    ]
+    return out
 
 
 def summarise_transplant(
@@ -234,6 +234,6 @@ def summarise_transplant(
         mine = [by_relative[i.relative] for i in images if i.relative in by_relative]
         if mine:
             follow = _follow(mine, n_bootstrap, seed, clusters_of)
-            per_split[split] = TransplantSplit(follow, _per_class(mine))
+            per_split[split] = TransplantSplit(follow, _per_class(mine, n_bootstrap, seed))
     pooled = _follow(rows, n_bootstrap, seed, clusters_of) if rows else None
     return Transplant(associations, skipped, pooled, per_split, list(rows))
