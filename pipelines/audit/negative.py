@@ -4,7 +4,7 @@ The model retrained on the cleaned films never saw a hospital's text. Run on the
 test films, with the text boxes the audit found, its region tests and transplant show what
 the tests report where there is nothing to find — position, inpainting smudges, pasted
 background, a biased control. The report puts both models' figures side by side: "the text
-decides 44% of the baseline's decisions and 2% of the cleaned model's".
+decides 80% of the baseline's decisions and 0% of the cleaned model's" on the default phantom.
 """
 
 from __future__ import annotations
