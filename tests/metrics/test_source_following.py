@@ -61,3 +61,27 @@ def test_films_whose_source_sends_their_class_are_on_source():
 def test_split_gap_is_the_accuracy_difference_with_an_interval():
     g = split_gap("test.txt", [True] * 99 + [False], "test_balanced.txt", [True, False] * 50)
     assert g.gap == pytest.approx(0.49) and 0.3 < g.gap_ci[0] < 0.49 < g.gap_ci[1] < 0.7
+
+
+def test_a_patients_films_are_resampled_together():
+    """Half the off-source films follow their source; each patient has two films decided
+    alike. Resampled by patient, the gap keeps its value and its interval widens (~√2)."""
+
+    def decide(label, source, k):
+        off = label not in SENDS[source]
+        return SENDS[source][0] if off and k % 4 < 2 else label
+
+    films = [
+        FilmSource(label, source, decide(label, source, k), patient)
+        for source in SENDS
+        for label in ("COVID-19", "normal")
+        for k in range(40)
+        for patient in [f"{source}-{label}-{k // 2}"]
+    ]
+    unpaired = [FilmSource(f.label, f.source, f.decided) for f in films]
+    clustered = source_following("t", films, SENDS, 2000)
+    plain = source_following("t", unpaired, SENDS, 2000)
+    assert (clustered.unit, clustered.n_clusters, plain.unit) == ("patient", 80, "film")
+    assert clustered.gap == plain.gap == pytest.approx(0.5)
+    width = lambda f: f.gap_ci[1] - f.gap_ci[0]  # noqa: E731
+    assert width(clustered) > 1.2 * width(plain)
