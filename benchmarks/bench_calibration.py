@@ -4,8 +4,9 @@ read the text (false positives), and how often it says so when the model does (p
 Every seed is one whole audit of a phantom at shortcut strength 1 (its own data and training):
 
 - a *positive* run when the model demonstrably reads the text: inpainting only the text
-  changes at least 5% of its decisions on the primary test split (the lower bound of that
-  share's interval), a criterion outside the verdict's own tests;
+  changes at least 5% of its decisions (the lower bound of that share's interval) on the
+  balanced test split (where text and label disagree; the primary split when there is none),
+  a criterion outside the verdict's own tests;
 - a *null* run from the same audit's negative control: the model retrained on the cleaned
   films never saw the text, and the text's tests run on it on the original films (text tied
   to the class, model blind to it);
@@ -62,8 +63,8 @@ def audit_seed(work: Path, seed: int, quick: bool) -> list[Outcome]:
     config = audit_config(quick, shortcut_strength=1.0, seed=seed, methods=["gradcam"])
     result = run_audit(config, work / f"strength-1-seed-{seed}", "cpu")
     shortcut, negative = result.shortcut, result.negative_control
-    primary = result.dataset.primary_test_split
-    lower = result.cleaning_effect[primary].changed_ci[0]
+    split = result.dataset.balanced_split or result.dataset.primary_test_split
+    lower = result.cleaning_effect[split].changed_ci[0]
     group = "positive" if lower >= READS_TEXT else "not reading"
     text = shortcut.kinds["text"].reliance
     mine = figure_levels(text, shortcut.evidence.transplant, shortcut.strength)
@@ -151,7 +152,8 @@ def write(stem: Path, outcomes: list[Outcome], args: argparse.Namespace) -> None
     stem.with_suffix(".md").write_text(
         f"Phantom audits at {sizes} sizes (Grad-CAM only), seeds {args.seeds}"
         f"{', strength-0 seeds ' + args.zero_seeds if args.zero_seeds else ''}; a positive run's "
-        f"model changes ≥ {READS_TEXT:.0%} of its decisions when only the text is inpainted; "
+        f"model changes ≥ {READS_TEXT:.0%} of its decisions on the balanced split when only the "
+        "text is inpainted; a null run is the same audit's negative control; "
         "intervals are exact (Clopper–Pearson) 95%.\n\n" + table(outcomes) + "\n"
     )
 
