@@ -33,7 +33,7 @@ from scipy.stats import binomtest
 
 from medxai.metrics.shortcut import INCONCLUSIVE, LEVELS, Reliance, RelianceThresholds
 from medxai.report.record import Transplant
-from pipelines.audit import audit_config, run_audit, run_until_verdict
+from pipelines.audit import audit_config, read_audit, run_audit, run_until_verdict
 
 RESULTS = Path(__file__).parent / "results"
 READS_TEXT = 0.05  # inpainting the text changes at least this share of decisions (lower bound)
@@ -61,7 +61,9 @@ def figure_levels(reliance: Reliance, moved: Transplant, verdict: str) -> tuple[
 def audit_seed(work: Path, seed: int, quick: bool) -> list[Outcome]:
     """The positive (or not-reading) outcome and the negative control's null of one audit."""
     config = audit_config(quick, shortcut_strength=1.0, seed=seed, methods=["gradcam"])
-    result = run_audit(config, work / f"strength-1-seed-{seed}", "cpu")
+    out = work / f"strength-1-seed-{seed}"
+    done = out / "audit.json"  # a finished audit is read back, not resumed stage by stage
+    result = read_audit(done) if done.is_file() else run_audit(config, out, "cpu")
     shortcut, negative = result.shortcut, result.negative_control
     split = result.dataset.balanced_split or result.dataset.primary_test_split
     lower = result.cleaning_effect[split].changed_ci[0]
