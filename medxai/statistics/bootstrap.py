@@ -47,11 +47,6 @@ class Clusters:
     def __len__(self) -> int:
         return int(self.of_film.size)
 
-    def subset(self, keep: np.ndarray | Sequence[int] | Sequence[bool]) -> Clusters:
-        """The clusters of some films (an index or a boolean mask), renumbered."""
-        kept = self.of_film[np.asarray(keep)]
-        return Clusters(np.unique(kept, return_inverse=True)[1].reshape(-1), self.unit)
-
     def describe(self) -> str:
         return f"{self.count} {self.unit}s ({len(self)} films)"
 

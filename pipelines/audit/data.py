@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 from medxai.data.check import DatasetReport, check_dataset
@@ -43,11 +44,15 @@ class Data:
         """Every readable film of the dataset, by its path relative to the root."""
         return {self.index.relative(r) for rows in self.records.values() for r in rows}
 
+    @cached_property
+    def patients(self) -> dict[str, str]:
+        """Every test film's patient, by its relative path."""
+        return {i.relative: i.record.patient_id for i in self.test_images}
+
     def clusters(self, relatives: Sequence[str]) -> Clusters:
         """The test films' patients, for a bootstrap that resamples patients with their films
         ("film" is the unit when no two films share a patient)."""
-        patient = {i.relative: i.record.patient_id for i in self.test_images}
-        return Clusters.of([patient.get(r) for r in relatives])
+        return Clusters.of([self.patients.get(r) for r in relatives])
 
     @property
     def test_images(self) -> list[TestImage]:
