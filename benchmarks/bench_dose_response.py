@@ -41,7 +41,7 @@ class Row:
     verdict: str
     seconds: float
     n_region: int = 0  # films (patients) the region tests rest on
-    baseline_keeps: float = 0.0  # the blurred film alone keeps this share (insertion room)
+    control_keeps: float = 0.0  # the control alone over the blurred film keeps this share
     n_follow: int = 0  # films (patients) the transplant rests on
     transplant_needed: bool = True  # some source is tied to a class (its text carries one)
 
@@ -62,7 +62,7 @@ def run_one(work: Path, strength: float, seed: int, quick: bool) -> Row:
         metrics.per_class["COVID-19"].recall, metrics.macro_f1,
         verdict.strength, sum(ran.timings.values()),  # a resumed stage keeps its first
         verdict.kinds["text"].reliance.n_clusters or evidence.n_with_text,
-        evidence.region_insertion.baseline_keeps_class_rate, follow.n_units if follow else 0,
+        evidence.region_insertion.control_keeps_class_rate, follow.n_units if follow else 0,
         bool(informative(evidence.transplant.associations)),
     )  # fmt: skip
 

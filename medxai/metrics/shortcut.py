@@ -89,6 +89,8 @@ class RegionTests:
     deletion_drop: Tensor  # original_score - deleted_score
     control_deleted_score: Tensor | None = None  # only the control regions blurred
     control_deleted_prediction: Tensor | None = None
+    control_inserted_score: Tensor | None = None  # only the control over its blurred image
+    control_inserted_prediction: Tensor | None = None
 
 
 def region_tests(
@@ -102,9 +104,9 @@ def region_tests(
     control_baseline: Tensor | None = None,
     batch_size: int = 64,
 ) -> RegionTests:
-    """Region-only insertion and region deletion (and deletion of `control` regions, when
-    given, from `control_baseline`, default `baseline`: the same operation on the control);
-    all the variants of the N images go through the model together."""
+    """Region-only insertion and region deletion (and, when `control` regions are given, the
+    same two on them, from `control_baseline`, default `baseline`); all the variants of the N
+    images go through the model together."""
     images, targets = validate_inputs(images, targets)
     r = as_region_masks(regions, images).to(images.dtype)  # (N, 1, H, W)
     base = blurred_baseline(images) if baseline is None else baseline.to(images)
@@ -112,7 +114,7 @@ def region_tests(
     if control is not None:
         rc = as_region_masks(control, images).to(images.dtype)
         other = base if control_baseline is None else control_baseline.to(images)
-        variants.append(images + (other - images) * rc)
+        variants += [images + (other - images) * rc, other + (images - other) * rc]
     batch = torch.cat(variants)
     runner = ModelRunner(model, batch_size, softmax=True)
     n, k = images.shape[0], len(variants)
@@ -136,6 +138,8 @@ def region_tests(
         deletion_drop=score[0] - score[3],
         control_deleted_score=score[4] if control is not None else None,
         control_deleted_prediction=pred[4] if control is not None else None,
+        control_inserted_score=score[5] if control is not None else None,
+        control_inserted_prediction=pred[5] if control is not None else None,
     )
 
 
@@ -210,11 +214,11 @@ class RelianceThresholds:
     The verdict is the higher of the transplant's level and the region tests' level.
 
     Flip excess: share of decisions that change when only the text is blurred, minus the
-    share that change when a control region is blurred (another film's text boxes, where
-    this film has none: the same kind of size and place, without text). Insertion gain:
-    how much more often the text alone, over the blurred image, reproduces the decision than
-    the blurred image does without it. A figure reaches the highest level whose threshold the
-    lower bound of its interval clears.
+    share that change when a matched control region is blurred (the same shapes and area,
+    where other films carry text and this one has none). Insertion gain: how much more often
+    the text alone, over the blurred image, reproduces the decision than the control region
+    alone does. A figure reaches the highest level whose threshold the lower bound of its
+    interval clears.
     """
 
     weak: tuple[float, float, float] = (0.03, 0.05, 0.05)
@@ -277,18 +281,23 @@ class RegionDeletion:
     flip_excess_ci: Interval
     mean_drop: float  # of the decided class's probability
     ci: Interval  # of mean_drop
+    drop_excess: float = float("nan")  # mean_drop minus the control's, paired per film
+    drop_excess_ci: Interval = (float("nan"), float("nan"))
 
 
 @dataclass(frozen=True)
 class RegionInsertion:
-    """The text alone over the blurred image against the blurred image alone."""
+    """The text alone over the blurred image against the control region alone over it (and
+    the blurred image alone, which shows how much room the test has)."""
 
     keeps_class_rate: float
     ci: Interval
     baseline_keeps_class_rate: float
     baseline_ci: Interval
-    gain: float
+    gain: float  # keeps_class_rate − control_keeps_class_rate, paired per film
     gain_ci: Interval
+    control_keeps_class_rate: float = float("nan")
+    control_ci: Interval = (float("nan"), float("nan"))
 
 
 @dataclass(frozen=True)
@@ -306,33 +315,42 @@ class Reliance:
     n_clusters: int | None = None  # how many of them
     inconclusive: str = ""  # why the strength is inconclusive
     rare: str = ""  # why too few films to test still make "none": the cue is that rare
+    n_unmatched: int = 0  # films with regions but no matched control, left out of the tests
 
 
 def text_reliance(
     flipped: np.ndarray,
     control_flipped: np.ndarray,
     inserted_keeps: np.ndarray,
-    baseline_keeps: np.ndarray,
+    control_keeps: np.ndarray,
     deletion_drop: np.ndarray,
     thresholds: RelianceThresholds = RelianceThresholds(),
     n_bootstrap: int = 1000,
     seed: int = 0,
     clusters: Clusters | None = None,
     n_films: int | None = None,
+    *,
+    baseline_keeps: np.ndarray | None = None,
+    control_drop: np.ndarray | None = None,
+    n_unmatched: int = 0,
 ) -> Reliance:
     """Region-test figures over the images that carry text, with CIs, and the verdict on them.
     `n_films`: every test film, those without text too (a rare cue decides few decisions).
 
     Inputs are per image (target = the model's own decision): did blurring the text change the
     decision; did blurring the control region change it; does the text alone (over the
-    blurred image) keep it; does the blurred image alone keep it (the insertion control); the
-    drop of the decided class's probability when the text is blurred. Differences are paired
-    per image, so their CIs come from resampling patients (`clusters`) with their images.
+    blurred image) keep it; does the control region alone keep it; the drop of the decided
+    class's probability when the text is blurred; optionally, whether the blurred image
+    alone keeps it (default: as the control does) and the drop when the control is blurred
+    (default: none). Differences are paired per image, so their CIs come from resampling
+    patients (`clusters`) with their images.
     """
-    flipped, control_flipped, inserted_keeps, baseline_keeps, deletion_drop = (
+    flipped, control_flipped, inserted_keeps, control_keeps, deletion_drop = (
         np.asarray(v, dtype=float)
-        for v in (flipped, control_flipped, inserted_keeps, baseline_keeps, deletion_drop)
+        for v in (flipped, control_flipped, inserted_keeps, control_keeps, deletion_drop)
     )
+    baseline_keeps = control_keeps if baseline_keeps is None else np.asarray(baseline_keeps, float)
+    control_drop = np.zeros_like(deletion_drop) if control_drop is None else control_drop
     clusters = resolve(clusters, flipped.size)
 
     def mean_ci(values: np.ndarray, offset: int) -> tuple[float, Interval]:
@@ -341,23 +359,26 @@ def text_reliance(
     flip, control, excess = (
         mean_ci(v, k) for k, v in enumerate((flipped, control_flipped, flipped - control_flipped))
     )
-    keeps, base, gain = (
+    keeps, held, gain, base = (
         mean_ci(v, 3 + k)
-        for k, v in enumerate((inserted_keeps, baseline_keeps, inserted_keeps - baseline_keeps))
+        for k, v in enumerate(
+            (inserted_keeps, control_keeps, inserted_keeps - control_keeps, baseline_keeps)
+        )
     )
-    deletion = RegionDeletion(*flip, *control, *excess, *mean_ci(deletion_drop, 6))
-    insertion = RegionInsertion(*keeps, *base, *gain)
+    drop, drop_excess = mean_ci(deletion_drop, 7), mean_ci(deletion_drop - control_drop, 8)
+    deletion = RegionDeletion(*flip, *control, *excess, *drop, *drop_excess)
+    insertion = RegionInsertion(*keeps, *base, *gain, *held)
     n = clusters.count
     excess_level = thresholds.level_of(excess[0], excess[1], 0, n)
     gain_level = thresholds.level_of(gain[0], gain[1], 1, n)
     why = thresholds.inconclusive_reason(excess[1], 0, n) or thresholds.inconclusive_reason(
         gain[1], 1, n
     )
-    if gain_level == "none" and 1 - base[0] < thresholds.moderate[1]:
-        gain_level = INCONCLUSIVE  # the blurred film alone keeps almost every decision
+    if gain_level == "none" and 1 - held[0] < thresholds.moderate[1]:
+        gain_level = INCONCLUSIVE  # the control alone keeps almost every decision
         why = why or (
-            f"insertion is degenerate: the blurred film alone keeps {base[0]:.0%} of the "
-            "decisions, leaving no room to show the regions suffice"
+            f"insertion is degenerate: the control region alone over the blurred film keeps "
+            f"{held[0]:.0%} of the decisions, leaving no room to show the regions suffice"
         )
     strength = lowest_of_both(excess_level, gain_level)
     rare = rare_cue(n, n_films, thresholds)
@@ -366,6 +387,7 @@ def text_reliance(
     return Reliance(
         strength in LEVELS[1:], strength, excess_level, gain_level, deletion, insertion,
         int(flipped.size), clusters.unit, n, why if strength == INCONCLUSIVE else "", rare,
+        n_unmatched,
     )  # fmt: skip
 
 

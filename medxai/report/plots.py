@@ -57,13 +57,14 @@ def share_vs_area_figure(
 
 
 def region_figure(region: RegionInsertion, images: Sequence[RegionRow], path: Path) -> Path:
-    """Region-only insertion rates with CIs, then per image: text-only insertion score vs the
-    blurred baseline's, and score after blurring only the text vs the original."""
+    """Region-only insertion rates with CIs (text alone, its matched control alone), then per
+    image: text-only insertion score vs the blurred baseline's, and score after blurring only
+    the text vs the original."""
     fig = new_figure(3, height=2.8)
     bars, insertion, deletion = fig.subplots(1, 3)
-    rates = [region.keeps_class_rate, region.baseline_keeps_class_rate]
-    err = np.abs(np.array([region.ci, region.baseline_ci], dtype=float).T - np.array(rates))
-    bars.bar(["text only", "baseline only"], rates, yerr=err, capsize=4,
+    rates = [region.keeps_class_rate, region.control_keeps_class_rate]
+    err = np.abs(np.array([region.ci, region.control_ci], dtype=float).T - np.array(rates))
+    bars.bar(["text only", "control only"], rates, yerr=err, capsize=4,
              color=[TEXT_COLOUR, BASE_COLOUR])  # fmt: skip
     bars.set_ylim(0, 1)
     _style(bars, "keeps predicted class", ylabel="rate (95% CI)")

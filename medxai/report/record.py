@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+
 from medxai.boxes import Box
 from medxai.metrics.sanity import DepthSimilarity, outcome_of
 from medxai.metrics.shortcut import RegionDeletion, RegionInsertion, Reliance, TransplantFollow
@@ -16,7 +18,7 @@ from medxai.statistics.classification import ClassificationMetrics, Evaluation, 
 from medxai.statistics.confound import SourceConfound
 from medxai.statistics.predictability import TraitReport
 
-SCHEMA = "medxai-audit-6"
+SCHEMA = "medxai-audit-7"
 T = TypeVar("T")
 C = TypeVar("C")  # the audit's settings record (pipelines.audit.config.AuditConfig)
 
@@ -173,9 +175,11 @@ class RegionScores:
     inserted_prediction: str
     deleted_score: float
     deleted_prediction: str
-    control_area_share: float
+    control_area_share: float  # 0: no matched control (the image is left out of the tests)
     control_deleted_score: float
     control_deleted_prediction: str
+    control_inserted_score: float  # the control alone over the blurred image
+    control_inserted_prediction: str
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,7 @@ class GroupRates:
     flip_rate: float | None = None
     control_flip_rate: float | None = None
     keeps_class_rate: float | None = None
-    baseline_keeps_class_rate: float | None = None
+    control_keeps_class_rate: float | None = None  # the control alone over the blurred image
     mean_drop: float | None = None
 
 
@@ -246,20 +250,30 @@ class ExplainedEntry:
 
 @dataclass(frozen=True)
 class TransplantRow:
-    """One film with its own text inpainted and another film's text pasted in its place."""
+    """One film with its own text inpainted and donor films' boxes pasted at the donors' own
+    positions, with their text (swap) and from their cleaned copies (blank)."""
 
     relative: str
     label: str
     source: str | None
     decided: str  # the baseline's decision on the original film
-    targets: list[str]  # the classes the swap donor's source sends (never the decided one)
-    swap_donor: str
-    control_donor: str  # a donor from a source of the decided class
-    swap_prediction: str
-    control_prediction: str
+    targets: list[str]  # the classes the donors' sources send (never the decided one)
+    donors: list[str]
+    swap_predictions: list[str]  # per donor
+    blank_predictions: list[str]
     target_prob: float  # of the target classes together: original film
-    swap_target_prob: float
-    control_target_prob: float
+    swap_target_prob: float  # mean over the donors
+    blank_target_prob: float
+
+    @property
+    def follow(self) -> float:
+        """Share of the donors whose text moves the decision to a target class."""
+        return float(np.mean([p in self.targets for p in self.swap_predictions]))
+
+    @property
+    def blank_follow(self) -> float:
+        """The same with the donors' boxes blank: what position and background alone do."""
+        return float(np.mean([p in self.targets for p in self.blank_predictions]))
 
 
 @dataclass(frozen=True)
@@ -270,7 +284,7 @@ class ClassFollow:
     target: str  # the donor source's classes, "a or b"
     n: int
     follow_rate: float
-    control_follow_rate: float
+    control_follow_rate: float  # the control (for text: blank) arm
     excess_ci: Interval | None = None  # of follow − control, paired per film
 
 
@@ -289,6 +303,7 @@ class Transplant:
     pooled: TransplantFollow | None
     per_split: dict[str, TransplantSplit]
     rows: list[TransplantRow]
+    donors: int = 0  # donors pasted per film (each with its text and blank)
 
 
 @dataclass(frozen=True)

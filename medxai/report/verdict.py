@@ -34,7 +34,7 @@ def _transplant_reason(moved: Transplant, level: str) -> str:
         return moved.skipped or "transplant: no film had donors of two classes"
     return (
         f"transplanted text of another class's hospital moves {f.follow_rate:.0%} of "
-        f"{f.n} decisions to that class, text of the film's own class {f.control_follow_rate:.0%}"
+        f"{f.n} decisions to that class, the same boxes blank {f.control_follow_rate:.0%}"
         f": {f.follow_excess:+.0%} (CI {f.follow_excess_ci[0]:+.0%} to "
         f"{f.follow_excess_ci[1]:+.0%}) → {level_text(level, f.follow_excess_ci)}"
     )
@@ -45,12 +45,12 @@ def reasons(reliance: Reliance, moved: Transplant, follow_level: str) -> list[st
     d, i = reliance.region_deletion, reliance.region_insertion
     return [
         _transplant_reason(moved, follow_level),
-        f"blurring only the text changes {d.flip_rate:.0%} of decisions, blurring another "
-        f"film's text boxes {d.control_flip_rate:.0%}: {d.flip_excess:+.0%} (CI "
+        f"blurring only the text changes {d.flip_rate:.0%} of decisions, blurring the same "
+        f"shapes where other films carry text {d.control_flip_rate:.0%}: {d.flip_excess:+.0%} (CI "
         f"{d.flip_excess_ci[0]:+.0%} to {d.flip_excess_ci[1]:+.0%}) "
         f"→ {level_text(reliance.excess_level, d.flip_excess_ci)}",
-        f"the text alone reproduces {i.keeps_class_rate:.0%} of decisions, the blurred image "
-        f"alone {i.baseline_keeps_class_rate:.0%}: {i.gain:+.0%} (CI {i.gain_ci[0]:+.0%} to "
+        f"the text alone reproduces {i.keeps_class_rate:.0%} of decisions, the control region "
+        f"alone {i.control_keeps_class_rate:.0%}: {i.gain:+.0%} (CI {i.gain_ci[0]:+.0%} to "
         f"{i.gain_ci[1]:+.0%}) → {level_text(reliance.gain_level, i.gain_ci)}",
     ]
 
@@ -70,15 +70,15 @@ def headline_follow(moved: Transplant) -> str:
     top = max(groups, key=lambda g: g.n, default=None)  # max keeps the first of equals
     line = (
         f"{moved.pooled.follow_rate:.0%} of decisions move to another class when the film "
-        f"carries that class's hospital text ({moved.pooled.control_follow_rate:.0%} with text "
-        "of its own class)"
+        f"carries that class's hospital text ({moved.pooled.control_follow_rate:.0%} with the "
+        "same boxes pasted blank)"
     )
     if top is not None:
         lo, hi = top.excess_ci or (float("nan"), float("nan"))
         line += (
             f"; {top.follow_rate:.0%} of {top.n} {top.label} films are called {top.target} when "
             f"they carry the text of a hospital whose training films are {top.target} (at "
-            f"least 90% of them), {top.control_follow_rate:.0%} with their own hospital's text "
+            f"least 90% of them), {top.control_follow_rate:.0%} with the same boxes blank "
             f"(excess CI {lo:+.0%} to {hi:+.0%})"
         )
     return line
@@ -96,8 +96,8 @@ def summary(
     d = reliance.region_deletion
     flips = (
         f"blurring only the text changes {d.flip_rate:.0%} of its decisions on "
-        f"{reliance.n_images} test images with text ({d.control_flip_rate:.0%} when another "
-        f"film's text boxes are blurred instead)"
+        f"{reliance.n_images} test images with text ({d.control_flip_rate:.0%} when the same "
+        f"shapes are blurred where other films carry text)"
     )
     evidence = f"{follow}; {flips}" if follow else flips
     if strength == INCONCLUSIVE:
@@ -139,9 +139,10 @@ def kind_reason(kind: KindResult) -> str:
         f"removing {kind.cue} changes {d.flip_rate:.0%} of {r.n_images} decisions, its control "
         f"{d.control_flip_rate:.0%}: {d.flip_excess:+.0%} (CI {d.flip_excess_ci[0]:+.0%} to "
         f"{d.flip_excess_ci[1]:+.0%}) → {level_text(r.excess_level, d.flip_excess_ci)}; "
-        f"alone it reproduces {i.keeps_class_rate:.0%}, the film without it "
-        f"{i.baseline_keeps_class_rate:.0%}: {i.gain:+.0%} (CI {i.gain_ci[0]:+.0%} to "
+        f"alone it reproduces {i.keeps_class_rate:.0%}, its control alone "
+        f"{i.control_keeps_class_rate:.0%}: {i.gain:+.0%} (CI {i.gain_ci[0]:+.0%} to "
         f"{i.gain_ci[1]:+.0%}) → {level_text(r.gain_level, i.gain_ci)}"
+        + (f"; {r.n_unmatched} films without a matched control left out" if r.n_unmatched else "")
         + (f"; inconclusive: {r.inconclusive}" if r.inconclusive else "")
         + (f"; none: {r.rare}" if r.rare else "")
     )

@@ -16,9 +16,9 @@ from medxai.models.checkpoint import load_checkpoint
 from medxai.report.record import NegativeControl, ShortcutResult
 from medxai.statistics.confound import informative
 from pipelines.audit.context import Run
+from pipelines.audit.controls import matched_controls
 from pipelines.audit.data import Data
 from pipelines.audit.region_tests import region_test_rows, reliance
-from pipelines.audit.regions import other_films_regions
 from pipelines.audit.shortcut import transplant
 from pipelines.audit.subject import Subject, decisions_of, decode_inputs, evaluate_decoded
 
@@ -46,7 +46,7 @@ def negative_control(
     boxes = {row.relative: row.boxes for row in found.images}
     rows, _ = region_test_rows(
         module, images, boxes, inputs, blind.decisions, data.classes, run.device,
-        other_films_regions, None,
+        matched_controls, None,
         progress=run.progress("negative control: region tests", len(images)),
     )  # fmt: skip
     thresholds = RelianceThresholds()

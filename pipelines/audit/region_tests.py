@@ -2,10 +2,10 @@
 
 The model alone answers, per test image with regions and for its own decision: does
 blurring only the regions change it more often than blurring the kind's matched control (for
-text: another film's text boxes, where this film has none), and do the regions alone over the
-blurred image reproduce it more often than the blurred image alone (region-only insertion,
-iGOS++ paper Fig. 12)? The saliency maps of the explained images add how much saliency lands
-in the regions.
+text: the same shapes where other films carry text and this one has none), and do the regions
+alone over the blurred image reproduce it more often than the control alone does (region-only
+insertion, iGOS++ paper Fig. 12)? Images without a matched control are left out of both. The
+saliency maps of the explained images add how much saliency lands in the regions.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from medxai.report.record import (
     SaliencySummary,
 )
 from medxai.statistics.bootstrap import Clusters
+from pipelines.audit.controls import MATCH
 from pipelines.audit.inputs import ModelInputs, TestImage
 
 
@@ -53,6 +54,8 @@ def _scores(tests: RegionTests, k: int, control_area: float, classes: Sequence[s
         control_area_share=control_area,
         control_deleted_score=float(tests.control_deleted_score[k]),
         control_deleted_prediction=name(tests.control_deleted_prediction),
+        control_inserted_score=float(tests.control_inserted_score[k]),
+        control_inserted_prediction=name(tests.control_inserted_prediction),
     )
 
 
@@ -64,34 +67,44 @@ def region_test_rows(
     decisions: dict[str, int],
     classes: Sequence[str],
     device: torch.device,
-    control: Callable[[torch.Tensor], torch.Tensor],
+    control: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     removed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     exclude: dict[str, list[Box]] | None = None,
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[RegionRow], np.ndarray]:
     """Per test image: its decision and the region tests on it; and the regions' frequency
-    map. `control`: a chunk's region masks (N, 1, S, S) -> their matched control masks;
-    `removed`: (films, masks) -> the films without the kind (default: blurred); `exclude`:
-    boxes per film taken out of its regions (another kind's, tested on its own)."""
+    map. `control`: a chunk's region masks (N, 1, S, S) and the regions' counts over every
+    film (S, S) -> their matched control masks; `removed`: (films, masks) -> the films without
+    the kind (default: blurred); `exclude`: boxes per film taken out of its regions (another
+    kind's, tested on its own)."""
     rows: list[RegionRow] = []
     size = inputs.prep.image_size
-    frequency = np.zeros((size, size))
+    mapped = {
+        i.relative: inputs.prep.map_boxes(boxes[i.relative], inputs.shapes[i.relative])
+        for i in images
+    }
+    taken = {
+        i.relative: inputs.prep.map_boxes(exclude[i.relative], inputs.shapes[i.relative])
+        for i in images
+    } if exclude else {}  # fmt: skip
+
+    def masks_of(chunk: Sequence[TestImage]) -> torch.Tensor:
+        masks = boxes_to_masks([mapped[i.relative] for i in chunk], (size, size), device)
+        if taken:
+            masks &= ~boxes_to_masks([taken[i.relative] for i in chunk], (size, size), device)
+        return masks
+
+    counts = torch.zeros(size, size, device=device)  # the kind's regions over every film
+    for start in range(0, len(images), batch_size):
+        counts += masks_of(images[start : start + batch_size]).float().sum((0, 1))
     model = model.to(device).eval()
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
         batch = inputs.batch([i.relative for i in chunk]).to(device)
-        mapped = [
-            inputs.prep.map_boxes(boxes[i.relative], inputs.shapes[i.relative]) for i in chunk
-        ]
-        masks = boxes_to_masks(mapped, (size, size), device)
-        if exclude:
-            taken = [inputs.prep.map_boxes(exclude[i.relative], inputs.shapes[i.relative])
-                     for i in chunk]  # fmt: skip
-            masks &= ~boxes_to_masks(taken, (size, size), device)
-        frequency += masks.float().sum((0, 1)).cpu().numpy()
+        masks = masks_of(chunk)
         decided = torch.tensor([decisions[i.relative] for i in chunk], device=device)
-        controls = control(masks)
+        controls = control(masks, counts)
         tests = region_tests(
             model, batch, decided, masks, control=controls,
             baseline=(removed or default_removed)(batch, masks),
@@ -110,18 +123,25 @@ def region_test_rows(
                     predicted=classes[int(decided[k])],
                     shape=inputs.shapes[image.relative],
                     boxes=boxes[image.relative],
-                    model_boxes=mapped[k],
+                    model_boxes=mapped[image.relative],
                     text_area_share=float(area[k]),
                     tests=_scores(tests, k, control_area, classes) if area[k] > 0 else None,
                 )  # fmt: skip
             )
         if progress:
             progress(len(chunk))
-    return rows, frequency / max(len(images), 1)
+    return rows, counts.cpu().numpy() / max(len(images), 1)
 
 
 def default_removed(batch: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return blurred_baseline(batch)
+
+
+def matched(row: RegionRow) -> bool:
+    """The image has regions and a control covering at least MATCH of their area."""
+    return row.tests is not None and (
+        row.tests.control_area_share >= MATCH * row.text_area_share - 1e-9
+    )
 
 
 @dataclass(frozen=True)
@@ -131,18 +151,22 @@ class Outcomes:
     flipped: np.ndarray  # blurring the regions changed the decision
     control_flipped: np.ndarray  # blurring the control did
     inserted_keeps: np.ndarray  # the regions alone over the blurred image keep it
+    control_keeps: np.ndarray  # the control alone over the blurred image keeps it
     baseline_keeps: np.ndarray  # the blurred image alone keeps it
     deletion_drop: np.ndarray  # score lost when the regions are blurred
+    control_drop: np.ndarray  # score lost when the control is blurred
 
     @classmethod
     def of(cls, rows: Sequence[RegionRow]) -> Outcomes:
-        tested = [(r.predicted, r.tests) for r in rows if r.tests]
+        tested = [(r.predicted, r.tests) for r in rows if matched(r)]
         return cls(
-            np.array([t.deleted_prediction != p for p, t in tested]),
-            np.array([t.control_deleted_prediction != p for p, t in tested]),
-            np.array([t.inserted_prediction == p for p, t in tested]),
-            np.array([t.baseline_prediction == p for p, t in tested]),
-            np.array([t.original_score - t.deleted_score for _, t in tested]),
+            np.array([t.deleted_prediction != p for p, t in tested], dtype=bool),
+            np.array([t.control_deleted_prediction != p for p, t in tested], dtype=bool),
+            np.array([t.inserted_prediction == p for p, t in tested], dtype=bool),
+            np.array([t.control_inserted_prediction == p for p, t in tested], dtype=bool),
+            np.array([t.baseline_prediction == p for p, t in tested], dtype=bool),
+            np.array([t.original_score - t.deleted_score for _, t in tested], dtype=float),
+            np.array([t.original_score - t.control_deleted_score for _, t in tested], dtype=float),
         )
 
 
@@ -155,7 +179,7 @@ def breakdown(rows: Sequence[RegionRow], key: str) -> dict[str, GroupRates]:
 
 
 def _rates(members: list[RegionRow]) -> GroupRates:
-    n_tested = sum(1 for r in members if r.tests)
+    n_tested = sum(1 for r in members if matched(r))
     area = float(np.mean([r.text_area_share for r in members]))
     if not n_tested:
         return GroupRates(n=len(members), n_with_text=0, text_area_share=area)
@@ -164,7 +188,7 @@ def _rates(members: list[RegionRow]) -> GroupRates:
         n=len(members), n_with_text=n_tested, text_area_share=area,
         flip_rate=float(o.flipped.mean()), control_flip_rate=float(o.control_flipped.mean()),
         keeps_class_rate=float(o.inserted_keeps.mean()),
-        baseline_keeps_class_rate=float(o.baseline_keeps.mean()),
+        control_keeps_class_rate=float(o.control_keeps.mean()),
         mean_drop=float(o.deletion_drop.mean()),
     )  # fmt: skip
 
@@ -214,9 +238,11 @@ def reliance(
     """The region-test figures over all test images with regions, and the level they give;
     `clusters_of` gives the films' patients, resampled together."""
     o = Outcomes.of(rows)
-    tested = [r.relative for r in rows if r.tests]
+    tested = [r.relative for r in rows if matched(r)]
     return text_reliance(
-        o.flipped, o.control_flipped, o.inserted_keeps, o.baseline_keeps, o.deletion_drop,
+        o.flipped, o.control_flipped, o.inserted_keeps, o.control_keeps, o.deletion_drop,
         thresholds=thresholds, n_bootstrap=n_bootstrap, seed=seed,
         clusters=clusters_of(tested) if clusters_of else None, n_films=len(rows),
+        baseline_keeps=o.baseline_keeps, control_drop=o.control_drop,
+        n_unmatched=sum(1 for r in rows if r.tests and not matched(r)),
     )  # fmt: skip

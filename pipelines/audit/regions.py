@@ -4,8 +4,8 @@ that carries nothing of the kind); and the film with the kind's regions removed.
 one class here and one entry in `region_kinds`.
 
 - `text`: everything the detector reads, words, dates and lone markers (what cleaning
-  inpaints, so the text verdict and the cleaning stay one idea); control: another film's text
-  boxes where this film has none.
+  inpaints, so the text verdict and the cleaning stay one idea); control: the same shapes
+  moved to where other films carry text and this one has none (`controls.matched_controls`).
 - `marker`: the lone laterality and view markers alone (the fused detector's glyph stage),
   reported on their own row: anatomy-adjacent, and every hospital has them; a model that
   reads only them shows on both rows, one that reads words on the text row alone. Control as
@@ -35,6 +35,7 @@ from medxai.data.user_regions import read_user_regions
 from medxai.explain.perturb import blurred_baseline
 from medxai.journal import journal, read_journal
 from pipelines.audit.context import Run
+from pipelines.audit.controls import matched_controls
 from pipelines.audit.inputs import TestImage
 
 MARKER_STAGE = "glyph"  # the fused detector's lone-marker stage
@@ -54,19 +55,15 @@ class RegionKind(Protocol):
     ) -> dict[str, list[Box]]:
         """Boxes per relative path, on the original image (resumable under `folder`)."""
 
-    def control(self, masks: Tensor) -> Tensor:
-        """(N, 1, S, S) region masks of a chunk of films -> their control masks."""
+    def control(self, masks: Tensor, counts: Tensor) -> Tensor:
+        """(N, 1, S, S) region masks of a chunk of films, and (S, S) counts of the kind's
+        regions over every test film -> the chunk's control masks."""
 
     def removed(self, batch: Tensor, masks: Tensor) -> Tensor:
         """The films with nothing of the kind: what the tests put in the regions' place."""
 
     def describe(self) -> dict[str, Any]:
         """What found the regions, for the report."""
-
-
-def other_films_regions(masks: Tensor) -> Tensor:
-    """The previous film's regions where this film has none: kind-sized, kind-placed, empty."""
-    return masks.roll(1, 0) & ~masks
 
 
 class DetectedText:
@@ -89,7 +86,7 @@ class DetectedText:
             for relative, pairs in found.items()
         }
 
-    control = staticmethod(other_films_regions)
+    control = staticmethod(matched_controls)
     removed = staticmethod(lambda batch, masks: blurred_baseline(batch))
 
     def describe(self) -> dict[str, Any]:
@@ -106,7 +103,7 @@ class BorderRegions:
         return journalled(images, folder / "border.jsonl", progress, lambda i: frame(root, i))
 
     @staticmethod
-    def control(masks: Tensor) -> Tensor:
+    def control(masks: Tensor, counts: Tensor) -> Tensor:
         """The ring just inside the border, grown one pixel at a time to the border's area."""
         area, grown = masks.flatten(1).sum(1), masks
         for _ in range(masks.shape[-1] // 2):
@@ -156,7 +153,7 @@ class GivenRegions:
         progress(len(images))
         return {i.relative: list(self.boxes.get(i.relative, [])) for i in images}
 
-    control = staticmethod(other_films_regions)
+    control = staticmethod(matched_controls)
     removed = staticmethod(lambda batch, masks: blurred_baseline(batch))
 
     def describe(self) -> dict[str, Any]:

@@ -16,12 +16,12 @@ RESULTS = Path(__file__).parents[2] / "benchmarks" / "results"
 
 def verdict_from(row: dict, thresholds: RelianceThresholds) -> str:
     """The text verdict from a row's recorded figures: each level from its lower bound (with
-    the evidence minimum), insertion inconclusive when the blurred film leaves it no room,
+    the evidence minimum), insertion inconclusive when the control alone leaves it no room,
     both region tests needed, the higher of that and the transplant."""
     n = row["n_region"]
     flip = thresholds.level_of(row["flip_excess"], row["flip_ci"], 0, n)
     gain = thresholds.level_of(row["insertion_gain"], row["gain_ci"], 1, n)
-    if gain == "none" and 1 - row["baseline_keeps"] < thresholds.moderate[1]:
+    if gain == "none" and 1 - row["control_keeps"] < thresholds.moderate[1]:
         gain = INCONCLUSIVE
     follow = INCONCLUSIVE if row["transplant_needed"] else "none"
     if row["follow_excess"] is not None:

@@ -97,6 +97,7 @@ def _region_rows(rng: np.random.Generator, relies: bool) -> list[RegionRow]:
             inserted_prediction=label, deleted_score=original * (0.4 if relies else 0.95),
             deleted_prediction=label, control_area_share=0.03,
             control_deleted_score=original, control_deleted_prediction=label,
+            control_inserted_score=0.3, control_inserted_prediction=CLASSES[(i + 1) % 3],
         )  # fmt: skip
         rows.append(
             RegionRow(
@@ -125,7 +126,7 @@ def _transplant(relies: bool) -> Transplant:
         associations={"src-a": ["COVID-19"], "src-b": ["normal", "pneumonia"]}, skipped="",
         pooled=follow,
         per_split={s: TransplantSplit(follow, per_class) for s in SPLITS},
-        rows=[],
+        rows=[], donors=3,
     )  # fmt: skip
 
 
@@ -133,7 +134,7 @@ def _evidence(relies: bool, lift: float) -> Evidence:
     group = GroupRates(
         n=50, n_with_text=50, text_area_share=0.03, keeps_class_rate=0.9 if relies else 0.3,
         flip_rate=0.5 if relies else 0.02, control_flip_rate=0.03,
-        baseline_keeps_class_rate=0.3, mean_drop=0.4 if relies else 0.01,
+        control_keeps_class_rate=0.3, mean_drop=0.4 if relies else 0.01,
     )  # fmt: skip
     return Evidence(
         n_images=300, n_with_text=290, mean_text_area_share=0.03,
@@ -141,11 +142,12 @@ def _evidence(relies: bool, lift: float) -> Evidence:
             keeps_class_rate=0.71 if relies else 0.35, ci=(0.64, 0.77) if relies else (0.3, 0.4),
             baseline_keeps_class_rate=0.33, baseline_ci=(0.28, 0.38),
             gain=0.38 if relies else 0.02, gain_ci=(0.3, 0.46) if relies else (-0.03, 0.07),
+            control_keeps_class_rate=0.33, control_ci=(0.28, 0.38),
         ),
         region_deletion=RegionDeletion(
             flip_rate=0.25, flip_ci=(0.2, 0.3), control_flip_rate=0.03,
             control_flip_ci=(0.01, 0.05), flip_excess=0.22, flip_excess_ci=(0.17, 0.27),
-            mean_drop=0.2, ci=(0.15, 0.25),
+            mean_drop=0.2, ci=(0.15, 0.25), drop_excess=0.18, drop_excess_ci=(0.13, 0.23),
         ),
         saliency={m: SaliencySummary(2, 0.03 * lift, 0.03, 0.4, lift) for m in METHODS},
         per_source=dict.fromkeys(SOURCES, group),
