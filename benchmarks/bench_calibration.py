@@ -11,7 +11,11 @@ Every seed is one whole audit of a phantom at shortcut strength 1 (its own data 
   films never saw the text, and the text's tests run on it on the original films (text tied
   to the class, model blind to it);
 - with `--zero-seeds`, more null runs: phantoms at strength 0 (text untied to the class),
-  audited up to the verdict.
+  audited up to the verdict;
+- with `--real-seeds`, the same two kinds of run on held-out real anatomy
+  (`benchmarks/shortcut_sets.py`, cue `text`: pydicom-data's radiographs, every hospital's
+  text in DejaVu fonts, places and polarities the phantom never draws, the pneumonia
+  hospitals' text tied to the class), one whole audit per seed.
 
 Per group: runs, how many the verdict calls text-reliant (any level) and at each level, and
 how many inconclusive, each share with its exact (Clopper–Pearson) 95% interval; and per
@@ -19,13 +23,14 @@ figure, how often it alone reaches a level. Runs are cached under --work, so an 
 benchmark resumes. Run it alone on the machine.
 
     python benchmarks/bench_calibration.py [--quick] [--seeds 0-19] [--zero-seeds 100-109]
-        [--work DIR] [--tag TAG]
+        [--real-seeds 100000-100004] [--work DIR] [--tag TAG]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,7 +40,11 @@ from medxai.metrics.shortcut import INCONCLUSIVE, LEVELS, Reliance, RelianceThre
 from medxai.report.record import Transplant
 from pipelines.audit import audit_config, read_audit, run_audit, run_until_verdict
 
+sys.path.insert(0, str(Path(__file__).parent))
+from shortcut_sets import CLASSES, make_set  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
+REAL = ", real anatomy"  # the group suffix of runs on the held-out real-anatomy text sets
 READS_TEXT = 0.05  # inpainting the text changes at least this share of decisions (lower bound)
 
 
@@ -61,17 +70,33 @@ def figure_levels(reliance: Reliance, moved: Transplant, verdict: str) -> tuple[
 def audit_seed(work: Path, seed: int, quick: bool) -> list[Outcome]:
     """The positive (or not-reading) outcome and the negative control's null of one audit."""
     config = audit_config(quick, shortcut_strength=1.0, seed=seed, methods=["gradcam"])
-    out = work / f"strength-1-seed-{seed}"
+    return outcomes_of(config, work / f"strength-1-seed-{seed}", seed, "")
+
+
+def real_seed(work: Path, seed: int) -> list[Outcome]:
+    """The same on a held-out real-anatomy text set (100 films per class and split, 256 px)."""
+    made = make_set(work / f"real-text-seed-{seed}" / "data", "text", 1.0, 100, seed=seed)
+    config = audit_config(
+        dataset="covidx", root=str(made.root), classes=CLASSES, seed=seed, methods=["gradcam"],
+        n_explain=1, image_size=128, test_splits=["test.txt", "test_balanced.txt"],
+    )  # fmt: skip
+    return outcomes_of(config, work / f"real-text-seed-{seed}" / "audit", seed, REAL)
+
+
+def outcomes_of(config, out: Path, seed: int, data: str) -> list[Outcome]:
     done = out / "audit.json"  # a finished audit is read back, not resumed stage by stage
     result = read_audit(done) if done.is_file() else run_audit(config, out, "cpu")
     shortcut, negative = result.shortcut, result.negative_control
     split = result.dataset.balanced_split or result.dataset.primary_test_split
     lower = result.cleaning_effect[split].changed_ci[0]
-    group = "positive" if lower >= READS_TEXT else "not reading"
+    group = ("positive" if lower >= READS_TEXT else "not reading") + data
     text = shortcut.kinds["text"].reliance
     mine = figure_levels(text, shortcut.evidence.transplant, shortcut.strength)
     blind = figure_levels(negative.reliance, negative.transplant, negative.strength)
-    return [Outcome(group, seed, *mine, lower), Outcome("null: text-blind", seed, *blind, None)]
+    return [
+        Outcome(group, seed, *mine, lower),
+        Outcome("null: text-blind" + data, seed, *blind, None),
+    ]
 
 
 def zero_seed(work: Path, seed: int, quick: bool) -> Outcome:
@@ -90,15 +115,20 @@ def share(k: int, n: int) -> str:
 
 
 def in_group(outcome: Outcome, group: str) -> bool:
-    return outcome.group == group or (group == "null: all" and outcome.group.startswith("null"))
+    if group.endswith(": all"):
+        return outcome.group.startswith(group.removesuffix(": all"))
+    return outcome.group == group
 
 
 def table(outcomes: list[Outcome]) -> str:
-    groups = ["null: text-blind", "null: strength 0", "null: all", "positive"]
+    groups = [
+        "null: text-blind", "null: text-blind" + REAL, "null: strength 0", "null: all",
+        "positive", "positive" + REAL, "positive: all", "not reading", "not reading" + REAL,
+    ]  # fmt: skip
     lines = [
         "| runs | says relies on text (any level) | strong | moderate | weak | inconclusive | "
-        "follow excess alone | flip excess alone | insertion gain alone |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "not applicable | follow excess alone | flip excess alone | insertion gain alone |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for group in groups:
         members = [o for o in outcomes if in_group(o, group)]
@@ -108,13 +138,17 @@ def table(outcomes: list[Outcome]) -> str:
         reached = sum(o.verdict in LEVELS[1:] for o in members)
         cells = [share(sum(o.verdict == level for o in members), n) for level in LEVELS[:0:-1]]
         unsure = share(sum(o.verdict == INCONCLUSIVE for o in members), n)
+        unfit = share(sum(o.verdict == "not applicable" for o in members), n)
         alone = [share(sum(getattr(o, f) in LEVELS[1:] for o in members), n)
                  for f in ("follow", "flip", "gain")]  # fmt: skip
-        lines.append(f"| {group} | {share(reached, n)} | " + " | ".join([*cells, unsure, *alone])
-                     + " |")  # fmt: skip
-    skipped = [o.seed for o in outcomes if o.group == "not reading"]
+        row = [share(reached, n), *cells, unsure, unfit, *alone]
+        lines.append(f"| {group} | " + " | ".join(row) + " |")
+    skipped = [o.seed for o in outcomes if o.group.startswith("not reading")]
     if skipped:
-        lines.append(f"\nSeeds whose model did not demonstrably read the text: {skipped}.")
+        lines.append(
+            f"\n*not reading*: seeds {skipped}, whose model did not demonstrably read the text "
+            "(neither a null nor a positive run; shown for completeness)."
+        )
     return "\n".join(lines)
 
 
@@ -132,6 +166,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the audit's --quick sizes")
     parser.add_argument("--seeds", default="0-19")
     parser.add_argument("--zero-seeds", default="")
+    parser.add_argument("--real-seeds", default="")
     parser.add_argument("--work", type=Path, default=Path("/tmp/medxai-calibration"))
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
@@ -143,6 +178,9 @@ def main() -> None:
         write(stem, outcomes, args)
     for seed in seeds(args.zero_seeds):
         outcomes.append(zero_seed(args.work, seed, args.quick))
+        write(stem, outcomes, args)
+    for seed in seeds(args.real_seeds):
+        outcomes += real_seed(args.work, seed)
         write(stem, outcomes, args)
     print(table(outcomes))
 

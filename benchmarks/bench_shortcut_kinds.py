@@ -1,13 +1,19 @@
 """The per-cue verdict table on held-out real anatomy: does the audit name the cue a model
 reads, and nothing when there is none to read?
 
-Each run makes a set with `benchmarks/shortcut_sets.py` (real CR anatomy from pydicom-data,
-no text anywhere; sources H2/H3 send pneumonia and carry the cue at strength s), audits it by
-default up to the verdict (the audit trains its own model; `--regions` for the device set)
-and records every row of the verdict table with its figure and CI, and the model's accuracy
-on the confounded and the balanced test split. Null runs: strength 0 (the cue tells nothing),
-and `neutralised` (the cue is tied to the class but drawn on no film: a model that cannot see
+Each run makes a set with `benchmarks/shortcut_sets.py` (real CR anatomy from pydicom-data;
+sources H2/H3 send pneumonia and carry the cue at strength s), audits it by default up to
+the verdict (the audit trains its own model; `--regions` for the device set) and records
+every row of the verdict table with its figure and CI, and the model's accuracy on the
+confounded and the balanced test split. Null runs: strength 0 (the cue tells nothing), and
+`neutralised` (the cue is tied to the class but drawn on no film: a model that cannot see
 it). Held-out seeds only: no threshold is tuned here (the levels are the text verdict's).
+
+Cues: frame, tone, device (no text on any film) and text. In a text set every source burns
+in its own hospital text, so the cue is which hospital's text a film carries; neutralised,
+every film carries the same text, tied to nothing. A text run is judged on the verdict
+table's `text` row (the audit finds the text itself: no regions file). Text runs are not
+among the default runs: ask for them, e.g. `--runs text:1,text:0,text:1n`.
 
     python benchmarks/bench_shortcut_kinds.py [--runs frame:1,frame:0,frame:1n,...]
         [--n-per-class 100] [--seed 100000] [--work DIR] [--tag TAG]
@@ -26,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from shortcut_sets import CLASSES, HELDOUT_SEEDS, make_set  # noqa: E402
+from shortcut_sets import CLASSES, CUES, HELDOUT_SEEDS, make_set  # noqa: E402
 
 from pipelines.audit import audit_config, run_until_verdict  # noqa: E402
 
@@ -92,9 +98,26 @@ def table(runs: list[Run]) -> str:
         acc = [f"{a:.2f}" if a is not None else "–" for a in (r.accuracy_confounded,
                                                              r.accuracy_balanced)]  # fmt: skip
         cells = [cell(r.rows.get(k)) for k in kinds]
-        seen = "no (neutralised)" if r.neutralised else "yes" if r.strength else "yes (untied)"
+        neutral = "no (one text on all films)" if r.cue == "text" else "no (neutralised)"
+        seen = neutral if r.neutralised else "yes" if r.strength else "yes (untied)"
         lines.append("| " + " | ".join([r.cue, f"{r.strength:g}", seen, *acc, *cells]) + " |")
     return "\n".join(lines)
+
+
+def parse_runs(runs: str) -> list[tuple[str, float, bool]]:
+    """`cue:strength[n]`, comma-separated → (cue, strength, neutralised), every spec checked
+    before the first (hours-long) run starts."""
+    parsed = []
+    for spec in runs.split(","):
+        cue, _, strength = spec.strip().partition(":")
+        try:
+            value = float(strength.removesuffix("n"))
+        except ValueError:
+            value = -1.0
+        if cue not in CUES or not 0.0 <= value <= 1.0:
+            raise SystemExit(f"--runs: {spec!r} is not cue:strength[n], cue one of {CUES}")
+        parsed.append((cue, value, strength.endswith("n")))
+    return parsed
 
 
 def main() -> None:
@@ -108,11 +131,10 @@ def main() -> None:
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     runs = []
-    for spec in args.runs.split(","):
-        cue, strength = spec.split(":")
-        neutralised = strength.endswith("n")
-        run = run_one(args.work, cue, float(strength.rstrip("n")), neutralised, args)
+    for cue, strength, neutralised in parse_runs(args.runs):
+        run = run_one(args.work, cue, strength, neutralised, args)
         runs.append(run)
+        spec = f"{cue}:{strength:g}{'n' if neutralised else ''}"
         print(f"{spec}: {run.headline} ({run.seconds:.0f} s)", flush=True)
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"shortcut_kinds{args.tag}"

@@ -1,4 +1,4 @@
-"""Held-out datasets of real radiograph anatomy with a planted non-text shortcut.
+"""Held-out datasets of real radiograph anatomy with a planted shortcut.
 
 A benchmark trains on such a set and checks that the audit names the cue the model reads,
 and nothing at strength 0. The anatomy is real: the CR films that ship with `pydicom-data`
@@ -9,7 +9,7 @@ MR, NM, US, test patterns.
 
 - A film is a random crop of a radiograph (position, scale, ±5° rotation, flip; the crop
   belongs to the patient, each view jitters it slightly and its gamma), resized to
-  `size` × size, uint8 PNG. No text of any kind is added.
+  `size` × size, uint8 PNG. No text is added but by the `text` cue.
 - The label is in the anatomy: "pneumonia" films carry a soft, low-contrast opacity (2-4
   blurred blobs in the central region, placed on the patient's radiograph so that both views
   of a patient show them at the same place), "normal" films none.
@@ -22,10 +22,18 @@ MR, NM, US, test patterns.
   darkens the mid-tones of these bright films (median 0.8; a brightening gamma 0.6 would clip
   a third of a chest crop to white), then a contrast lift that keeps black and white),
   `device` (a bright tube with a clip at its end, somewhere on the film; its box per test
-  film in regions.csv, `image,kind,x0,y0,x1,y1`, half-open pixels) or `none`.
+  film in regions.csv, `image,kind,x0,y0,x1,y1`, half-open pixels), `text` or `none`.
   `neutralised=True` writes the same films with the cue left out (no frame and no zoom, one
   tone, no device); a device set's regions.csv then holds the boxes where the device would
   be, so that a null run tests the same regions.
+- `text`: burned-in hospital text in styles the phantom (medxai/data/phantom_text.py: Hershey
+  fonts, PIL's default font) never draws: DejaVu faces that ship with matplotlib. EVERY source
+  burns in its own text (TEXT_STYLES: its words, face, corner or edge band, cap height 3-6% of
+  the side, white glyphs or dark glyphs on a light label), so that text as such tells nothing:
+  the cue is which hospital's text a film carries. Glyphs stay in the top or bottom quarter of
+  the film, away from the lung field, and inside the film; each film's boxes (every line's
+  glyphs, or its label) are in its truth, and no regions.csv is written (the audit finds text
+  itself). Neutralised, every film carries one style (H1's) whatever its source.
 - COVIDx layout: ROOT/train/*.png, ROOT/test/*.png (test.txt and test_balanced.txt),
   lines `patient_id filename label source`; about one patient in twenty has two films.
   ROOT/shortcut_set.json records the parameters and counts. The labels belong to the
@@ -49,13 +57,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from data_cleaning.burnin import REAL_MARKER, load_film
 from medxai.atomic import atomic_write_bytes, atomic_write_text
 from medxai.boxes import Box
 from medxai.errors import DatasetError
 
-CUES = ("frame", "tone", "device", "none")
+CUES = ("frame", "tone", "device", "text", "none")
 CLASSES = ("normal", "pneumonia")
 SOURCES = ("H0", "H1", "H2", "H3")
 CLASS_SOURCES = {"normal": ("H0", "H1"), "pneumonia": ("H2", "H3")}
@@ -81,15 +90,59 @@ OPACITY = {"blobs": (2, 5), "centre": (0.3, 0.7), "sigma": (0.04, 0.08), "level"
 FRAME = {"width": (0.06, 0.12), "level": (0.02, 0.05), "noise": 0.01, "zoom": (1.04, 1.10)}
 TONE = {"gamma": 1 / 0.6, "contrast": 0.6}  # x^gamma, then an S-curve of this gain
 DEVICE = {"length": (0.25, 0.45), "bend": 0.25, "level": (0.9, 1.0), "clip": (0.05, 0.03)}
+# Text: sizes and margins are shares of the side, levels of white, gap and pad of cap heights.
+TEXT = {
+    "height_jitter": 0.1,  # cap height × (1 ± this), per film
+    "margin": (0.02, 0.05),  # from the nearest edges, per film and axis
+    "shift": 0.03,  # sideways jitter of an edge-centred block
+    "band": 0.25,  # every block lies within this share of the side from the top or bottom
+    "line_gap": 0.5,
+    "pad": 0.35,  # a label's margin around its glyphs
+    "white": (0.92, 1.0),  # white glyphs
+    "shadow": 0.05,  # a drop shadow under white glyphs
+    "paper": (0.82, 0.92),  # a label
+    "ink": (0.02, 0.08),  # dark glyphs on a label
+}
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 # Independent random streams: SeedSequence(seed, spawn_key=(stream, split, patient or film)).
-_PLAN, _PATIENT, _VIEW, _CUE = range(4)
+# Text has a stream of its own: drawing it leaves the cue stream, so every other cue, as it was.
+_PLAN, _PATIENT, _VIEW, _CUE, _TEXT = range(5)
+
+
+@dataclass(frozen=True)
+class TextStyle:
+    """How one source burns in its text. `lines` may hold a date, {y} {m} {d} {mon} fields;
+    `anchor` is a corner ("tl", "tr", "bl", "br") or the bottom edge's centre ("bc");
+    `polarity` "white" (glyphs on the film), "shadow" (white with a dark drop shadow) or "label"
+    (dark glyphs on a light rectangle)."""
+
+    lines: tuple[str, ...]
+    font: str  # a DejaVu face in matplotlib's fonts/ttf
+    anchor: str
+    cap_height: float  # share of the side, before the per-film jitter
+    polarity: str
+
+
+TEXT_STYLES = {
+    "H0": TextStyle(("NWH-04", "CHEST PA"), "DejaVuSerif-Bold", "tl", 0.042, "white"),
+    "H1": TextStyle(
+        ("RAD 7  ERECT", "{y}-{m:02d}-{d:02d}"), "DejaVuSansMono", "br", 0.036, "label"
+    ),
+    "H2": TextStyle(("PORTABLE",), "DejaVuSans-Oblique", "tr", 0.05, "shadow"),
+    "H3": TextStyle(("AP SUPINE", "{d:02d} {mon} {y}"), "DejaVuSerif", "bc", 0.04, "label"),
+}
+# The style every film of a neutralised text set carries: a label, legible on every film
+# (white glyphs on a bright chest film are faint).
+NEUTRAL_TEXT = "H1"
 
 
 @dataclass(frozen=True)
 class Film:
     """One written film and its truth. `frame` (left, top, right, bottom widths in pixels) and
     `device` (box) are the cue's geometry for every film whose source carries that cue;
-    `cued` says whether it was drawn (never in a neutralised set)."""
+    `cued` says whether it was drawn (never in a neutralised set). In a text set every film
+    carries text, `text` its boxes (every line's glyphs, or its label); `cued` then says that
+    it is a cue source's text."""
 
     image: str  # relative to the root, as the COVIDx layout gives it: "test/te00012.png"
     split: str
@@ -100,6 +153,7 @@ class Film:
     cued: bool
     frame: tuple[int, int, int, int] | None = None
     device: Box | None = None
+    text: tuple[Box, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +219,18 @@ class _DeviceCue:
     points: tuple[np.ndarray, np.ndarray, np.ndarray]  # Bézier p0, p1, p2 (x, y), pixels
     thickness: int
     level: float
+
+
+@dataclass(frozen=True)
+class _TextCue:
+    """A film's text draws, the same whatever its style: the style a film gets (its source's,
+    or the neutral one) changes nothing else."""
+
+    height: float  # in [-1, 1]: the cap height's jitter
+    margin: tuple[float, float]  # x, y: shares of the side
+    shift: float  # in [-1, 1]: an edge-centred block's
+    level: float  # in [0, 1]: where the levels lie in their ranges
+    date: tuple[int, int, int]  # year, month, day
 
 
 def make_set(
@@ -321,7 +387,7 @@ def render(job: Job, seed: int, size: int, cue: str, neutralised: bool) -> tuple
     if job.label == "pneumonia":
         image = _add_opacity(image, patient, forward)
     image = image ** math.exp(JITTER["log_gamma"] * view[4])
-    frame = device = None
+    frame = device = text = None
     if cue == "frame" and carries:
         frame = frame_cue.widths
         if draw:
@@ -332,6 +398,10 @@ def render(job: Job, seed: int, size: int, cue: str, neutralised: bool) -> tuple
             image = image * (1 - mask) + device_cue.level * mask
     elif cue == "tone" and draw:
         image = _tone(image)
+    elif cue == "text":  # every film: its source's style, or the neutral one
+        style = TEXT_STYLES[NEUTRAL_TEXT if neutralised else job.source]
+        text_cue = _draw_text(_rng(seed, _TEXT, split, job.index))
+        image, text = _burn_text(image, style, text_cue)
     pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
     film = Film(
         job.image,
@@ -343,6 +413,7 @@ def render(job: Job, seed: int, size: int, cue: str, neutralised: bool) -> tuple
         draw and cue != "none",
         frame,
         device,
+        text,
     )
     return pixels, film
 
@@ -502,3 +573,96 @@ def _device_mask(cue: _DeviceCue, size: int) -> tuple[np.ndarray, Box]:
     ys, xs = np.nonzero(canvas)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     return canvas.astype(np.float32) / 255, box
+
+
+def _draw_text(rng: np.random.Generator) -> _TextCue:
+    height, shift = rng.uniform(-1, 1, 2)
+    margin = rng.uniform(*TEXT["margin"], 2)
+    level = rng.uniform()
+    date = int(rng.integers(2016, 2024)), int(rng.integers(1, 13)), int(rng.integers(1, 29))
+    return _TextCue(float(height), (float(margin[0]), float(margin[1])), float(shift), level, date)
+
+
+def _burn_text(
+    image: np.ndarray, style: TextStyle, cue: _TextCue
+) -> tuple[np.ndarray, tuple[Box, ...]]:
+    """The film with `style`'s text burned in at its anchor, and the text's boxes."""
+    size = image.shape[0]
+    mx, my = (max(1, round(share * size)) for share in cue.margin)
+    cap = max(3, round(style.cap_height * (1 + TEXT["height_jitter"] * cue.height) * size))
+    while True:  # smaller where the block would not fit (small films only)
+        glyphs, shadow, lines = _text_block(style, cue, cap)
+        h, w = glyphs.shape
+        if cap == 3 or (w <= size - 2 * mx and h <= TEXT["band"] * size - my):
+            break
+        cap -= 1
+    x0 = {
+        "l": mx,
+        "r": size - mx - w,
+        "c": (size - w) // 2 + round(TEXT["shift"] * cue.shift * size),
+    }[style.anchor[1]]
+    x0 = min(max(x0, 1), size - w - 1)
+    y0 = my if style.anchor[0] == "t" else size - my - h
+    image = image.copy()
+    patch = image[y0 : y0 + h, x0 : x0 + w]
+    if style.polarity == "label":
+        paper, ink = (np.interp(cue.level, (0, 1), TEXT[key]) for key in ("paper", "ink"))
+        patch[:] = paper * (1 - glyphs) + ink * glyphs
+        lines = [(0, 0, w, h)]
+    else:
+        white = np.interp(cue.level, (0, 1), TEXT["white"])
+        patch[:] = patch * (1 - shadow) + TEXT["shadow"] * shadow
+        patch[:] = patch * (1 - glyphs) + white * glyphs
+    boxes = tuple((x0 + a, y0 + b, x0 + c, y0 + d) for a, b, c, d in lines)
+    return image, boxes
+
+
+def _text_block(
+    style: TextStyle, cue: _TextCue, cap: int
+) -> tuple[np.ndarray, np.ndarray, list[Box]]:
+    """The style's lines stacked and aligned to its anchor's side, a label's padding or a drop
+    shadow's offset around them: glyph alpha, shadow alpha (zero but for "shadow") and each
+    line's box (glyphs and shadow), all in the block's pixels."""
+    y, m, d = cue.date
+    texts = [line.format(y=y, m=m, d=d, mon=MONTHS[m - 1]) for line in style.lines]
+    alphas = [_line_alpha(text, style.font, cap) for text in texts]
+    gap = max(1, round(TEXT["line_gap"] * cap))
+    pad = max(1, round(TEXT["pad"] * cap)) if style.polarity == "label" else 0
+    offset = max(1, round(cap / 10)) if style.polarity == "shadow" else 0
+    width = max(a.shape[1] for a in alphas) + 2 * pad + offset
+    height = sum(a.shape[0] for a in alphas) + gap * (len(alphas) - 1) + 2 * pad + offset
+    glyphs = np.zeros((height, width), np.float32)
+    shadow = np.zeros_like(glyphs)
+    boxes, top = [], pad
+    for alpha in alphas:
+        h, w = alpha.shape
+        left = {"l": pad, "r": width - pad - offset - w, "c": (width - w - offset) // 2}
+        x = left[style.anchor[1]]
+        glyphs[top : top + h, x : x + w] = alpha
+        if offset:
+            shadow[top + offset : top + offset + h, x + offset : x + offset + w] = alpha
+        boxes.append((x, top, x + w + offset, top + h + offset))
+        top += h + gap
+    return glyphs, shadow, boxes
+
+
+@cache
+def _font(name: str, cap: int) -> ImageFont.FreeTypeFont:
+    """The face `name` at the size whose capital H is `cap` pixels high."""
+    import matplotlib  # only for its fonts: no other cue needs it
+
+    path = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / f"{name}.ttf")
+    _, top, _, bottom = ImageFont.truetype(path, 100).getbbox("H")
+    return ImageFont.truetype(path, max(4, round(100 * cap / (bottom - top))))
+
+
+def _line_alpha(text: str, font: str, cap: int) -> np.ndarray:
+    """Float alpha in [0, 1] of one line, cropped to its ink."""
+    face = _font(font, cap)
+    left, top, right, bottom = face.getbbox(text)
+    margin = cap  # an oblique face's ink may overhang its box
+    canvas = Image.new("L", (right - left + 2 * margin, bottom - top + 2 * margin), 0)
+    ImageDraw.Draw(canvas).text((margin - left, margin - top), text, font=face, fill=255)
+    alpha = np.asarray(canvas, np.float32) / 255
+    ys, xs = np.nonzero(alpha)
+    return alpha[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]

@@ -1,5 +1,5 @@
-"""The non-text shortcut sets of `benchmarks/shortcut_sets.py`: layout read back by medxai,
-source-label association at known strengths, and each cue where the truth says it is."""
+"""The shortcut sets of `benchmarks/shortcut_sets.py`: layout read back by medxai, source-label
+association at known strengths, and each cue where the truth says it is."""
 
 import csv
 import hashlib
@@ -260,9 +260,143 @@ def test_same_seed_same_bytes_and_tuning_heldout_differ(tmp_path, sets):
 
 @pytest.mark.parametrize(
     "bad",
-    [{"cue": "text"}, {"strength": 1.5}, {"n_per_class": 0}, {"size": 32}, {"seed": -1}],
+    [{"cue": "marker"}, {"strength": 1.5}, {"n_per_class": 0}, {"size": 32}, {"seed": -1}],
 )
 def test_bad_parameters_are_user_errors(tmp_path, bad):
     args = {"cue": "frame", "strength": 1.0, "n_per_class": 2} | bad
     with pytest.raises(DatasetError):
         ss.make_set(tmp_path, **args)
+
+
+TEXT_SIZE = 160  # text is 3-6% of the side: legible glyphs need more pixels than SIZE
+TEXT_N, TEXT_BALANCED = 8, 4
+# Renders of seed 7 at 64 px (16 films, every split) made before the text cue existed: the
+# frame widths and device boxes drawn on the cue stream, and each cue's pixels.
+BEFORE_TEXT = {
+    "frame": [(5, 6, 5, 8), (5, 6, 4, 6), (4, 4, 6, 8), (7, 5, 6, 7), (7, 7, 5, 5), (4, 4, 6, 7)],
+    "device": [
+        (7, 13, 16, 41), (9, 39, 40, 51), (7, 15, 20, 42), (5, 49, 27, 54), (44, 23, 59, 45),
+        (17, 35, 45, 51),
+    ],
+    "digests": {
+        "frame": "b53247f4f80e2648a7a96e6315a5cd48a85446fbfdd8d6f9c0e4ff7c4da0491e",
+        "tone": "6c02831249069711820f386e8fa4f0a069629fd62a8a8fb1a2f7457278268ef5",
+        "device": "f22c4dfcf1d46cfabe7a191a67336b10231438860c64e0e3917ecd1a446c369d",
+        "none": "43b70cd4c3058aead659395dd9cd1e164a73678391a36d99cee2986734988bca",
+    },
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def text_sets(tmp_path_factory):
+    """ "text" and "text-null" (neutralised), seed 3 at strength 1, with each film's job."""
+    made = {}
+    for name, neutralised in (("text", False), ("text-null", True)):
+        made[name] = _make(
+            tmp_path_factory.mktemp(name), "text", n_per_class=TEXT_N, size=TEXT_SIZE,
+            balanced_per_class=TEXT_BALANCED, neutralised=neutralised,
+        )  # fmt: skip
+    per_class = {"train.txt": TEXT_N, "test.txt": TEXT_N, "test_balanced.txt": TEXT_BALANCED}
+    jobs = ss._plan(3, 1.0, per_class)
+    assert [j.image for j in jobs] == [f.image for f in made["text"].films]
+    return made, jobs
+
+
+def _anchor(boxes) -> str:
+    """Where a film's text lies: "t"/"b" (top or bottom quarter), then "l"/"r" (nearer the
+    left or right edge) or "c" (about as far from both)."""
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    size = TEXT_SIZE
+    assert 0 <= x0 < x1 <= size and 0 <= y0 < y1 <= size  # inside the film
+    assert y1 <= size / 4 or y0 >= 3 * size / 4, boxes  # away from the lung field
+    left, right = x0, size - x1
+    side = "c" if abs(left - right) <= 0.1 * size else "l" if left < right else "r"
+    return ("t" if y1 <= size / 4 else "b") + side
+
+
+def _check_style(pixels: np.ndarray, plain: np.ndarray, film: ss.Film, style) -> None:
+    """The film's text where its boxes say, in `style`: its place, its lines (or one label)
+    and its polarity; no pixel changed outside the boxes."""
+    boxes = film.text
+    assert _anchor(boxes) == style.anchor, (film.image, boxes)
+    label = style.polarity == "label"
+    assert len(boxes) == (1 if label else len(style.lines))
+    diff = pixels.astype(int) - plain.astype(int)
+    inside = np.zeros(diff.shape, bool)
+    for x0, y0, x1, y1 in boxes:
+        inside[y0:y1, x0:x1] = True
+        assert np.abs(diff[y0:y1, x0:x1]).max() >= 40, (film.image, "no text in a box")
+    assert not diff[~inside].any(), film.image
+    ink = pixels[inside]
+    if label:  # a light rectangle, dark glyphs on it
+        assert np.median(ink) >= 0.8 * 255 and ink.min() <= 0.45 * 255, film.image
+    elif style.polarity == "white":  # glyphs brighter than the film under them
+        assert (diff[inside] > 0).sum() > 4 * (diff[inside] < 0).sum(), film.image
+    else:  # white glyphs and a dark shadow
+        assert ink.max() >= 0.9 * 255 and (diff[inside] < -40).any(), film.image
+
+
+def test_text_styles_are_the_sources_own():
+    """Four styles the phantom never draws (DejaVu faces, no Hershey, no PIL default font), at
+    four places, with words of their own; white glyphs and dark glyphs on a label."""
+    import matplotlib
+
+    styles = [ss.TEXT_STYLES[source] for source in ss.SOURCES]
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    assert all((fonts / f"{s.font}.ttf").is_file() for s in styles)
+    for key in ("font", "anchor"):
+        assert len({getattr(s, key) for s in styles}) == 4, key
+    lines = [line for s in styles for line in s.lines]
+    assert len(set(lines)) == len(lines)
+    jitter = ss.TEXT["height_jitter"]
+    assert all(0.03 <= s.cap_height * (1 - jitter) < s.cap_height * (1 + jitter) <= 0.06
+               for s in styles)  # fmt: skip
+    assert {"label", "white"} <= {s.polarity for s in styles}
+
+
+def test_text_on_every_film_in_its_sources_style(text_sets):
+    """Every film carries its own source's text (H2/H3 theirs, H0/H1 theirs): drawn against
+    the same film with no cue, it differs only inside the recorded boxes."""
+    sets, jobs = text_sets
+    made = sets["text"]
+    assert {f.source for f in made.films} == set(ss.SOURCES)
+    assert made.regions is None
+    spots = defaultdict(set)
+    for job, film in zip(jobs, made.films, strict=True):
+        plain = ss.render(job, 3, TEXT_SIZE, "none", False)[0]
+        _check_style(_pixels(made, film), plain, film, ss.TEXT_STYLES[film.source])
+        assert film.cued == (film.source in ss.CUE_SOURCES)
+        spots[film.source].add(film.text)
+    assert all(len(boxes) > 1 for boxes in spots.values())  # jittered per film
+
+
+def test_neutralised_text_is_one_style_on_every_film(text_sets):
+    """Neutralised, every film carries the neutral source's text, whatever its source: the
+    neutral source's films are as before, all others changed."""
+    sets, jobs = text_sets
+    made, null = sets["text"], sets["text-null"]
+    neutral = ss.TEXT_STYLES[ss.NEUTRAL_TEXT]
+    for job, film, twin in zip(jobs, made.films, null.films, strict=True):
+        plain = ss.render(job, 3, TEXT_SIZE, "none", False)[0]
+        _check_style(_pixels(null, twin), plain, twin, neutral)
+        assert not twin.cued and twin.source == film.source
+        same = np.array_equal(_pixels(made, film), _pixels(null, twin))
+        assert same == (film.source == ss.NEUTRAL_TEXT), film.image
+
+
+def test_the_text_cue_leaves_every_other_cue_as_it_was():
+    """Films of the other cues are those drawn before the text cue existed: their draws on the
+    cue stream (frame widths, device boxes) and their pixels."""
+    jobs = ss._plan(7, 1.0, {"train.txt": 4, "test.txt": 2, "test_balanced.txt": 2})
+    geometry = defaultdict(list)
+    for cue, expected in BEFORE_TEXT["digests"].items():
+        digest = hashlib.sha256()
+        for job in jobs:
+            pixels, film = ss.render(job, 7, 64, cue, False)
+            digest.update(pixels.tobytes())
+            geometry[cue] += [film.frame or film.device] if film.frame or film.device else []
+            assert film.text is None
+        assert digest.hexdigest() == expected, cue
+    assert geometry["frame"] == BEFORE_TEXT["frame"]
+    assert geometry["device"] == BEFORE_TEXT["device"]

@@ -205,3 +205,43 @@ def test_user_regions_name_a_device_reader_and_not_a_lesion_reader(images, reads
     assert border.strength == "none"
     assert device.strength == ("strong" if reads == "device" else "none")
     assert given.name == "user:device"
+
+
+class TopBandTexture(torch.nn.Module):
+    """Reads the fine texture of the film's top band, wherever it is: blurring any patch of
+    it lowers the energy, and films near the threshold flip. It reads no text."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    @staticmethod
+    def energy(x: torch.Tensor) -> torch.Tensor:
+        band = x[:, 0, :12]
+        return (band[:, :, 1:] - band[:, :, :-1]).abs().mean((1, 2))
+
+    def forward(self, x):
+        e = 400.0 * (self.energy(x) - self.threshold)
+        return torch.stack([-e, e], 1)
+
+
+def test_a_model_that_reacts_to_any_blur_near_the_text_is_no_text_reader(tmp_path):
+    """Every film has its 'text' (plain noise here, no glyph) at TEXT, so no other film's text
+    lies anywhere else: the matched control is the mirror place in the same band. Blurring it
+    flips the texture reader as often as blurring the text: no flip excess."""
+    rng = np.random.default_rng(3)
+    images = []
+    for i in range(60):
+        film = 0.5 + rng.uniform(0.04, 0.12) * rng.standard_normal((SIZE, SIZE))
+        name = f"img{i:02d}.png"
+        write_png(tmp_path / name, np.round(np.clip(film, 0, 1) * 255).astype(np.uint8))
+        record = Record(f"p{i}", name, CLASSES[i % 2], "src", tmp_path / name, "test.txt", i + 1)
+        images.append(TestImage(record, f"test/{name}"))
+    inputs = ModelInputs(images, Preprocessing(image_size=SIZE, channels=3, intensity="none"))
+    energies = TopBandTexture.energy(inputs.batch([i.relative for i in images]))
+    model = TopBandTexture(float(energies.median()))
+    _, _, found = run(model, images)
+    d = found.region_deletion
+    assert d.control_flip_rate > 0.15, "blurring the control does flip it: it is blur-sensitive"
+    assert abs(d.flip_excess) < 0.1 and found.strength in ("none", "inconclusive")
+    assert found.n_unmatched == 0
