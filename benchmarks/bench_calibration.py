@@ -191,10 +191,20 @@ def write(stem: Path, outcomes: list[Outcome], args: argparse.Namespace) -> None
     sizes = "--quick" if args.quick else "default"
     stem.with_suffix(".md").write_text(
         f"Phantom audits at {sizes} sizes (Grad-CAM only), seeds {args.seeds}"
-        f"{', strength-0 seeds ' + args.zero_seeds if args.zero_seeds else ''}; a positive run's "
-        f"model changes ≥ {READS_TEXT:.0%} of its decisions on the balanced split when only the "
-        "text is inpainted; a null run is the same audit's negative control; "
+        f"{', strength-0 seeds ' + args.zero_seeds if args.zero_seeds else ''}"
+        f"{real_note(args.real_seeds)}; a positive run's model changes ≥ {READS_TEXT:.0%} of "
+        "its decisions on the balanced split when only the text is inpainted; a text-blind null "
+        "run is the same audit's negative control (the model retrained on the cleaned films); "
         "intervals are exact (Clopper–Pearson) 95%.\n\n" + table(outcomes) + "\n"
+    )
+
+
+def real_note(spec: str) -> str:
+    if not spec:
+        return ""
+    return (
+        f"; real-anatomy text sets (pydicom-data radiographs, DejaVu text; 100 films per class "
+        f"and split, 128-px model input, whole audits) seeds {spec}"
     )
 
 
