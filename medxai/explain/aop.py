@@ -85,6 +85,9 @@ class AOP(Explainer):
         m = self.lam * m * (m >= self.theta)  # eq. 5
         return 1 - upsample(m, self.optimizer.mask_size(images)).clamp(0, 1)
 
+    def forward_equivalents(self) -> float:
+        return self.base.forward_equivalents() + self.optimizer.forward_equivalents()
+
     def _explain(self, runner: ModelRunner, images: Tensor, targets: Tensor) -> Tensor:
         init = self.initial_masks(runner, images, targets)
         self.optimizer._extra, self.optimizer._stuck = {}, None

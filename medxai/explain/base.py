@@ -13,6 +13,8 @@ from torch import Tensor, nn
 from medxai.errors import MedxaiError, ModelOutputError
 from medxai.models.checkpoint import eval_mode as model_guard  # every module in eval mode
 
+GRADIENT_PASS = 3.0  # forward equivalents of a forward pass with its backward
+
 
 class ModelRunner:
     """Runs the model on chunks, counts the images it sees, and watches for NaN/inf outputs.
@@ -38,7 +40,7 @@ class ModelRunner:
                 + (f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__)
             )
         self.images += x.shape[0]
-        self.forward_equivalents += x.shape[0] * (3 if out.requires_grad else 1)
+        self.forward_equivalents += x.shape[0] * (GRADIENT_PASS if out.requires_grad else 1)
         bad = ~torch.isfinite(out.detach()).all()
         self._bad = bad if self._bad is None else self._bad | bad
         return out
@@ -224,6 +226,12 @@ class Explainer:
 
     def _explain(self, runner: ModelRunner, images: Tensor, targets: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def forward_equivalents(self) -> float:
+        """What one image's explanation will cost before it runs, in the runner's unit (a
+        forward pass 1, a forward with a backward 3): `stats` measures the same afterwards.
+        One gradient pass here; methods that do more say so."""
+        return GRADIENT_PASS
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

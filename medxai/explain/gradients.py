@@ -10,7 +10,15 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from medxai.explain.base import Explainer, ModelRunner, check_float, check_int, chunks, minmax
+from medxai.explain.base import (
+    GRADIENT_PASS,
+    Explainer,
+    ModelRunner,
+    check_float,
+    check_int,
+    chunks,
+    minmax,
+)
 from medxai.explain.perturb import integration_alphas
 
 # flat sample indices (b,) -> (inputs (b, C, H, W), image index (b,))
@@ -79,6 +87,9 @@ class IntegratedGradients(Explainer):
     def _explain(self, runner: ModelRunner, images: Tensor, targets: Tensor) -> Tensor:
         return minmax(self.attributions(runner, images, targets).sum(1, keepdim=True).abs())
 
+    def forward_equivalents(self) -> float:
+        return GRADIENT_PASS * self.steps
+
 
 class SmoothGrad(Explainer):
     """SmoothGrad (Smilkov et al. 2017): gradient averaged over noisy copies.
@@ -95,6 +106,9 @@ class SmoothGrad(Explainer):
         super().__init__(batch_size=batch_size, seed=seed)
         self.samples = check_int("samples", samples, 1)
         self.noise = check_float("noise", noise, 0.0)
+
+    def forward_equivalents(self) -> float:
+        return GRADIENT_PASS * self.samples
 
     def _explain(self, runner: ModelRunner, images: Tensor, targets: Tensor) -> Tensor:
         n, s = images.shape[0], self.samples

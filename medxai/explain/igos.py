@@ -8,7 +8,7 @@ Constants: docs/algorithms.md, I-GOS and iGOS++.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -16,6 +16,7 @@ from torch import Tensor
 from medxai.errors import MedxaiError
 from medxai.explain.base import (
     FLAT_SPAN,
+    GRADIENT_PASS,
     NO_STEP,
     Explainer,
     ModelRunner,
@@ -187,6 +188,18 @@ class _IntegratedOptimizer(MaskOptimizer):
     def _problem(self, images: Tensor) -> tuple[list[Term], Derive, Regularizer]:
         raise NotImplementedError
 
+    n_terms: ClassVar[int] = 1  # the loss's score terms, each over every integration step
+    RETRY_SHARE: ClassVar[float] = 0.5  # iterations whose first step fails (a cost guess)
+
+    def forward_equivalents(self) -> float:
+        """Per iteration, one gradient pass of the objective (its gradient steps with their
+        backward, the others forward) and, in the iterations whose first try fails, the
+        retry candidates forward."""
+        graded = min(self.gradient_steps, self.steps)
+        gradient = GRADIENT_PASS * graded + (self.steps - graded)
+        retries = self.RETRY_SHARE * self.search.retry_candidates * self.steps
+        return self.n_terms * self.iterations * (gradient + retries)
+
     def _init(self, init: Tensor) -> list[Tensor]:
         return [init]
 
@@ -268,6 +281,7 @@ class IGOSPlusPlus(_IntegratedOptimizer):
     """
 
     name = "igos++"
+    n_terms = 4  # deletion and insertion of each mask and of their product
     # gradient on every other of the 10 steps: on Lite0 deletion/insertion stayed within 0.01
     # of the authors' and every known-answer kind is still found; I-GOS keeps 10 (with 5 it
     # misses one of two_regions' boxes on 3 of 10 images)

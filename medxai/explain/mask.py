@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from medxai.explain.base import ModelRunner, check_float, check_int, chunks
+from medxai.explain.base import GRADIENT_PASS, ModelRunner, check_float, check_int, chunks
 from medxai.explain.igos import Baselines, MaskOptimizer
 from medxai.explain.perturb import blend, upsample
 
@@ -83,6 +83,9 @@ class MeaningfulPerturbation(MaskOptimizer):
         """l1 * sum|1 - M| + l2 * TV_beta(M) per mask, (N,). |1 - M| keeps autograd's zero
         slope at M = 1, so the all-ones start moves on the data term alone."""
         return self.l1 * (1 - mask).abs().flatten(1).sum(1) + self.l2 * tv_sum(mask, self.tv_beta)
+
+    def forward_equivalents(self) -> float:
+        return GRADIENT_PASS * self.iterations  # one gradient pass per Adam step
 
     def _descend(
         self, runner: ModelRunner, images: Tensor, targets: Tensor, init: Tensor, base: Baselines

@@ -63,6 +63,9 @@ class RISE(Explainer):
         self.p = check_float("p", p, 1e-6, 1.0)
         self.group = check_int("group", group, 1)
 
+    def forward_equivalents(self) -> float:
+        return float(self.masks)  # forward passes only
+
     def _explain(self, runner: ModelRunner, images: Tensor, targets: Tensor) -> Tensor:
         n, size = images.shape[0], tuple(images.shape[-2:])
         gen = self.generator(images.device)

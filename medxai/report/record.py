@@ -496,6 +496,37 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class StageCost:
+    stage: str
+    seconds: float
+    work: str  # what was counted
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Per stage, the seconds an audit was estimated to take on this machine before it
+    started (pipelines.audit.cost), and the two timings the estimate rests on."""
+
+    stages: list[StageCost]
+    forward_seconds: float  # one image, one forward pass of the model
+    detect_seconds: float  # one film, text detection
+    methods: list[str]
+
+    @property
+    def total(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+    def lines(self) -> list[str]:
+        """The estimate as the console prints it before the first long stage."""
+        head = (
+            f"estimated cost on this machine: {self.total / 60:.1f} min (a forward pass "
+            f"{self.forward_seconds * 1e3:.1f} ms per image, text detection "
+            f"{self.detect_seconds:.2f} s per film)"
+        )
+        return [head] + [f"  {s.stage}: {s.seconds:.0f} s ({s.work})" for s in self.stages]
+
+
+@dataclass(frozen=True)
 class AuditResult(Generic[C]):
     """Everything audit.json holds; the HTML report renders exactly this. `config` is the
     audit's nested settings record, owned by the audit package (read it back with
@@ -521,3 +552,4 @@ class AuditResult(Generic[C]):
     environment: Environment
     timings: dict[str, float]
     negative_control: NegativeControl | None = None  # None: no model was retrained
+    estimate: CostEstimate | None = None  # what the stages were estimated to take

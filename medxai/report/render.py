@@ -129,6 +129,7 @@ def _context(audit: AuditResult, artifacts: AuditArtifacts, figures: dict[str, A
         "comparison": audit.comparison,
         "cleaning": audit.cleaning,
         "timings": audit.timings,
+        "estimates": _estimates(audit),
         "figures": figures,
         "gallery": [
             {"item": item, "src": src, "numbers": explained[item.file].methods}
@@ -141,6 +142,14 @@ def _context(audit: AuditResult, artifacts: AuditArtifacts, figures: dict[str, A
         "has_text_frequency": artifacts.text_frequency is not None,
         "follow_rows": _follow_rows(audit.shortcut.evidence.transplant),
     }
+
+
+def _estimates(audit: AuditResult) -> dict[str, float]:
+    """Stage -> estimated seconds; the total too, beside the measured total."""
+    if audit.estimate is None:
+        return {}
+    stages = {s.stage: s.seconds for s in audit.estimate.stages}
+    return stages | {"total": audit.estimate.total}
 
 
 def _follow_rows(moved: Transplant) -> list[tuple[str, TransplantFollow]]:

@@ -28,6 +28,7 @@ from medxai.report.record import (
     SCHEMA,
     AuditResult,
     CleaningEffect,
+    CostEstimate,
     DatasetInfo,
     Environment,
     Evaluations,
@@ -78,6 +79,7 @@ class Findings:
     retrained: Retrained
     effect: dict[str, CleaningEffect]  # test split -> what cleaning alone changed
     negative: NegativeControl | None  # the text's tests on the retrained model
+    estimate: CostEstimate | None = None  # what the stages were estimated to take
 
 
 def dataset_info(config: AuditConfig, data: Data) -> DatasetInfo:
@@ -111,7 +113,7 @@ def assemble(run: Run, f: Findings) -> AuditResult[AuditConfig]:
         shortcut=replace(f.shortcut, summary=summary), cleaning=f.cleaned.result,
         training=Training(f.subject.trained, f.retrained.trained), sanity=f.sanity,
         environment=environment(run.device), timings=dict(run.cache.timings),
-        negative_control=f.negative,
+        negative_control=f.negative, estimate=f.estimate,
     )  # fmt: skip
 
 

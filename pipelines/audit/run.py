@@ -1,7 +1,8 @@
 """`run_audit`: the audit as a straight sequence of stages, each a function of the values the
 ones before it returned, each cached in OUT/stages and read back when a run resumes.
 
-data → model (train or load; decode; evaluate) → explain → sanity → shortcut (per region
+data → cost estimate (printed before anything long runs) → model (train or load; decode;
+evaluate) → explain → sanity → shortcut (per region
 kind: find, region tests, transplant; the verdict) → clean → retrain → what cleaning alone
 changed → the negative control (the text's tests on the retrained model) → report.
 """
@@ -19,6 +20,7 @@ from medxai.codec import encode, read_record
 from medxai.outputs import check_output, output_lock
 from medxai.report.record import (
     AuditResult,
+    CostEstimate,
     ExplainedSet,
     NegativeControl,
     SanityChecks,
@@ -28,6 +30,7 @@ from pipelines.audit.cache import claim_folder
 from pipelines.audit.cleaning import clean, cleaning_effects, retrain
 from pipelines.audit.config import AuditConfig
 from pipelines.audit.context import Hooks, Run
+from pipelines.audit.cost import estimate
 from pipelines.audit.data import Data, find_root, load_data
 from pipelines.audit.negative import negative_control
 from pipelines.audit.report import Findings, report
@@ -59,7 +62,7 @@ def run_audit(
             )  # fmt: skip
         findings = Findings(
             half.data, half.subject, half.explained, half.sanity, half.shortcut, cleaned,
-            retrained, effect, negative,
+            retrained, effect, negative, half.estimate,
         )  # fmt: skip
         return report(run, findings)
 
@@ -92,16 +95,20 @@ class _FirstHalf:
     explained: ExplainedSet
     sanity: SanityChecks
     shortcut: ShortcutResult
+    estimate: CostEstimate
 
 
 def _up_to_verdict(run: Run, root: Path) -> _FirstHalf:
     cache = run.cache
     data = load_data(run, root)
+    cost = cache.run("estimate", CostEstimate, lambda: estimate(run, data))
+    for line in cost.lines():
+        run.hooks.log(line)
     subject = model_stage(run, data)
     explained = cache.run("explain", ExplainedSet, lambda: explain(run, data, subject))
     checks = cache.run("sanity", SanityChecks, lambda: sanity(run, subject, explained))
     found = cache.run("shortcut", ShortcutResult, lambda: shortcut(run, data, subject, explained))
-    return _FirstHalf(data, subject, explained, checks, found)
+    return _FirstHalf(data, subject, explained, checks, found, cost)
 
 
 @contextmanager

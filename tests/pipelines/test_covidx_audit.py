@@ -20,8 +20,8 @@ TINY = dict(
     n_explain=1, n_bootstrap=50, detector="rapidocr",
 )  # fmt: skip
 STAGES = [
-    "dataset", "data_check", "train_baseline", "evaluate_baseline", "explain", "sanity",
-    "shortcut",
+    "dataset", "data_check", "estimate", "train_baseline", "evaluate_baseline", "explain",
+    "sanity", "shortcut",
     "clean", "train_cleaned", "evaluate_cleaned", "baseline_on_cleaned", "negative_control",
 ]  # fmt: skip
 
@@ -47,6 +47,9 @@ def test_every_stage_runs_once_and_lands_in_audit_json(audited):
     assert stored["timings"]["total"] == pytest.approx(
         sum(stored["timings"][s] for s in STAGES) + stored["timings"]["report"]
     )
+    estimated = [s["stage"] for s in stored["estimate"]["stages"]]
+    assert set(estimated) < set(STAGES) and {"train_baseline", "clean"} <= set(estimated)
+    assert all(s["seconds"] > 0 for s in stored["estimate"]["stages"])
     for key in ("accuracy", "macro_f1", "per_class", "confusion"):
         assert key in stored["baseline"] and key in stored["cleaned"]
     assert stored["baseline"] == stored["evaluations"]["baseline"]["test.txt"]
