@@ -168,19 +168,24 @@ def explain_images(
     progress: Callable[[int], None] | None = None,
     inputs: torch.Tensor | None = None,
     targets: Sequence[int] | torch.Tensor | None = None,
+    method_params: dict[str, dict[str, int]] | None = None,
 ) -> list[ScoreRow]:
     """Run every method on every image; returns (and writes) the rows of scores.csv.
 
     Rows come image by image, the methods in the given order. `target` is resolved by
     `resolve_targets`; `target_layer` names the module CAM methods read (default: found
     automatically). `inputs` (N, C, S, S) and `targets` (N,), when given, are the items'
-    model inputs and explained classes already at hand (not read or resolved again).
+    model inputs and explained classes already at hand (not read or resolved again);
+    `method_params`: per method, parameters that replace its defaults (a time budget's cuts).
     """
     for given, what in ((inputs, "inputs"), (targets, "targets")):
         if given is not None and len(given) != len(items):
             raise MedxaiError(f"{len(given)} {what} for {len(items)} images")
     explainers = {
-        m: build_explainer(m, resolution, batch_size, seed, target_layer) for m in methods
+        m: build_explainer(
+            m, resolution, batch_size, seed, target_layer, **(method_params or {}).get(m, {})
+        )
+        for m in methods
     }
     for folder in ("maps", "overlays", "curves"):
         (out / folder).mkdir(parents=True, exist_ok=True)

@@ -142,8 +142,23 @@ def audit(
         ),
     ] = None,
     quick: Annotated[
-        bool, typer.Option(help="Small sizes for a fast look (≤ 3 min).", rich_help_panel=RUN)
+        bool,
+        typer.Option(
+            help="Small sizes for a fast look, under a time budget of a few minutes (--budget).",
+            rich_help_panel=RUN,
+        ),
     ] = False,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            metavar="MINUTES",
+            rich_help_panel=RUN,
+            help="Time budget: the saliency and sanity sizes (RISE masks, iterations, films "
+            "explained, sanity films) are cut to fit the cost estimate; the report says what "
+            "was cut.",
+        ),
+    ] = None,
     device: panel(Device, RUN) = "auto",
     seed: panel(MaybeSeed, RUN) = None,
 ) -> None:
@@ -170,7 +185,7 @@ def audit(
         regions=str(regions) if regions is not None else None, patient_pattern=patient_pattern,
         methods=parse_methods(method) or None, n_explain=n_explain, epochs=epochs,
         image_size=image_size, detector=detector, test_splits=parse_names(test_split) or None,
-        shortcut_strength=shortcut_strength, n_per_class=n_per_class, seed=seed,
+        shortcut_strength=shortcut_strength, n_per_class=n_per_class, seed=seed, budget=budget,
     )  # fmt: skip
     name = settings.data.dataset
     out = out or Path("reports") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"

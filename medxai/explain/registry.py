@@ -56,6 +56,25 @@ METHOD_NEEDS: dict[str, Needs] = {
 }
 
 
+# The parameter that sets a method's cost, and the smallest value that still gives a usable map
+# (RISE's paper used 4000 masks, 500 still cover a 7×7 grid many times over; the mask
+# optimisers keep a few iterations of their line search; IG and SmoothGrad a few samples).
+BUDGETS: dict[str, tuple[str, int]] = {
+    "ig": ("steps", 10),
+    "smoothgrad": ("samples", 5),
+    "rise": ("masks", 500),
+    "mask": ("iterations", 50),
+    "igos": ("iterations", 5),
+    "igos++": ("iterations", 5),
+    "sigcam": ("iterations", 6),  # above its 5 warm-up iterations
+}
+
+
+def budget_parameter(name: str) -> tuple[str, int] | None:
+    """(parameter, floor) that scales method `name`'s cost; None for the one-pass methods."""
+    return ("iterations", 6) if name.startswith("aop:") else BUDGETS.get(name)
+
+
 def method_needs(name: str) -> Needs:
     """What method `name` needs of the model (unknown names raise)."""
     method_parameters(name)  # the one check of the name

@@ -48,6 +48,15 @@ def _check_saliency(saliency: Tensor, images: Tensor) -> Tensor:
     return saliency.detach().to(images.device, images.dtype)
 
 
+MASK_PER_STEP = 15  # cells per step when ranking a mask grid
+
+
+def curve_steps(ranking: str, resolution: int, size: int) -> int:
+    """Steps of each curve (deletion, insertion) at the defaults: a row of pixels per step
+    (pixel ranking) or MASK_PER_STEP cells of the resolution grid (mask ranking)."""
+    return size if ranking == "pixel" else math.ceil(resolution * resolution / MASK_PER_STEP)
+
+
 def _cell_scores(
     saliency: Tensor, ranking: str, resolution: int, per_step: int | None
 ) -> tuple[Tensor, tuple[int, int], int, str]:
@@ -59,7 +68,7 @@ def _cell_scores(
     if ranking == "mask":
         check_int("resolution", resolution, 1, min(size))
         grid = (resolution, resolution)
-        per_step = 15 if per_step is None else per_step
+        per_step = MASK_PER_STEP if per_step is None else per_step
         scores = F.adaptive_avg_pool2d(saliency, grid).flatten(1)  # (N, r*r)
         return scores, grid, per_step, f"mask:{resolution}x{resolution}"
     raise MedxaiError(f"ranking must be 'pixel' or 'mask'; got {ranking!r}")

@@ -503,14 +503,33 @@ class StageCost:
 
 
 @dataclass(frozen=True)
+class ExplainPlan:
+    """What the saliency and sanity stages run: the configured sizes, or those cut to fit
+    the time budget (`cuts` says what was cut, in words)."""
+
+    n_explain: int  # films explained per class
+    sanity_films: int
+    method_params: dict[str, dict[str, int]] = field(default_factory=dict)  # method -> cut
+    cuts: list[str] = field(default_factory=list)
+
+    def params(self, method: str) -> dict[str, int]:
+        """The method's parameters cut to fit ({} when none was)."""
+        return dict(self.method_params.get(method, {}))
+
+
+@dataclass(frozen=True)
 class CostEstimate:
     """Per stage, the seconds an audit was estimated to take on this machine before it
-    started (pipelines.audit.cost), and the two timings the estimate rests on."""
+    started (pipelines.audit.cost), and the two timings the estimate rests on; with a time
+    budget, the estimate after the cuts, and what it was before."""
 
     stages: list[StageCost]
     forward_seconds: float  # one image, one forward pass of the model
     detect_seconds: float  # one film, text detection
     methods: list[str]
+    plan: ExplainPlan
+    budget_minutes: float | None = None
+    uncut_seconds: float | None = None  # the estimate before the cuts (None: nothing cut)
 
     @property
     def total(self) -> float:
@@ -523,7 +542,13 @@ class CostEstimate:
             f"{self.forward_seconds * 1e3:.1f} ms per image, text detection "
             f"{self.detect_seconds:.2f} s per film)"
         )
-        return [head] + [f"  {s.stage}: {s.seconds:.0f} s ({s.work})" for s in self.stages]
+        lines = [head] + [f"  {s.stage}: {s.seconds:.0f} s ({s.work})" for s in self.stages]
+        if self.plan.cuts:
+            lines.append(
+                f"cut to fit the budget of {self.budget_minutes:g} min (was "
+                f"{(self.uncut_seconds or 0) / 60:.1f} min): " + "; ".join(self.plan.cuts)
+            )
+        return lines
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ class AuditConfig:
     n_bootstrap: int = 1000
     seed: int = 0
     quick: bool = False
+    budget_minutes: float | None = None  # cut the saliency and sanity sizes to fit (--budget)
 
 
 # option name (the CLI's, without dashes) -> (section, field); None = a top-level field
@@ -97,11 +98,13 @@ OPTIONS: dict[str, tuple[str | None, str]] = {
     "dilate": ("clean", "dilate"), "radius": ("clean", "radius"),
     "source": (None, "model"), "retrain": (None, "retrain"),
     "n_bootstrap": (None, "n_bootstrap"), "seed": (None, "seed"),
+    "budget": (None, "budget_minutes"),
 }  # fmt: skip
 
 QUICK = {
     "epochs": 20, "batch_size": 16, "patience": 10, "image_size": 96,
     "methods": ("sigcam", "gradcam"), "n_explain": 1, "n_per_class": 80, "n_bootstrap": 500,
+    "budget": 5.0,  # minutes: a large user model's saliency is cut to fit
 }  # fmt: skip
 
 
@@ -214,6 +217,8 @@ def validated(config: AuditConfig) -> AuditConfig:
     config.train.validate()
     if config.n_bootstrap < 1:
         raise MedxaiError(f"n_bootstrap must be at least 1; got {config.n_bootstrap}")
+    if config.budget_minutes is not None and not config.budget_minutes > 0:
+        raise MedxaiError(f"--budget is minutes, above 0; got {config.budget_minutes}")
     return config
 
 

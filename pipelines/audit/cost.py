@@ -13,22 +13,26 @@ low; training stops early at its patience, so the training estimate is an upper 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from data_cleaning.clean import detection_image
 from data_cleaning.detect import make_detector
-from medxai.explain.base import GRADIENT_PASS
-from medxai.explain.registry import build_explainer
+from medxai.explain.base import GRADIENT_PASS, Explainer
+from medxai.explain.registry import budget_parameter, build_explainer
+from medxai.metrics.causal import curve_steps
 from medxai.models.kinds import model_kind
 from medxai.models.zoo import build_model
-from medxai.report.record import CostEstimate, StageCost
+from medxai.report.record import CostEstimate, ExplainPlan, StageCost
 from pipelines.audit.config import AuditConfig
 from pipelines.audit.context import Run
 from pipelines.audit.data import Data
-from pipelines.audit.sanity import FILMS
+from pipelines.audit.saliency import RANKING
+from pipelines.audit.sanity import FILMS as SANITY_FILMS
+from pipelines.audit.sanity import MIN_FILMS as MIN_SANITY
 from pipelines.audit.subject import FORWARD_ONLY_DEFAULT, load_user
 from pipelines.audit.transplant import DONORS
 
@@ -38,36 +42,112 @@ STYLE_ARMS = 4  # two traits (tone, frame), two arms each
 
 
 def estimate(run: Run, data: Data) -> CostEstimate:
-    """Times the model and the detector, counts each stage's work, prices it."""
+    """Times the model and the detector, counts each stage's work, prices it; with a time
+    budget, cuts the saliency and sanity sizes to fit (`fit_budget`)."""
+    c = run.config
     module, size, channels, methods = _model(run, data)
     forward = forward_seconds(module, channels, size, run.device)
+    detect = detect_seconds(run, data)
+    plan = ExplainPlan(c.explain.n_explain, SANITY_FILMS)
     work = Work(
         n_train=len(data.records[data.train_split]), n_test=len(data.test_images),
-        explained=run.config.explain.n_explain * len(data.classes), size=size,
-        methods={m: _explainer(run, m).forward_equivalents() for m in methods},
+        n_classes=len(data.classes), size=size,
+        steps=curve_steps(RANKING, c.explain.resolution, size),
+        methods=dict.fromkeys(methods, 0.0),
     )  # fmt: skip
-    detect = detect_seconds(run, data)
-    return CostEstimate(stage_costs(run.config, work, forward, detect), forward, detect, methods)
+    work = priced(work, plan, lambda p, m: _explainer(run, m, p))
+    stages = stage_costs(c, work, forward, plan, detect)
+    uncut = sum(s.seconds for s in stages)
+    if c.budget_minutes is None or uncut <= 60 * c.budget_minutes:
+        return CostEstimate(stages, forward, detect, methods, plan, c.budget_minutes)
+    plan = fit_budget(c, work, forward, detect, lambda p, m: _explainer(run, m, p))
+    stages = stage_costs(c, priced(work, plan, lambda p, m: _explainer(run, m, p)), forward,
+                         plan, detect)  # fmt: skip
+    return CostEstimate(stages, forward, detect, methods, plan, c.budget_minutes, uncut)
+
+
+def priced(
+    work: Work, plan: ExplainPlan, explainer: Callable[[ExplainPlan, str], Explainer]
+) -> Work:
+    """The work with each method's forward equivalents under `plan`."""
+    fe = {m: explainer(plan, m).forward_equivalents() for m in work.methods}
+    return replace(work, methods=fe)
+
+
+def fit_budget(
+    c: AuditConfig, work: Work, forward: float, detect: float,
+    explainer: Callable[[ExplainPlan, str], Explainer],
+) -> ExplainPlan:  # fmt: skip
+    """The saliency and sanity sizes cut, in this order, until the estimate fits
+    `c.budget_minutes`: each method's budget parameter (RISE masks, optimiser iterations, IG
+    steps, SmoothGrad samples) scaled by the share of the flexible stages' time that fits,
+    down to its floor; one film explained per class; the sanity films, down to MIN_SANITY.
+    Training, evaluation, the shortcut tests and cleaning are never cut: the verdict rests
+    on them. What still does not fit is said in the plan."""
+    budget = 60 * c.budget_minutes
+    plan = ExplainPlan(c.explain.n_explain, SANITY_FILMS)
+
+    def seconds(p: ExplainPlan) -> dict[str, float]:
+        priced = replace(
+            work, methods={m: explainer(p, m).forward_equivalents() for m in work.methods}
+        )
+        return {s.stage: s.seconds for s in stage_costs(c, priced, forward, p, detect)}
+
+    now = seconds(plan)
+    flexible = now.get("explain", 0) + now.get("sanity", 0)
+    share = max(budget - (sum(now.values()) - flexible), 0) / max(flexible, 1e-9)
+    params, cuts = {}, []
+    for method in work.methods:
+        found = budget_parameter(method)
+        if found is None:
+            continue
+        name, floor = found
+        value = _budget_value(explainer(plan, method), name)
+        cut = max(floor, int(value * share))
+        if cut < value:
+            params[method] = {name: cut}
+            cuts.append(f"{method} {name} {value} → {cut}")
+    plan = replace(plan, method_params=params)
+    if sum(seconds(plan).values()) > budget and plan.n_explain > 1:
+        cuts.append(f"films explained per class {plan.n_explain} → 1")
+        plan = replace(plan, n_explain=1)
+    now = seconds(plan)
+    if sum(now.values()) > budget and now.get("sanity"):
+        over = sum(now.values()) - budget
+        films = max(MIN_SANITY, int(SANITY_FILMS * (1 - over / now["sanity"])))
+        if films < SANITY_FILMS:
+            cuts.append(f"sanity films {SANITY_FILMS} → {films} (a wider interval)")
+            plan = replace(plan, sanity_films=films)
+    left = sum(seconds(plan).values())
+    if left > budget:
+        cuts.append(
+            f"still {left / 60:.1f} min at these sizes: training, cleaning and the shortcut "
+            "tests, which the verdict rests on, are not cut"
+        )
+    return replace(plan, cuts=cuts)
 
 
 @dataclass(frozen=True)
 class Work:
-    """What the stages will process: films, explained films, each method's forward
-    equivalents per film, the model's input side."""
+    """What the stages will process: films, classes, the model's input side, the steps of
+    each deletion/insertion curve, each method's forward equivalents per film."""
 
     n_train: int
     n_test: int
-    explained: int
+    n_classes: int
     size: int
+    steps: int
     methods: dict[str, float]
 
 
-def stage_costs(c: AuditConfig, work: Work, forward: float, detect: float) -> list[StageCost]:
+def stage_costs(
+    c: AuditConfig, work: Work, forward: float, plan: ExplainPlan, detect: float
+) -> list[StageCost]:
     """Seconds per stage: forward equivalents × `forward` (seconds per image) and
     detections × `detect` (seconds per film)."""
     n_train, n_test, per_method = work.n_train, work.n_test, work.methods
-    n_all = n_train + n_test
-    causal = 2 * work.size + 2  # deletion and insertion, a row of pixels per step, both ends
+    n_all, explained = n_train + n_test, plan.n_explain * work.n_classes
+    causal = 2 * work.steps + 2  # the deletion and the insertion curve, and both ends
     kinds = 3 + (1 if c.data.regions else 0)  # text, marker, border (+ the user's)
     fit = c.train.epochs * n_train * GRADIENT_PASS
     epochs = f"{c.train.epochs} epochs × {n_train} films"
@@ -76,13 +156,14 @@ def stage_costs(c: AuditConfig, work: Work, forward: float, detect: float) -> li
         StageCost("evaluate_baseline", n_test * forward, f"{n_test} test films"),
         StageCost(
             "explain",
-            work.explained * sum(fe + causal for fe in per_method.values()) * forward,
-            f"{work.explained} films × {len(per_method)} methods, with deletion/insertion",
+            explained * sum(fe + causal for fe in per_method.values()) * forward,
+            f"{explained} films × {len(per_method)} methods, with deletion/insertion",
         ),
     ]
     if c.model is None or not model_kind(c.model.kind).no_sanity:
-        sanity = FILMS * 2 * sum(per_method.values()) * forward
-        stages.append(StageCost("sanity", sanity, f"{FILMS} films × {len(per_method)} methods × 2"))
+        films = plan.sanity_films
+        sanity = films * 2 * sum(per_method.values()) * forward
+        stages.append(StageCost("sanity", sanity, f"{films} films × {len(per_method)} methods × 2"))
     passes = n_test * (kinds * REGION_VARIANTS + 2 * DONORS + STYLE_ARMS)
     stages += [
         StageCost(
@@ -113,9 +194,14 @@ def _model(run: Run, data: Data) -> tuple[nn.Module, int, int, list[str]]:
     return loaded.module, prep.image_size, prep.channels, kept or list(FORWARD_ONLY_DEFAULT)
 
 
-def _explainer(run: Run, method: str):
+def _budget_value(explainer: Explainer, name: str) -> int:
+    """The explainer's budget parameter (an AOP method's is its optimiser's)."""
+    return int(getattr(explainer, name, None) or getattr(explainer.optimizer, name))
+
+
+def _explainer(run: Run, method: str, plan: ExplainPlan) -> Explainer:
     c = run.config
-    return build_explainer(method, c.explain.resolution, 8, c.seed)
+    return build_explainer(method, c.explain.resolution, 8, c.seed, **plan.params(method))
 
 
 def forward_seconds(module: nn.Module, channels: int, size: int, device: torch.device) -> float:

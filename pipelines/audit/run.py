@@ -105,8 +105,9 @@ def _up_to_verdict(run: Run, root: Path) -> _FirstHalf:
     for line in cost.lines():
         run.hooks.log(line)
     subject = model_stage(run, data)
-    explained = cache.run("explain", ExplainedSet, lambda: explain(run, data, subject))
-    checks = cache.run("sanity", SanityChecks, lambda: sanity(run, subject, explained))
+    plan = cost.plan
+    explained = cache.run("explain", ExplainedSet, lambda: explain(run, data, subject, plan))
+    checks = cache.run("sanity", SanityChecks, lambda: sanity(run, subject, explained, plan))
     found = cache.run("shortcut", ShortcutResult, lambda: shortcut(run, data, subject, explained))
     return _FirstHalf(data, subject, explained, checks, found, cost)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medxai.report.record import CausalScores, ExplainedImage, ExplainedSet
+from medxai.report.record import CausalScores, ExplainedImage, ExplainedSet, ExplainPlan
 from pipelines.audit.context import Run
 from pipelines.audit.data import Data
 from pipelines.audit.inputs import TestImage
@@ -15,10 +15,10 @@ from pipelines.explain_images import explain_images, items_from_records, map_pat
 RANKING = "mask"  # see `explain`
 
 
-def chosen_images(run: Run, data: Data) -> list[TestImage]:
+def chosen_images(run: Run, data: Data, k: int) -> list[TestImage]:
     """K images per class of the first test split, drawn with the audit's seed."""
     rng = np.random.default_rng(run.config.seed)
-    images, k = data.test[data.tests[0]], run.config.explain.n_explain
+    images = data.test[data.tests[0]]
     chosen: list[TestImage] = []
     for name in data.classes:
         pool = [i for i in images if i.record.label == name]
@@ -27,7 +27,7 @@ def chosen_images(run: Run, data: Data) -> list[TestImage]:
     return chosen
 
 
-def explain(run: Run, data: Data, subject: Subject) -> ExplainedSet:
+def explain(run: Run, data: Data, subject: Subject, plan: ExplainPlan) -> ExplainedSet:
     """Every method on the chosen images, at once, for the model's own decisions.
 
     Deletion/insertion rank the cells of a `resolution` grid by the soft map's mean in each
@@ -35,7 +35,7 @@ def explain(run: Run, data: Data, subject: Subject) -> ExplainedSet:
     a saturated mask (the I-GOS family's plateaus at 0 and 1) by raster position, not by the
     method's evidence."""
     settings, classes, methods = run.config.explain, data.classes, subject.methods
-    chosen = chosen_images(run, data)
+    chosen = chosen_images(run, data, plan.n_explain)
     items = items_from_records([image.record for image in chosen], classes)
     targets = [subject.decisions[image.relative] for image in chosen]
     scores = explain_images(
@@ -44,6 +44,7 @@ def explain(run: Run, data: Data, subject: Subject) -> ExplainedSet:
         batch_size=max(1, min(len(items), 16)), seed=run.config.seed,
         target_layer=subject.audited.target_layer,
         inputs=subject.inputs.batch([i.relative for i in chosen]), targets=targets,
+        method_params=plan.method_params,
         progress=run.progress("explaining", len(items) * len(methods)),
     )  # fmt: skip
     return ExplainedSet([

@@ -18,13 +18,14 @@ import torch
 from medxai.atomic import atomic_save_npy
 from medxai.explain.registry import build_explainer
 from medxai.metrics.sanity import SanityResult, randomisation_check
-from medxai.report.record import ExplainedSet, MethodSanity, SanityChecks
+from medxai.report.record import ExplainedSet, ExplainPlan, MethodSanity, SanityChecks
 from pipelines.audit.context import Run
 from pipelines.audit.subject import Subject
 from pipelines.explain_images import map_path
 
 FOLDER = "sanity"
 FILMS = 8  # films a method is checked on: enough for an interval over films
+MIN_FILMS = 3  # the fewest a time budget may cut it to (the interval widens)
 
 
 def sanity_films(
@@ -42,11 +43,11 @@ def sanity_films(
     return (first + drawn)[:n]
 
 
-def sanity(run: Run, subject: Subject, explained: ExplainedSet) -> SanityChecks:
+def sanity(run: Run, subject: Subject, explained: ExplainedSet, plan: ExplainPlan) -> SanityChecks:
     if subject.audited.sanity_note:
         return SanityChecks({}, skipped=subject.audited.sanity_note)
     c, device = run.config, run.device
-    films = sanity_films(explained, subject.decisions, c.seed, FILMS)
+    films = sanity_films(explained, subject.decisions, c.seed, plan.sanity_films)
     images = subject.inputs.batch(films).to(device)
     targets = torch.tensor([subject.decisions[f] for f in films], device=device)
     folder = run.out / FOLDER
@@ -54,7 +55,12 @@ def sanity(run: Run, subject: Subject, explained: ExplainedSet) -> SanityChecks:
     checks = {}
     for method in subject.methods:
         explainer = build_explainer(
-            method, c.explain.resolution, len(films), c.seed, subject.audited.target_layer
+            method,
+            c.explain.resolution,
+            len(films),
+            c.seed,
+            subject.audited.target_layer,
+            **plan.params(method),
         )
         result = randomisation_check(
             subject.module, images, targets, explainer, depths=(1,), seed=c.seed,

@@ -1,13 +1,19 @@
 """The audit's cost estimate counts each stage's work from the settings and the data and
 prices it with two timings; these known answers fix the counting."""
 
+import pytest
+
 from medxai.explain.base import GRADIENT_PASS
 from medxai.explain.registry import build_explainer
+from medxai.report.record import ExplainPlan
 from pipelines.audit import audit_config
 from pipelines.audit.cost import DONORS, REGION_VARIANTS, STYLE_ARMS, Work, stage_costs
 from pipelines.audit.sanity import FILMS
 
-WORK = Work(n_train=100, n_test=40, explained=6, size=32, methods={"gradcam": 3.0, "rise": 500.0})
+WORK = Work(
+    n_train=100, n_test=40, n_classes=3, size=32, steps=20, methods={"gradcam": 3.0, "rise": 500.0}
+)
+PLAN = ExplainPlan(n_explain=2, sanity_films=FILMS)
 
 
 def seconds(stages) -> dict[str, float]:
@@ -16,9 +22,9 @@ def seconds(stages) -> dict[str, float]:
 
 def test_every_stage_is_its_work_times_its_timing():
     config = audit_config(epochs=5)
-    got = seconds(stage_costs(config, WORK, forward=1e-3, detect=0.1))
+    got = seconds(stage_costs(config, WORK, 1e-3, PLAN, 0.1))
     assert got["train_baseline"] == got["train_cleaned"] == 5 * 100 * GRADIENT_PASS * 1e-3
-    assert got["explain"] == 6 * (3 + 500 + 2 * (2 * 32 + 2)) * 1e-3
+    assert got["explain"] == pytest.approx(6 * (3 + 500 + 2 * (2 * 20 + 2)) * 1e-3)  # per method
     assert got["sanity"] == FILMS * 2 * 503 * 1e-3
     shortcut = 40 * (3 * REGION_VARIANTS + 2 * DONORS + STYLE_ARMS) * 1e-3 + 40 * 0.1
     assert got["shortcut"] == shortcut
@@ -32,7 +38,7 @@ def test_a_users_model_is_not_trained_and_a_forward_only_one_gets_no_sanity_stag
     from medxai.models.kinds import ModelSource
 
     config = replace(audit_config(), model=ModelSource("onnx", "model.onnx"), retrain=False)
-    got = seconds(stage_costs(config, WORK, forward=1e-3, detect=0.1))
+    got = seconds(stage_costs(config, WORK, 1e-3, PLAN, 0.1))
     assert "train_baseline" not in got and "train_cleaned" not in got
     assert "sanity" not in got and "negative_control" not in got
 
@@ -42,5 +48,34 @@ def test_an_expensive_method_shows_in_the_explain_and_sanity_stages():
     cheap = Work(**{**WORK.__dict__, "methods": {"gradcam": 3.0}})
     rise = build_explainer("rise").forward_equivalents()  # 4000 masks: 4000 forwards a film
     dear = Work(**{**WORK.__dict__, "methods": {"rise": rise}})
-    a, b = (seconds(stage_costs(config, w, 1e-3, 0.1)) for w in (cheap, dear))
+    a, b = (seconds(stage_costs(config, w, 1e-3, PLAN, 0.1)) for w in (cheap, dear))
     assert b["explain"] / a["explain"] > 20 and b["sanity"] / a["sanity"] > 1000
+
+
+def _fit(budget_minutes: float, methods: dict[str, float]):
+    from dataclasses import replace
+
+    from pipelines.audit.cost import fit_budget, priced
+
+    config = replace(audit_config(epochs=5), budget_minutes=budget_minutes)
+    work = Work(**{**WORK.__dict__, "methods": methods})
+    factory = lambda plan, m: build_explainer(m, **plan.params(m))  # noqa: E731
+    plan = fit_budget(config, work, 1e-3, 0.1, factory)
+    total = sum(
+        s.seconds for s in stage_costs(config, priced(work, plan, factory), 1e-3, plan, 0.1)
+    )
+    return plan, total
+
+
+def test_a_budget_cuts_the_costly_methods_first_and_fits():
+    plan, total = _fit(1.5, {"rise": 4000.0, "gradcam": 3.0})  # uncut: about 2.4 minutes
+    masks = plan.method_params["rise"]["masks"]
+    assert 500 <= masks < 4000 and "gradcam" not in plan.method_params
+    assert total <= 90 and any(c.startswith("rise masks 4000 →") for c in plan.cuts)
+
+
+def test_a_budget_below_what_the_verdict_needs_cuts_everything_and_says_so():
+    plan, total = _fit(0.1, {"rise": 4000.0})  # training and cleaning alone take longer
+    assert plan.method_params == {"rise": {"masks": 500}}
+    assert plan.n_explain == 1 and plan.sanity_films == 3
+    assert total > 6 and "are not cut" in plan.cuts[-1]
