@@ -270,3 +270,24 @@ def test_a_users_forward_only_model_is_described_and_what_did_not_run_is_said(tm
     assert "Before vs after cleaning" not in text
     write_record(tmp_path / "audit.json", audit)
     assert read_audit(tmp_path / "audit.json") == audit
+
+
+def test_a_budgets_cuts_and_the_estimate_are_in_the_report(tmp_path):
+    from medxai.report.record import CostEstimate, ExplainPlan, StageCost
+
+    audit = make_audit(relies=False)
+    plan = ExplainPlan(1, 3, {"sigcam": {"iterations": 6}}, ["sigcam iterations 15 → 6"])
+    estimate = CostEstimate(
+        [StageCost("explain", 42.0, "6 films"), StageCost("sanity", 30.0, "3 films")],
+        2e-3, 0.07, ["sigcam"], plan, 5.0, 900.0,
+    )  # fmt: skip
+    timings = {"explain": 40.0, "sanity": 33.0, "total": 73.0}
+    html = write_report(
+        tmp_path, replace(audit, estimate=estimate, timings=timings), make_artifacts(False)
+    ).read_text(encoding="utf-8")
+    text = _text(html)
+    assert 'id="budget-cuts"' in html and "sigcam iterations 15 → 6" in text
+    assert "time budget of 5.0 minutes (estimated 15.0 minutes before the cuts)" in text
+    assert "estimated" in text and "42" in text and "72" in text  # the stage and the total
+    plain = write_report(tmp_path / "plain", audit, make_artifacts(False)).read_text("utf-8")
+    assert 'id="budget-cuts"' not in plain
