@@ -85,6 +85,15 @@ def audit(
             rich_help_panel=DATA,
         ),
     ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            min=1, metavar="N", rich_help_panel=DATA,
+            help="Run the verdict stages on N test films only (whole patients, the classes in "
+            "turn, drawn with --seed); cleaning still covers every film. The report states "
+            "the sample and how much wider its intervals are.",
+        ),
+    ] = None,
     patient_pattern: Annotated[
         str | None,
         typer.Option(
@@ -183,6 +192,7 @@ def audit(
         model=model, source=source, classes=parse_classes(classes) or None,
         positive_class=positive_class, source_from=source_from, retrain=retrain,
         regions=str(regions) if regions is not None else None, patient_pattern=patient_pattern,
+        sample=sample,
         methods=parse_methods(method) or None, n_explain=n_explain, epochs=epochs,
         image_size=image_size, detector=detector, test_splits=parse_names(test_split) or None,
         shortcut_strength=shortcut_strength, n_per_class=n_per_class, seed=seed, budget=budget,

@@ -444,6 +444,25 @@ class PhantomSettings:
 
 
 @dataclass(frozen=True)
+class TestSample:
+    """The test films the verdict stages used, when `--sample` drew fewer than all: whole
+    patients, as even over the classes as they allow; cleaning still covers every film."""
+
+    requested: int
+    n_films: int  # drawn, over all test splits
+    n_total: int  # test films before the draw
+    n_patients: int
+    per_class: dict[str, int]
+    seed: int
+
+    @property
+    def widening(self) -> float:
+        """How much wider an interval over films is than over every test film would be
+        (intervals shrink as one over the square root of the films)."""
+        return (self.n_total / self.n_films) ** 0.5
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     name: str
     root: str
@@ -453,6 +472,7 @@ class DatasetInfo:
     balanced_split: str | None
     classes: list[str]
     phantom: PhantomSettings | None
+    sample: TestSample | None = None  # the verdict stages' test films, when sampled
 
 
 @dataclass(frozen=True)

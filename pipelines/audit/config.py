@@ -40,6 +40,7 @@ class DataSettings:
     source_from: str = "none"  # folders only: none | dir | prefix
     regions: str | None = None  # the user's regions: a CSV or a folder of masks (--regions)
     patient_pattern: str | None = None  # file-name rule for patient ids (--patient-pattern)
+    sample: int | None = None  # test films the verdict stages use (--sample; None: all)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {
     "train_split": ("data", "train_split"), "test_splits": ("data", "test_splits"),
     "classes": ("data", "classes"), "source_from": ("data", "source_from"),
     "regions": ("data", "regions"), "patient_pattern": ("data", "patient_pattern"),
+    "sample": ("data", "sample"),
     "n_per_class": ("phantom", "n_per_class"), "phantom_size": ("phantom", "size"),
     "shortcut_strength": ("phantom", "shortcut_strength"),
     "model": ("train", "model"), "image_size": ("train", "image_size"),
@@ -236,6 +238,8 @@ def _check_data(data: DataSettings) -> None:
         raise MedxaiError(f"{data.regions}: regions file not found (--regions)")
     if data.patient_pattern is not None:
         patient_rule(data.patient_pattern)
+    if data.sample is not None and data.sample < 1:
+        raise MedxaiError(f"--sample is a number of test films, at least 1; got {data.sample}")
 
 
 def resolved(config: AuditConfig) -> AuditConfig:

@@ -13,9 +13,10 @@ from medxai.data.check import DatasetReport, check_dataset
 from medxai.data.classes import class_order
 from medxai.data.layouts import dataset_root, read_dataset
 from medxai.data.records import Record, SplitIndex, patient_rule, with_patients
+from medxai.data.sampling import balanced_patients
 from medxai.data.traits import check_traits
 from medxai.errors import DatasetError
-from medxai.report.record import DataSummary, FileNote, PhantomSummary, SplitCounts
+from medxai.report.record import DataSummary, FileNote, PhantomSummary, SplitCounts, TestSample
 from medxai.statistics.bootstrap import Clusters
 from medxai.statistics.predictability import TraitReport
 from pipelines.audit.config import COVIDX_HELP, AuditConfig
@@ -36,8 +37,9 @@ class Data:
     tests: list[str]  # the test splits, the primary one first
     classes: list[str]
     summary: DataSummary
-    records: dict[str, list[Record]]  # split -> its readable records
-    test: dict[str, list[TestImage]]  # test split -> its readable images
+    records: dict[str, list[Record]]  # split -> its readable records (tests: as sampled)
+    test: dict[str, list[TestImage]]  # test split -> its readable images (as sampled)
+    sample: TestSample | None = None  # set when --sample drew fewer than all test films
 
     @property
     def known(self) -> set[str]:
@@ -90,7 +92,29 @@ def load_data(run: Run, root: Path) -> Data:
     }
     classes = list(index.classes or class_order(r.label for r in records[train]))
     test = {s: [TestImage(r, index.relative(r)) for r in records[s]] for s in tests}
-    return Data(root, index, train, tests, classes, summary, records, test)
+    data = Data(root, index, train, tests, classes, summary, records, test)
+    return sampled(data, run.config.data.sample, run.config.seed)
+
+
+def sampled(data: Data, n: int | None, seed: int) -> Data:
+    """The verdict stages' test films: `n` of them, whole patients, classes in turn
+    (`medxai.data.sampling`); the index, and so the cleaning, keeps every film."""
+    images = data.test_images
+    if n is None or n >= len(images):
+        return data
+    chosen = balanced_patients(
+        [i.relative for i in images], [i.record.patient_id for i in images],
+        [i.record.label for i in images], n, seed,
+    )  # fmt: skip
+    test = {s: [i for i in split if i.relative in chosen] for s, split in data.test.items()}
+    records = data.records | {s: [i.record for i in split] for s, split in test.items()}
+    kept = [i for i in images if i.relative in chosen]
+    sample = TestSample(
+        requested=n, n_films=len(kept), n_total=len(images),
+        n_patients=len({i.record.patient_id or i.relative for i in kept}),
+        per_class=dict(Counter(i.record.label for i in kept)), seed=seed,
+    )  # fmt: skip
+    return replace(data, records=records, test=test, sample=sample)
 
 
 def make_phantom(run: Run, root: Path) -> PhantomSummary:

@@ -90,6 +90,7 @@ def dataset_info(config: AuditConfig, data: Data) -> DatasetInfo:
         balanced_split=next((s for s in tests if "balanced" in s), None),
         classes=list(data.classes),
         phantom=config.phantom if config.data.dataset == "phantom" else None,
+        sample=data.sample,
     )  # fmt: skip
 
 

@@ -156,3 +156,20 @@ def test_an_unreadable_test_image_is_listed_and_left_out(tmp_path):
     assert any(broken_name in line for line in logged)
     kept = data.records["test.txt"]
     assert broken_name not in {r.filename for r in kept} and len(kept) == 5
+
+
+def test_a_sampled_audit_tests_the_sample_and_cleans_every_film(tmp_path, audited):
+    """--sample 12: the verdict stages see 12 of the 18 test films (whole patients, the
+    classes in turn), the cleaning every film of every split."""
+    out = tmp_path / "sampled"
+    result = run_audit(audit_config(**TINY, sample=12, retrain=False), out, CPU)
+    sample = result.dataset.sample
+    assert sample.n_total == 18 and sample.n_films == 12 and sample.requested == 12
+    counts = sample.per_class.values()
+    assert len(counts) == 3 and max(counts) - min(counts) <= 2  # a patient has up to 2 films
+    tested = result.shortcut.kinds["text"].reliance.n_images
+    assert result.shortcut.evidence.n_images == 12 and tested <= 12
+    assert sum(result.evaluations.baseline[s].n for s in result.evaluations.baseline) <= 24
+    full = audited[1]
+    assert full.dataset.sample is None and full.shortcut.evidence.n_images == 18
+    assert result.cleaning.n_images == full.cleaning.n_images, "every film is cleaned"

@@ -291,3 +291,15 @@ def test_a_budgets_cuts_and_the_estimate_are_in_the_report(tmp_path):
     assert "estimated" in text and "42" in text and "72" in text  # the stage and the total
     plain = write_report(tmp_path / "plain", audit, make_artifacts(False)).read_text("utf-8")
     assert 'id="budget-cuts"' not in plain
+
+
+def test_a_sampled_audit_says_so_with_the_widening(tmp_path):
+    from medxai.report.record import TestSample
+
+    audit = make_audit(relies=False)
+    sample = TestSample(200, 201, 3200, 150, {"normal": 101, "COVID-19": 100}, 0)
+    dataset = replace(audit.dataset, sample=sample)
+    html = write_report(tmp_path, replace(audit, dataset=dataset), make_artifacts(False))
+    text = _text(html.read_text(encoding="utf-8"))
+    assert "a sample of 201 of the 3200 test films" in text and "150 patients" in text
+    assert "about 4.0× as wide" in text  # √(3200 / 201)
