@@ -88,7 +88,9 @@ def audit(
     sample: Annotated[
         int | None,
         typer.Option(
-            min=1, metavar="N", rich_help_panel=DATA,
+            min=1,
+            metavar="N",
+            rich_help_panel=DATA,
             help="Run the verdict stages on N test films only (whole patients, the classes in "
             "turn, drawn with --seed); cleaning still covers every film. The report states "
             "the sample and how much wider its intervals are.",
