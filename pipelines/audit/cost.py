@@ -170,7 +170,11 @@ def stage_costs(
             "shortcut", passes * forward + n_test * detect,
             f"{n_test} detections, {passes} model passes",
         ),
-        StageCost("clean", 2 * n_all * detect, f"{n_all} films detected, then checked again"),
+        StageCost(
+            "clean", (n_train + n_all) * detect,
+            f"{n_train} training films detected (the test films' boxes are the shortcut "
+            f"stage's), then up to {n_all} checked again",
+        ),
     ]  # fmt: skip
     if c.retrain:
         negative = n_test * (REGION_VARIANTS + 2 * DONORS + 1)
