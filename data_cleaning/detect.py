@@ -152,23 +152,38 @@ class CraftDetector(TextDetector):
 RAPID_MIN_SIDE = 512
 
 
+def onnx_cuda(gpu: bool) -> bool:
+    """Whether RapidOCR's onnxruntime sessions run on the GPU: asked for (`gpu`) and
+    `onnxruntime-gpu`'s CUDA provider installed; otherwise they run on the CPU."""
+    if not gpu:
+        return False
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+def rapid_params(min_side: int, cuda: bool) -> dict:
+    """RapidOCR's settings for detection alone, on the GPU when `cuda`."""
+    return {
+        "Global.use_cls": False, "Global.use_rec": False, "Global.log_level": "error",
+        "Det.limit_side_len": min_side, "Det.limit_type": "min",
+        "EngineConfig.onnxruntime.use_cuda": cuda,
+    }  # fmt: skip
+
+
 class RapidDetector(TextDetector):
-    """RapidOCR's PP-OCR DB detector on onnxruntime (model shipped inside `rapidocr`)."""
+    """RapidOCR's PP-OCR DB detector on onnxruntime (model shipped inside `rapidocr`), on the
+    GPU when one is asked for and onnxruntime's CUDA provider is installed."""
 
     name = "rapidocr"
 
-    def __init__(self, min_side: int = RAPID_MIN_SIDE, **kw) -> None:
+    def __init__(self, min_side: int = RAPID_MIN_SIDE, gpu: bool = False, **kw) -> None:
         super().__init__(**kw)
         from rapidocr import RapidOCR
 
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # "result is empty" is no news
-        self.min_side = min_side
-        self.engine = RapidOCR(
-            params={
-                "Global.use_cls": False, "Global.use_rec": False, "Global.log_level": "error",
-                "Det.limit_side_len": min_side, "Det.limit_type": "min",
-            }
-        )  # fmt: skip
+        self.min_side, self.cuda = min_side, onnx_cuda(gpu)
+        self.engine = RapidOCR(params=rapid_params(min_side, self.cuda))
 
     def describe(self) -> dict:
         return {**super().describe(), "min_side": self.min_side}
@@ -216,16 +231,21 @@ class FusedDetector(TextDetector):
     trimmed to the ink inside them. Lone markers, which DB scores low, are looked for on
     the grey film at up to 1024 px, in both polarities, outside DB's boxes, and kept only
     when PP-OCR's recognizer reads a marker. Each box carries its stage: "db" or "glyph".
-    Runs on the CPU (onnxruntime) with or without a GPU.
+    DB runs on the GPU when one is asked for and onnxruntime's CUDA provider is installed
+    (`onnxruntime-gpu`), else on the CPU; the glyph stage runs on the CPU.
     """
 
     name = "fused"
 
-    def __init__(self, min_side: int = FUSED_MIN_SIDE, glyphs=None, **kw) -> None:
+    def __init__(
+        self, min_side: int = FUSED_MIN_SIDE, glyphs=None, gpu: bool = False, **kw
+    ) -> None:
         super().__init__(**kw)
         from data_cleaning.glyphs import GlyphSettings, MarkerReader
 
-        self.db = RapidDetector(min_side=min_side, max_side=min(self.max_side, DB_MAX_SIDE))
+        self.db = RapidDetector(
+            min_side=min_side, gpu=gpu, max_side=min(self.max_side, DB_MAX_SIDE)
+        )
         self.glyphs = glyphs or GlyphSettings()
         self.reader = MarkerReader()
 
@@ -274,7 +294,7 @@ def make_detector(
     if not 0.0 < text_threshold < 1.0:
         raise MedxaiError(f"text threshold must be in (0, 1), got {text_threshold}")
     if name == "fused":
-        return FusedDetector(max_side=max_side)
+        return FusedDetector(gpu=gpu, max_side=max_side)
     if name == "craft-paper":  # EasyOCR's own defaults but the paper's 0.7, whole film
         settings = replace(EASYOCR_DEFAULTS, text_threshold=text_threshold)
         return CraftDetector(settings, gpu, max_side=PAPER_MAX_SIDE, name="craft-paper")
@@ -283,5 +303,5 @@ def make_detector(
         settings = CraftSettings(text_threshold=text_threshold)
         parts.append(CraftDetector(settings, gpu, max_side=max_side))
     if name in ("rapidocr", "both"):
-        parts.append(RapidDetector(max_side=max_side))
+        parts.append(RapidDetector(gpu=gpu, max_side=max_side))
     return parts[0] if len(parts) == 1 else UnionDetector(parts, max_side=max_side)
