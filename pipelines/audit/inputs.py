@@ -1,11 +1,17 @@
 """The audit's test images, decoded once and kept as model input for every stage that needs
-them (baseline evaluation, saliency, region tests, the report's gallery)."""
+them (baseline evaluation, saliency, region tests, the report's gallery): in memory, or, when
+they would take more than MEMORY_LIMIT, in a memory-mapped file under OUT, so that memory
+stays flat in the number of films."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+import numpy as np
 import torch
 from monai.transforms import Compose
 from monai.utils import convert_to_tensor
@@ -26,22 +32,60 @@ class TestImage:
     relative: str
 
 
+MEMORY_LIMIT = 1 << 30  # bytes of decoded films kept in memory; beyond, a file under OUT
+
+
+class FilmStore:
+    """(C, S, S) float32 films by relative path, in one array: in memory, or — when they
+    would take more than `limit` bytes and `spill` names a folder — in a memory-mapped file
+    there, unlinked as soon as it is open (the system frees it when the process ends, killed
+    or not). Reading a film gives a view of its row."""
+
+    def __init__(
+        self, keys: Sequence[str], shape: tuple[int, ...], spill: Path | None, limit: int
+    ) -> None:
+        self.rows = {key: k for k, key in enumerate(dict.fromkeys(keys))}
+        full = (len(self.rows), *shape)
+        self.spilled = spill is not None and 4 * int(np.prod(full)) > limit
+        if not self.spilled:
+            self.array = np.zeros(full, np.float32)
+            return
+        spill.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=spill, suffix=".f32")
+        os.close(handle)
+        self.array = np.memmap(name, np.float32, "w+", shape=full)
+        os.unlink(name)
+
+    def __setitem__(self, key: str, film: torch.Tensor) -> None:
+        self.array[self.rows[key]] = film.numpy()
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return torch.from_numpy(self.array[self.rows[key]])
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.rows
+
+
 class ModelInputs:
     """Per relative path: the image after crop/resize (`pixels`, (C, S, S) in [0, 1]), the model
-    input (`tensors`, the intensity steps on top) and the original (H, W); each read once."""
+    input (`tensors`, the intensity steps on top) and the original (H, W); each read once.
+    `spill`: a folder for the films when they outgrow `limit` bytes (see FilmStore)."""
 
     def __init__(
         self, images: Sequence[TestImage], prep: Preprocessing,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int], None] | None = None, spill: Path | None = None,
+        limit: int = MEMORY_LIMIT,
     ) -> None:  # fmt: skip
         geometry = build_transforms(replace(prep, intensity="none"))
         self.prep = prep
         self._intensity = Compose(intensity_steps(prep))
-        self.pixels: dict[str, torch.Tensor] = {}
-        self.tensors: dict[str, torch.Tensor] = {}
+        keys = [image.relative for image in images]
+        shape = (prep.channels, prep.image_size, prep.image_size)
+        self.pixels = FilmStore(keys, shape, spill, limit // 2)
+        self.tensors = FilmStore(keys, shape, spill, limit // 2)
         self.shapes: dict[str, tuple[int, int]] = {}
         for image in images:
-            if image.relative in self.tensors:
+            if image.relative in self.shapes:
                 continue
             pixels = read_image(image.record.path)
             self.shapes[image.relative] = tuple(pixels.shape[:2])

@@ -132,7 +132,10 @@ def decode_inputs(run: Run, data: Data, spec: ModelSpec) -> ModelInputs:
     """The test images with the model's own preprocessing (the one stored with it)."""
     images = [image for split in data.test.values() for image in split]
     total = len({image.relative for image in images})
-    return ModelInputs(images, spec.preprocessing, run.progress("reading test images", total))
+    return ModelInputs(
+        images, spec.preprocessing, run.progress("reading test images", total),
+        spill=run.out / "cache",
+    )  # fmt: skip
 
 
 def decisions_of(evaluated: EvaluatedSplits, data: Data) -> dict[str, int]:
