@@ -547,7 +547,7 @@ class CostEstimate:
     forward_seconds: float  # one image, one forward pass of the model
     detect_seconds: float  # one film, text detection
     methods: list[str]
-    plan: ExplainPlan
+    plan: ExplainPlan | None = None  # None only in records written before plans existed
     budget_minutes: float | None = None
     uncut_seconds: float | None = None  # the estimate before the cuts (None: nothing cut)
 
@@ -563,7 +563,7 @@ class CostEstimate:
             f"{self.detect_seconds:.2f} s per film)"
         )
         lines = [head] + [f"  {s.stage}: {s.seconds:.0f} s ({s.work})" for s in self.stages]
-        if self.plan.cuts:
+        if self.plan and self.plan.cuts:
             lines.append(
                 f"cut to fit the budget of {self.budget_minutes:g} min (was "
                 f"{(self.uncut_seconds or 0) / 60:.1f} min): " + "; ".join(self.plan.cuts)

@@ -22,6 +22,7 @@ from medxai.report.record import (
     AuditResult,
     CostEstimate,
     ExplainedSet,
+    ExplainPlan,
     NegativeControl,
     SanityChecks,
     ShortcutResult,
@@ -35,6 +36,7 @@ from pipelines.audit.data import Data, find_root, load_data
 from pipelines.audit.negative import negative_control
 from pipelines.audit.report import Findings, report
 from pipelines.audit.saliency import explain
+from pipelines.audit.sanity import FILMS as SANITY_FILMS
 from pipelines.audit.sanity import sanity
 from pipelines.audit.shortcut import shortcut
 from pipelines.audit.subject import Subject, model_stage
@@ -105,7 +107,7 @@ def _up_to_verdict(run: Run, root: Path) -> _FirstHalf:
     for line in cost.lines():
         run.hooks.log(line)
     subject = model_stage(run, data)
-    plan = cost.plan
+    plan = cost.plan or ExplainPlan(run.config.explain.n_explain, SANITY_FILMS)  # an old record
     explained = cache.run("explain", ExplainedSet, lambda: explain(run, data, subject, plan))
     checks = cache.run("sanity", SanityChecks, lambda: sanity(run, subject, explained, plan))
     found = cache.run("shortcut", ShortcutResult, lambda: shortcut(run, data, subject, explained))
