@@ -48,22 +48,25 @@ def estimate(run: Run, data: Data) -> CostEstimate:
     module, size, channels, methods = _model(run, data)
     forward = forward_seconds(module, channels, size, run.device)
     detect = detect_seconds(run, data)
-    plan = ExplainPlan(c.explain.n_explain, SANITY_FILMS)
+    plan, explainer = configured_plan(c), lambda p, m: _explainer(run, m, p)
     work = Work(
         n_train=len(data.records[data.train_split]), n_test=len(data.test_images),
         n_classes=len(data.classes), size=size,
         steps=curve_steps(RANKING, c.explain.resolution, size),
         methods=dict.fromkeys(methods, 0.0),
     )  # fmt: skip
-    work = priced(work, plan, lambda p, m: _explainer(run, m, p))
-    stages = stage_costs(c, work, forward, plan, detect)
+    stages = stage_costs(c, priced(work, plan, explainer), forward, plan, detect)
     uncut = sum(s.seconds for s in stages)
     if c.budget_minutes is None or uncut <= 60 * c.budget_minutes:
         return CostEstimate(stages, forward, detect, methods, plan, c.budget_minutes)
-    plan = fit_budget(c, work, forward, detect, lambda p, m: _explainer(run, m, p))
-    stages = stage_costs(c, priced(work, plan, lambda p, m: _explainer(run, m, p)), forward,
-                         plan, detect)  # fmt: skip
+    plan = fit_budget(c, work, forward, detect, explainer)
+    stages = stage_costs(c, priced(work, plan, explainer), forward, plan, detect)
     return CostEstimate(stages, forward, detect, methods, plan, c.budget_minutes, uncut)
+
+
+def configured_plan(c: AuditConfig) -> ExplainPlan:
+    """The saliency and sanity sizes as configured, before any budget cut."""
+    return ExplainPlan(c.explain.n_explain, SANITY_FILMS)
 
 
 def priced(
@@ -85,13 +88,11 @@ def fit_budget(
     Training, evaluation, the shortcut tests and cleaning are never cut: the verdict rests
     on them. What still does not fit is said in the plan."""
     budget = 60 * c.budget_minutes
-    plan = ExplainPlan(c.explain.n_explain, SANITY_FILMS)
+    plan = configured_plan(c)
 
     def seconds(p: ExplainPlan) -> dict[str, float]:
-        priced = replace(
-            work, methods={m: explainer(p, m).forward_equivalents() for m in work.methods}
-        )
-        return {s.stage: s.seconds for s in stage_costs(c, priced, forward, p, detect)}
+        stages = stage_costs(c, priced(work, p, explainer), forward, p, detect)
+        return {s.stage: s.seconds for s in stages}
 
     now = seconds(plan)
     flexible = now.get("explain", 0) + now.get("sanity", 0)

@@ -22,7 +22,6 @@ from medxai.report.record import (
     AuditResult,
     CostEstimate,
     ExplainedSet,
-    ExplainPlan,
     NegativeControl,
     SanityChecks,
     ShortcutResult,
@@ -31,12 +30,11 @@ from pipelines.audit.cache import claim_folder
 from pipelines.audit.cleaning import clean, cleaning_effects, retrain
 from pipelines.audit.config import AuditConfig
 from pipelines.audit.context import Hooks, Run
-from pipelines.audit.cost import estimate
+from pipelines.audit.cost import configured_plan, estimate
 from pipelines.audit.data import Data, find_root, load_data
 from pipelines.audit.negative import negative_control
 from pipelines.audit.report import Findings, report
 from pipelines.audit.saliency import explain
-from pipelines.audit.sanity import FILMS as SANITY_FILMS
 from pipelines.audit.sanity import sanity
 from pipelines.audit.shortcut import shortcut
 from pipelines.audit.subject import Subject, model_stage
@@ -107,7 +105,7 @@ def _up_to_verdict(run: Run, root: Path) -> _FirstHalf:
     for line in cost.lines():
         run.hooks.log(line)
     subject = model_stage(run, data)
-    plan = cost.plan or ExplainPlan(run.config.explain.n_explain, SANITY_FILMS)  # an old record
+    plan = cost.plan or configured_plan(run.config)  # a record written before plans existed
     explained = cache.run("explain", ExplainedSet, lambda: explain(run, data, subject, plan))
     checks = cache.run("sanity", SanityChecks, lambda: sanity(run, subject, explained, plan))
     found = cache.run("shortcut", ShortcutResult, lambda: shortcut(run, data, subject, explained))
