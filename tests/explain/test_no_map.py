@@ -99,3 +99,42 @@ def test_the_sanity_check_counts_the_films_without_a_map_on_the_random_model():
     explainer = get_explainer("igos++", resolution=8, iterations=3, batch_size=16)
     result = randomisation_check(BlindNet().eval(), images, torch.tensor([0, 1]), explainer)
     assert all(depth.no_map == 2 for depth in result.depths)
+
+
+class NoiseSwayedNet(nn.Module):
+    """Class 1 = brightness above 0.5 (5x5 mean), minus a heavy price on what a 5x5 mean
+    removes: smooth films score by their blob, and noise of sd 0.2 sends every film to 0."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gray = x.mean(1, keepdim=True)
+        smooth = nn.functional.avg_pool2d(gray, 5, stride=1, padding=2, count_include_pad=False)
+        evidence = torch.relu(smooth - 0.5).mean((1, 2, 3)) * 400
+        rough = ((gray - smooth) ** 2).mean((1, 2, 3)) * 2000
+        logit = evidence - rough - 2
+        return torch.stack([torch.zeros_like(logit), logit], 1)
+
+
+def test_a_model_the_noise_sways_gets_its_map_from_a_noise_free_retry():
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    centres = [(10.0, 12.0), (22.0, 20.0)]
+    images = torch.stack(
+        [2.0 * torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 3.0**2)) for cy, cx in centres]
+    )[:, None].expand(2, 3, 32, 32)
+    model = NoiseSwayedNet().eval()
+    with torch.no_grad():
+        noisy = model(images + 0.2 * torch.randn_like(images)).softmax(1)[:, 1]
+        clean = model(images).softmax(1)[:, 1]
+    assert bool((clean > 0.9).all()) and bool((noisy < 0.01).all()), "the noise sways it"
+    explainer = get_explainer("igos++", resolution=8, iterations=8, batch_size=32)
+    maps = explainer(model, images, 1)
+    assert explainer.no_map == (None, None)
+    assert explainer.stats["noise_free_retries"] == 2
+    for saliency, (cy, cx) in zip(maps[:, 0], centres, strict=True):
+        peak = divmod(int(saliency.argmax()), 32)
+        assert abs(peak[0] - cy) <= 4 and abs(peak[1] - cx) <= 4, "the map finds the blob"
+
+
+def test_a_model_the_noise_does_not_sway_runs_once():
+    igos = get_explainer("igos++", resolution=8, iterations=5, batch_size=32)
+    igos(SquareEvidenceNet(size=32, box=(8, 8, 20, 20), pool=4).eval(), square_images(2, 32), 1)
+    assert "noise_free_retries" not in igos.stats
