@@ -14,6 +14,8 @@ import torch
 # from stalling in OpenMP spin-waits when the 2-core CI machine has other work.
 torch.set_num_threads(1)
 
+pytest_plugins = ["tests.audit_runs"]  # tiny_audit, tiny_audit_of_cleaned
+
 CLOSE_SECONDS = 60  # closing Chromium takes about a second; past this it is hung
 
 
