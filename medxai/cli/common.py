@@ -46,7 +46,7 @@ _IMAGE_SIZE = typer.Option(
     help="Model input side in pixels (a checkpoint or a zoo model brings its own).",
 )
 _EPOCHS = typer.Option(min=1, max=MAX_EPOCHS, help="Training epochs (at most).")
-_MODEL = typer.Option(help="Architecture (default covidnet-s; see README).")
+_MODEL = typer.Option(help="Architecture (default covidnet-s; see docs/training.md).")
 _ROOT = typer.Option(help="COVIDx dataset root (only read, never written).")
 _TEST_SPLITS = typer.Option(
     help="Split file(s) to score the final model on: repeat, or comma-separate "

@@ -111,7 +111,7 @@ def trait_kinds() -> dict[str, str]:
 
 
 def trait_descriptions() -> dict[str, str]:
-    """Trait name → what it measures (the README's table and the CLI's help read these)."""
+    """Trait name → what it measures (the docs' table and the CLI's help read these)."""
     return {f.name: f.metadata["about"] for f in fields(ImageTraits)}
 
 

@@ -71,7 +71,7 @@ class ModelRunner:
             raise ModelOutputError("model produced NaN or infinite scores; saliency undefined")
 
 
-CPU_CHUNK_PIXELS = 20 * 224 * 224  # README "Speed design": larger CPU chunks run slower per row
+CPU_CHUNK_PIXELS = 20 * 224 * 224  # docs/benchmarks.md: larger CPU chunks run slower per row
 
 
 def chunk_rows(batch_size: int, images: Tensor) -> int:

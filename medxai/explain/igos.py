@@ -147,7 +147,7 @@ class _IntegratedOptimizer(MaskOptimizer):
 
     resolution: 7, 14, 28, 224, ...; steps: integration steps n of the loss (default 10, where
     the papers use 20 and the authors' code 15: deletion and insertion stayed equal or better
-    in our benchmarks, README "Speed design"); gradient_steps: at most this many of them,
+    in our benchmarks, docs/benchmarks.md); gradient_steps: at most this many of them,
     evenly spaced and ending at a = 1, carry the gradient (default 10: all of the default 10;
     iGOS++ restates it as 5, see there; `perturb.IntegratedObjective`); l1 default 1
     (iGOS++: 10 at resolution >= 224);

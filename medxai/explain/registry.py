@@ -115,7 +115,7 @@ def method_names(aop: bool = True) -> list[str]:
 
 
 def method_summaries() -> dict[str, str]:
-    """Name -> first docstring line of its class, for the CLI help and the README table."""
+    """Name -> first docstring line of its class, for the CLI help and the docs' methods table."""
     out = {name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in METHODS.items()}
     out["aop:<base>+<optimizer>"] = (AOP.__doc__ or "").strip().splitlines()[0]
     return out

@@ -28,7 +28,7 @@ def inference_copy(model: nn.Module, probe: Tensor) -> nn.Module | None:
     that already is a `torch.fx.GraphModule`, such as onnx2torch's, is folded on its own
     graph, since its modules' Python control flow cannot be traced again), and on a
     CPU the weights are stored channels-last: covidnet-s at 224 px runs a forward 2x and a
-    forward with its input gradient 2.3x faster (README "Speed design"). None, so that the
+    forward with its input gradient 2.3x faster (docs/benchmarks.md). None, so that the
     model itself is used, when the model has hooks (they are part of its behaviour), cannot
     be traced or copied, or the copy's output on `probe` differs from the model's by more
     than rounding (the check's two one-image forwards are not counted). The copy's
