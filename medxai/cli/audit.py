@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -56,6 +57,7 @@ def panel(option: Any, name: str) -> Any:
 Methods = Annotated[
     list[str] | None, methods_option("igos++,sigcam,gradcam; --quick: sigcam,gradcam")
 ]
+FailOn = Enum("FailOn", {level: level for level in ("weak", "moderate", "strong")}, type=str)
 DATA, MODEL, SALIENCY, TRAIN, CLEAN, RUN = (
     "Dataset", "Your model", "Saliency", "Training", "Cleaning", "Run",
 )  # fmt: skip
@@ -172,6 +174,15 @@ def audit(
     ] = None,
     device: panel(Device, RUN) = "auto",
     seed: panel(MaybeSeed, RUN) = None,
+    fail_on: Annotated[
+        FailOn | None,
+        typer.Option(
+            rich_help_panel=RUN,
+            help="A CI gate: exit 4 when any verdict row reaches this level or a higher one, "
+            "5 when none does but a row is inconclusive, 6 when the verdict is not applicable "
+            "(the model did not learn), else 0 (docs/ci.md).",
+        ),
+    ] = None,
 ) -> None:
     """Audit end to end: train (or take the user's model), explain, measure text reliance,
     clean, optionally retrain, report."""
@@ -209,10 +220,21 @@ def audit(
     )
     result = _run_audit(settings, out, run_device)
     print_audit_summary(result, out)
+    if fail_on is not None:
+        raise typer.Exit(_gate(result, fail_on.value))
     from medxai.metrics.shortcut import INCONCLUSIVE
 
     if result.shortcut.overall == INCONCLUSIVE:
         raise typer.Exit(INCONCLUSIVE_EXIT)
+
+
+def _gate(result: AuditResult, fail_on: str) -> int:
+    """--fail-on: the gate's line on the console, and its exit code."""
+    from medxai.report.gate import gate
+
+    decided = gate(result.shortcut.table, result.shortcut.applicable, fail_on)
+    console.print(f"--fail-on {fail_on}: {escape(decided.message)}", highlight=False)
+    return decided.code
 
 
 def _run_audit(settings, out: Path, run_device: torch.device) -> AuditResult:
