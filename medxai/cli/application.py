@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from medxai import __version__
-from medxai.cli import audit, clean, compare, data, evaluate, explain, train  # commands
+from medxai.cli import audit, clean, compare, data, evaluate, explain, report, train  # commands
 from medxai.cli.common import console, run_app
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.command()(explain.explain)
 app.add_typer(evaluate_app, name="evaluate")
 app.command()(clean.clean)
 app.command()(audit.audit)
+app.command()(report.report)
 app.command()(compare.compare)
 
 

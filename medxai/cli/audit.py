@@ -183,12 +183,22 @@ def audit(
             "(the model did not learn), else 0 (docs/ci.md).",
         ),
     ] = None,
+    pdf: Annotated[
+        bool,
+        typer.Option(
+            "--pdf",
+            help="Also print the report to OUT/report.pdf (headless Chromium): figures "
+            "embedded, a page per section, the settings on the last page.",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
 ) -> None:
     """Audit end to end: train (or take the user's model), explain, measure text reliance,
     clean, optionally retrain, report."""
     import time
 
     from medxai.device import resolve_device
+    from medxai.report.pdf import PDF_NAME, find_printer, write_pdf
     from pipelines.audit import audit_config
 
     options = {"checkpoint": checkpoint, "import": model_import, "torchscript": torchscript,
@@ -198,6 +208,7 @@ def audit(
         raise MedxaiError(
             f"--weights and --preprocessing describe a user's model: give {listed_options(options)}"
         )
+    printer = find_printer() if pdf else None  # a missing Chromium stops before the audit
     if dataset is not None:
         console.print("--dataset is deprecated: name the layout with --layout", style="yellow")
     settings = audit_config(
@@ -220,6 +231,9 @@ def audit(
     )
     result = _run_audit(settings, out, run_device)
     print_audit_summary(result, out)
+    if printer is not None:
+        pdf_file = write_pdf(out / "index.html", out / PDF_NAME, printer)
+        console.print(f"PDF {pdf_file}", highlight=False, soft_wrap=True)
     if fail_on is not None:
         raise typer.Exit(_gate(result, fail_on.value))
     from medxai.metrics.shortcut import INCONCLUSIVE

@@ -21,6 +21,7 @@ from matplotlib.patches import Rectangle
 from medxai.atomic import atomic_write_bytes
 from medxai.boxes import Box
 from medxai.report.artifacts import CleaningExample, Curves, GalleryItem
+from medxai.report.format import num
 from medxai.report.record import MethodSanity
 
 PANEL_INCHES = 2.3
@@ -92,7 +93,7 @@ def _curves(ax: Axes, curves: dict[str, Curves]) -> None:
             ("insertion", curve.insertion, curve.insertion_auc, "--"),
         ):
             y = np.asarray(y, dtype=float)
-            label = f"{method} {kind[:3]}. AUC {auc:.2f}"
+            label = f"{method} {kind[:3]}. AUC {num(auc)}"
             ax.plot(np.linspace(0, 1, y.size), y, style, color=colour, linewidth=1.2, label=label)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)

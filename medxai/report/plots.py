@@ -43,7 +43,7 @@ def share_vs_area_figure(
         rows = [e.methods[method] for e in explained if method in e.methods]
         x = np.maximum([r.area_share for r in rows], FLOOR)
         y = np.maximum([r.mass_share for r in rows], FLOOR)
-        shares += [*x, *y]
+        shares += [v for v in (*x, *y) if np.isfinite(v)]  # a NaN point is not drawn
         ax.scatter(x, y, s=18, alpha=0.75, color=method_colour(k), label=method)
     lo = min([*shares, 1e-3]) / 2
     ax.plot([lo, 1], [lo, 1], "k--", linewidth=0.8, label="y = x (area explains it)")

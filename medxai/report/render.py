@@ -21,7 +21,7 @@ from medxai.report.figures import (
     mean_maps_figure,
     sanity_figure,
 )
-from medxai.report.format import FILTERS
+from medxai.report.format import FILTERS, absent
 from medxai.report.plots import per_group_figure, region_figure, share_vs_area_figure
 from medxai.report.record import AuditResult, Transplant
 
@@ -37,6 +37,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(FILTERS)
+    env.tests["absent"] = absent
     env.filters["confusion"] = _confusion
     return env
 
