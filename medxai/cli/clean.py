@@ -44,21 +44,27 @@ def clean(
     manifest."""
     from data_cleaning.clean import CleanSettings, clean_dataset, summary_lines
     from data_cleaning.detect import DEFAULT_DETECTOR, DETECTORS
+    from medxai import distributed
     from medxai.device import resolve_device
 
     detector = DEFAULT_DETECTOR if detector == "auto" else detector
     if detector not in DETECTORS:
         raise MedxaiError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+    run_device = distributed.init_from_env(resolve_device(device))  # torchrun: images dealt
     settings = CleanSettings(
         detector=detector, text_threshold=text_threshold, radius=radius, dilate=dilate,
-        gpu=resolve_device(device).type == "cuda",
+        gpu=run_device.type == "cuda",
     )  # fmt: skip
-    with progress_task("cleaning") as progress:
+    show = distributed.is_main()
+    with progress_task("cleaning", visible=show) as progress:
         summary = clean_dataset(
-            root, out, parse_names(splits) or None, settings, workers, progress=progress,
-            layout=layout, classes=classes, source_from=source_from,
+            root, out, parse_names(splits) or None, settings, workers,
+            progress=progress if show else None, layout=layout, classes=classes,
+            source_from=source_from,
         )  # fmt: skip
-    print_clean_summary(summary_lines(summary, out))
+    distributed.shutdown()
+    if show:
+        print_clean_summary(summary_lines(summary, out))
     raise typer.Exit(1 if summary.failed else 0)
 
 

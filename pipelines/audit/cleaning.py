@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from medxai import distributed
 from medxai.data.records import Record
 from medxai.models.checkpoint import load_checkpoint
 from medxai.report.record import (
@@ -73,11 +74,11 @@ def clean_films(run: Run, data: Data, shortcut: ShortcutResult) -> CleaningStage
     from data_cleaning.clean import MANIFEST, clean_dataset, read_manifest
 
     settings, dst = replace(run.config.clean, gpu=run.gpu), run.out / "cleaned"
-    summary = clean_dataset(
-        data.root, dst, list(data.index.records), settings, index=data.index,
+    summary = distributed.run_everywhere(
+        clean_dataset, data.root, dst, list(data.index.records), settings, index=data.index,
         known_boxes={row.relative: row.boxes for row in shortcut.images},
-        progress=lambda k, n: run.hooks.progress("cleaning", k, n),
-    )  # fmt: skip
+        local={"progress": lambda k, n: run.hooks.progress("cleaning", k, n)},
+    )  # fmt: skip  # under torchrun the films are dealt to the ranks
     entries = read_manifest(dst / MANIFEST)
     result = CleaningResult(
         root=str(dst), detector=settings.detector, inpainting="telea", radius=settings.radius,

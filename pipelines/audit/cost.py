@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from data_cleaning.clean import detection_image
-from data_cleaning.detect import make_detector
+from data_cleaning.detect import DetectorSpec
 from medxai.explain.base import GRADIENT_PASS, Explainer
 from medxai.explain.registry import budget_parameter, build_explainer
 from medxai.metrics.causal import curve_steps
@@ -50,7 +50,7 @@ def estimate(run: Run, data: Data) -> CostEstimate:
     detect = detect_seconds(run, data)
     plan, explainer = configured_plan(c), lambda p, m: _explainer(run, m, p)
     work = Work(
-        n_train=len(data.records[data.train_split]), n_test=len(data.test_images),
+        n_train=len(data.records.get(data.train_split, [])), n_test=len(data.test_images),
         n_classes=len(data.classes), size=size,
         steps=curve_steps(RANKING, c.explain.resolution, size),
         methods=dict.fromkeys(methods, 0.0),
@@ -227,10 +227,10 @@ def forward_seconds(module: nn.Module, channels: int, size: int, device: torch.d
 
 
 def detect_seconds(run: Run, data: Data) -> float:
-    """Seconds of text detection on one test film (the second of two runs: the first loads
-    the detector's models)."""
+    """Seconds of text detection on one test film (the second of two runs: the first warms
+    the detector's models; the detector is the one the shortcut stage will use)."""
     clean = run.config.clean
-    detector = make_detector(clean.detector, clean.text_threshold, run.gpu, clean.max_side)
+    detector = DetectorSpec(clean.detector, clean.text_threshold, run.gpu, clean.max_side).build()
     pixels = detection_image(data.root / data.test_images[0].relative)
     detector.detect(pixels)
     start = time.perf_counter()

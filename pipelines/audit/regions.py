@@ -19,6 +19,7 @@ one class here and one entry in `region_kinds`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,13 +28,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from data_cleaning.clean import detection_image
-from data_cleaning.detect import TextDetector, labeled_boxes, make_detector
+from data_cleaning.detect import DetectorSpec, TextDetector, labeled_boxes
+from medxai import distributed
 from medxai.boxes import Box
 from medxai.data.imageio import read_image, to_channels
 from medxai.data.traits import border_bands
 from medxai.data.user_regions import read_user_regions
 from medxai.explain.perturb import blurred_baseline
-from medxai.journal import journal, read_journal
+from medxai.journal import fold_rank_journals, journal, rank_journal, read_rank_journals
 from pipelines.audit.context import Run
 from pipelines.audit.controls import matched_controls
 from pipelines.audit.inputs import TestImage
@@ -74,7 +76,7 @@ class DetectedText:
 
     excludes = ()
 
-    def __init__(self, detector: TextDetector, markers: bool) -> None:
+    def __init__(self, detector: DetectorSpec, markers: bool) -> None:
         self.detector, self.markers = detector, markers
         self.name = "marker" if markers else "text"
         self.cue = "laterality and view markers" if markers else "burned-in text"
@@ -90,7 +92,8 @@ class DetectedText:
     removed = staticmethod(lambda batch, masks: blurred_baseline(batch))
 
     def describe(self) -> dict[str, Any]:
-        return self.detector.describe() | {"boxes": "glyph stage" if self.markers else "all"}
+        described = self.detector.build().describe()
+        return described | {"boxes": "glyph stage" if self.markers else "all"}
 
 
 class BorderRegions:
@@ -100,7 +103,7 @@ class BorderRegions:
     excludes = ("text", "marker")  # text on the frame is tested as text
 
     def find(self, images, root, folder, progress) -> dict[str, list[Box]]:
-        return journalled(images, folder / "border.jsonl", progress, lambda i: frame(root, i))
+        return journalled(images, folder / "border.jsonl", progress, partial(frame, root))
 
     @staticmethod
     def control(masks: Tensor, counts: Tensor) -> Tensor:
@@ -165,9 +168,9 @@ def region_kinds(run: Run, shapes: dict[str, tuple[int, int]], known: set[str]) 
     `shapes`: each test film's original (H, W), to check the user's boxes against; `known`:
     every film of the dataset (rows naming a training film are skipped)."""
     clean = run.config.clean
-    detector = make_detector(clean.detector, clean.text_threshold, run.gpu, clean.max_side)
+    detector = DetectorSpec(clean.detector, clean.text_threshold, run.gpu, clean.max_side)
     kinds: list[RegionKind] = [DetectedText(detector, markers=False)]
-    if hasattr(detector, "glyphs"):  # only the fused detector tells markers from words
+    if hasattr(detector.build(), "glyphs"):  # only the fused detector tells markers from words
         kinds.append(DetectedText(detector, markers=True))
     kinds.append(BorderRegions())
     if run.config.data.regions:
@@ -179,18 +182,21 @@ def region_kinds(run: Run, shapes: dict[str, tuple[int, int]], known: set[str]) 
 def detect_labeled(
     images: Sequence[TestImage],
     root: Path,
-    detector: TextDetector,
+    detector: TextDetector | DetectorSpec,
     journal_path: Path,
     progress: Progress | None = None,
 ) -> dict[str, list[tuple[Box, str]]]:
-    """Boxes with the detector stage that found them, per relative path; journalled per film."""
-
-    def detect(image: TestImage) -> list:
-        pixels = detection_image(root / image.relative)
-        return [[list(map(int, box)), stage] for box, stage in labeled_boxes(detector, pixels)]
-
-    found = journalled(images, journal_path, progress, detect)
+    """Boxes with the detector stage that found them, per relative path; journalled per film.
+    Under torchrun the films are dealt to the ranks (give a `DetectorSpec` there)."""
+    found = journalled(images, journal_path, progress, partial(_detect, root, detector))
     return {r: [(tuple(box), stage) for box, stage in pairs] for r, pairs in found.items()}
+
+
+def _detect(root: Path, detector: TextDetector | DetectorSpec, image: TestImage) -> list:
+    if isinstance(detector, DetectorSpec):
+        detector = detector.build()
+    pixels = detection_image(root / image.relative)
+    return [[list(map(int, box)), stage] for box, stage in labeled_boxes(detector, pixels)]
 
 
 def journalled(
@@ -199,16 +205,36 @@ def journalled(
     progress: Progress | None,
     compute: Callable[[TestImage], list],
 ) -> dict[str, list]:
-    """`compute` per film, journalled as it goes, so a killed run resumes where it stopped."""
-    found = {e["relative"]: e["value"] for e in read_journal(journal_path)}
+    """`compute` per film, journalled as it goes, so a killed run resumes where it stopped;
+    under torchrun the films still to do are dealt to the ranks (`compute` must pickle)."""
+    return distributed.run_everywhere(
+        _journalled_step, images, journal_path, compute, local={"progress": progress}
+    )
+
+
+def _journalled_step(
+    images: Sequence[TestImage],
+    journal_path: Path,
+    compute: Callable[[TestImage], list],
+    progress: Progress | None = None,
+) -> dict[str, list]:
+    """Every rank: read what any rank finished, do this rank's share of the rest in its own
+    journal, share the values; rank 0 then folds the ranks' journals into `journal_path`."""
+    found = {e["relative"]: e["value"] for e in read_rank_journals(journal_path)}
+    distributed.barrier()  # every rank has read before any writes
     todo = [image for image in images if image.relative not in found]
     if progress and found:
         progress(len(images) - len(todo))
-    with journal(journal_path) as out:
-        for image in todo:
+    dealt, mine = distributed.deal(todo), []
+    step = len(todo) / max(1, len(dealt))  # rank 0's bar stands for every rank's
+    with journal(rank_journal(journal_path, distributed.rank())) as out:
+        for image in dealt:
             value = compute(image)
-            found[image.relative] = value
+            mine.append((image.relative, value))
             out.append({"relative": image.relative, "value": value})
             if progress:
-                progress(1)
+                progress(step)
+    found.update(distributed.gather_objects(mine))
+    if distributed.is_main():
+        fold_rank_journals(journal_path)
     return {image.relative: found[image.relative] for image in images}

@@ -4,17 +4,20 @@ images decoded once as its input and its decision on every test film."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+import torch
 from torch import nn
 
+from medxai import distributed
 from medxai.data.records import Record
 from medxai.errors import MedxaiError
 from medxai.explain.user_model import LoadedModel, load_user_model
 from medxai.models.checkpoint import ModelSpec, load_checkpoint
 from medxai.models.kinds import model_kind
-from medxai.models.training import TrainConfig, evaluate, fit
+from medxai.models.training import TrainConfig, TrainState, evaluate, fit
 from medxai.models.zoo import target_layer
 from medxai.report.record import AuditedModel, EvaluatedSplits, TrainedModel
 from pipelines.audit.context import Run
@@ -89,15 +92,23 @@ def fit_model(run: Run, config: TrainConfig, records: list[Record], folder: str)
             f"val macro-F1 {entry['val_macro_f1']:.3f}"
         )
 
-    state, _ = fit(
-        config, records, out, run.device, resume=(out / "last.pt").is_file(), on_epoch=on_epoch
-    )
+    resume = (out / "last.pt").is_file()
+    state = distributed.run_everywhere(
+        _fit_on_rank, config, records, out, run.device, resume, local={"on_epoch": on_epoch}
+    )  # under torchrun: DDP, every rank on its own device, rank 0 writes
     if state.warning:
         run.hooks.log(f"{folder}: {state.warning}")
     return TrainedModel(
         str(out / "model.pt"), state.best_epoch, state.best_f1, state.epoch, state.balance,
         state.warning,
     )  # fmt: skip
+
+
+def _fit_on_rank(
+    config: TrainConfig, records: list[Record], out: Path, device: torch.device, resume: bool,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainState:  # fmt: skip
+    return fit(config, records, out, distributed.local_device(device), resume, 0, on_epoch)[0]
 
 
 def evaluate_splits(
