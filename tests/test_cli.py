@@ -53,7 +53,12 @@ def test_data_check_exit_codes_and_listing(tmp_path, capsys):
     write_png(tmp_path / "train" / "a.png", np.zeros((10, 12), np.uint8))
     (tmp_path / "train.txt").write_text("p1 a.png normal\n")
     code, out, _ = run_cli(["data-check", "--root", str(tmp_path)], capsys)
+    assert code == 1 and "a classifier needs at least two classes" in out.replace("\n", "")
+    write_png(tmp_path / "train" / "b.png", np.ones((10, 12), np.uint8))
+    (tmp_path / "train.txt").write_text("p1 a.png normal\np2 b.png COVID-19\n")
+    code, out, _ = run_cli(["data-check", "--root", str(tmp_path)], capsys)
     assert code == 0 and "all is well" in out
+    assert "layout: covidx, split files train.txt at the root" in out
     (tmp_path / "train.txt").write_text("p1 a.png normal\np2 lost.png COVID-19\np3 a.png sick\n")
     code, out, _ = run_cli(["data-check", "--root", str(tmp_path)], capsys)
     assert code == 1

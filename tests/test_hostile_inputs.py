@@ -278,6 +278,20 @@ def _single_class_train(root: Path, _) -> None:
     (root / "train.txt").write_text("\n".join(rows) + "\n")
 
 
+def _split_files_gone_masks_left(root: Path, _) -> None:
+    """A COVIDx root without its split files, holding a folder of text masks with train/
+    and test/ inside: not a folder tree whose one split is text_masks."""
+    for split in root.glob("*.txt"):
+        split.unlink()
+    for split in ("train", "test"):
+        (root / "text_masks" / split).mkdir(parents=True)
+        shutil.copy(first_image_of(root, split), root / "text_masks" / split / "m.png")
+
+
+def first_image_of(root: Path, folder: str) -> Path:
+    return sorted((root / folder).glob("*.png"))[0]
+
+
 def _crlf_bom(root: Path, _) -> None:
     for split in ("train.txt", "test.txt"):
         text = "\r\n".join(lines(root, split)) + "\r\n"
@@ -376,7 +390,20 @@ CASES = [
     Case(
         "single-class-train",
         _single_class_train,
-        {"data-check": (0, ""), "train": (2, "two classes"), "audit": (2, "two classes")},
+        {
+            "data-check": (1, "two classes"),
+            "train": (2, "two classes"),
+            "audit": (2, "two classes"),
+        },
+    ),
+    Case(
+        "split-files-gone-text-masks-left",
+        _split_files_gone_masks_left,
+        {
+            **{c: (2, "no split folder named train* or test*") for c in ("data-check", "clean")},
+            "train": (2, "text_masks/ (holding test/, train/)"),
+            "audit": (2, "train.txt: split file not found"),
+        },
     ),
     # images that cannot be read: listed and skipped where the command allows it
     unreadable("missing-image", lambda r: first_image(r).unlink()),

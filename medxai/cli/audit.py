@@ -79,6 +79,16 @@ def audit(
     test_split: panel(TestSplits, DATA) = None,
     classes: panel(Classes, DATA) = None,
     source_from: panel(SourceFrom, DATA) = None,
+    ties_from: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SPLIT",
+            help="The split whose films tie each source to the classes it sends, for the "
+            "transplants and the source row (default: the training split; without one, the "
+            "test split itself, which the report flags).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
     regions: Annotated[
         Path | None,
         typer.Option(
@@ -216,7 +226,7 @@ def audit(
         model=model, source=source, classes=parse_classes(classes) or None,
         positive_class=positive_class, source_from=source_from, retrain=retrain,
         regions=str(regions) if regions is not None else None, patient_pattern=patient_pattern,
-        sample=sample,
+        sample=sample, ties_from=ties_from,
         methods=parse_methods(method) or None, n_explain=n_explain, epochs=epochs,
         image_size=image_size, detector=detector, test_splits=parse_names(test_split) or None,
         shortcut_strength=shortcut_strength, n_per_class=n_per_class, seed=seed, budget=budget,

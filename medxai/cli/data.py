@@ -114,9 +114,10 @@ def data_check(
         ),
     ] = 2000,
 ) -> None:
-    """Validate a dataset (COVIDx split files, CSV manifest or folder tree); exit 0 only when
-    every line and image is fine. Then, before any model: which acquisition traits of the
-    films predict their label."""
+    """Validate a dataset (COVIDx split files, CSV manifest or folder tree): the layout read
+    and why; exit 0 only when every line and image is fine and training and the audit would
+    take it. Then, before any model: which acquisition traits of the films predict their
+    label."""
     from medxai.data.check import check_dataset
     from medxai.data.layouts import read_dataset
 
@@ -125,7 +126,7 @@ def data_check(
     index = read_dataset(root, layout, names, classes, source_from, image_dirs)  # errors: 2
     with progress_task("checking images") as progress:
         report = check_dataset(
-            root, decode=decode, workers=workers, progress=progress, index=index
+            root, decode=decode, workers=workers, progress=progress, index=index, classes=classes
         )  # fmt: skip
     print_check_report(report)
     if traits and decode:
@@ -142,13 +143,16 @@ def data_check(
 
 # -- the data-check report ---------------------------------------------------------------
 def print_check_report(report: DatasetReport) -> None:
+    if report.layout_why:
+        console.print(f"layout: {report.layout}, {report.layout_why}", highlight=False,
+                      soft_wrap=True, markup=False)  # fmt: skip
     _print_count_tables(report)
     _print_confound(report)
     _print_split_formats(report)
     _print_problems(report)
-    for note in report.notes:
+    for note in [*report.notes, *report.needs.notes]:
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
-    for warning in report.warnings:
+    for warning in [*report.warnings, *report.needs.warnings]:
         console.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
     for (a, b), patients in report.shared_patients().items():
         console.print(
@@ -157,8 +161,10 @@ def print_check_report(report: DatasetReport) -> None:
             highlight=False,
             soft_wrap=True,
         )
-    problems = len(report.problems) + sum(
-        len(s.line_problems) + len(s.unreadable) for s in report.splits
+    problems = (
+        len(report.problems)
+        + len(report.needs.problems)
+        + sum(len(s.line_problems) + len(s.unreadable) for s in report.splits)
     )
     verdict = "[green]all is well[/green]" if report.ok else f"[red]{problems} problem(s)[/red]"
     console.print(verdict)
@@ -233,6 +239,8 @@ def _print_problems(report: DatasetReport) -> None:
         console.print(
             f"[red]malformed[/red] {escape(str(problem))}", highlight=False, soft_wrap=True
         )
+    for problem in report.needs.problems:
+        console.print(f"[red]unusable[/red] {escape(problem)}", highlight=False, soft_wrap=True)
     for split in report.splits:
         for problem in split.line_problems:
             console.print(

@@ -161,14 +161,12 @@ def _read_training_data(
 
 def _check_test_labels(tests: dict[str, list[Record]], classes: tuple[str, ...]) -> None:
     """A test image whose class the model does not learn stops the run before it trains."""
-    for records in tests.values():
-        for record in records:
-            if record.label not in classes:
-                raise MedxaiError(
-                    f"{record.where}: label {record.label!r} is not among the classes the "
-                    f"model learns from the training split ({', '.join(classes)}); pass "
-                    "--classes to name them all"
-                )
+    from medxai.data.needs import unlearned_problem
+    from medxai.data.records import unlearned_labels
+
+    unlearned = unlearned_labels((r for records in tests.values() for r in records), classes)
+    if unlearned:
+        raise MedxaiError(unlearned_problem(unlearned[0], classes))
 
 
 def _train_and_score(

@@ -8,9 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medxai.data.classes import class_order
+from medxai.data.classes import class_order, parse_classes
 from medxai.data.imageio import read_raw
 from medxai.data.layouts import read_dataset
+from medxai.data.needs import Needs, dataset_needs
 from medxai.data.records import LineProblem, Record, Skipped, SplitIndex
 from medxai.errors import ImageReadError
 from medxai.paths import file_problem
@@ -65,10 +66,12 @@ class DatasetReport:
     classes: tuple[str, ...] = ()  # the dataset's classes in order (SplitIndex.classes)
     layout: str = "covidx"
     location: Path | None = None  # what was read: the root, or a CSV manifest
+    layout_why: str = ""  # why it was read as `layout`
+    needs: Needs = field(default_factory=Needs)  # what training and the audit ask of it
 
     @property
     def ok(self) -> bool:
-        return not self.problems and all(s.ok for s in self.splits)
+        return not (self.problems or self.needs.problems) and all(s.ok for s in self.splits)
 
     def label_order(self) -> list[str]:
         """The labels present, in the dataset's class order (`class_order`), others after."""
@@ -145,9 +148,11 @@ def check_dataset(
 
     `root`: a dataset folder or a CSV manifest, read as `medxai.data.layouts.read_dataset`
     reads it (`splits`, `layout`, `classes`, `source_from`, `image_dirs`); `index`, the
-    dataset already read, spares reading it again. `progress(advance, total)` is called once
-    per image.
+    dataset already read (with the class list `classes`), spares reading it again. What
+    training and the audit ask of the dataset is checked as they check it
+    (`medxai.data.needs`). `progress(advance, total)` is called once per image.
     """
+    classes = parse_classes(classes) if isinstance(classes, str) else classes
     index = index or read_dataset(root, layout, splits, classes, source_from, image_dirs)
     reports = [
         SplitReport(split, index.image_dirs[split], records, index.problems_of(split))
@@ -170,5 +175,5 @@ def check_dataset(
     return DatasetReport(
         index.root, reports, index.warnings, index.notes,
         [p for p in index.problems if id(p) not in listed], index.classes, index.layout,
-        index.listing or Path(root),
+        index.listing or Path(root), index.layout_why, dataset_needs(index, classes),
     )  # fmt: skip

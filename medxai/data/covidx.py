@@ -190,7 +190,8 @@ def discover_splits(root: Path, classes: Collection[str] = ()) -> tuple[list[str
             notes.append(f"{path}: ignored, no line reads as 'patient_id filename label [source]'")
     if not any(name.startswith("train") for name in splits):
         raise SplitFileError(
-            f"{root}: no training split (train*.txt) found; name the split files with --splits"
+            f"{root}: no training split (train*.txt) found; name the split files with --splits "
+            "(a test set alone: --splits test.txt)"
         )
     return splits, notes
 

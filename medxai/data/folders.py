@@ -1,6 +1,7 @@
 """ImageFolder-tree datasets: ROOT/<split>/<class>/<image>, the class named by its folder.
 
-A split folder is a folder under ROOT that holds folders; each folder in it is a class.
+A split folder is a folder under ROOT that holds folders; each folder in it is a class. Unless
+the splits are named, at least one must be named train* or test*, else the tree is refused.
 Images are the files under a class folder (at any depth) whose name ends in a suffix
 `medxai.data.imageio` decodes (.png, .jpg, .jpeg, .dcm, .dicom); hidden files and folders
 are skipped, other files are noted. An image's patient id is its file stem; its source
@@ -31,6 +32,18 @@ def _visible_dirs(folder: Path) -> list[Path]:
 def split_folders(root: Path) -> list[Path]:
     """The folders under `root` that hold class folders."""
     return [p for p in _visible_dirs(root) if _visible_dirs(p)]
+
+
+def unnamed_splits(folders: Sequence[Path]) -> str | None:
+    """What was found, when no folder holding folders is named train* or test* (None when
+    one is): such folders are not taken for splits, so a COVIDx root's `text_masks/` holding
+    `train/` and `test/` is never read as the split `text_masks` of classes train and test."""
+    if any(p.name.startswith(("train", "test")) for p in folders):
+        return None
+    shown = [f"{p.name}/ (holding {', '.join(d.name + '/' for d in _visible_dirs(p)[:4])})"
+             for p in folders[:4]]  # fmt: skip
+    more = f" and {len(folders) - 4} more" if len(folders) > 4 else ""
+    return f"no split folder named train* or test*; found {', '.join(shown)}{more}"
 
 
 def source_of(relative: PurePosixPath, source_from: str) -> str | None:
@@ -95,6 +108,9 @@ def read_folder_tree(
     folders = [root / name for name in splits] if splits else split_folders(root)
     if not folders:
         raise DatasetError(f"{root}: no split folders holding class folders; expected {FORM}")
+    unnamed = None if splits else unnamed_splits(folders)
+    if unnamed:
+        raise DatasetError(f"{root}: {unnamed}; expected {FORM}, or name the splits with --splits")
     index = SplitIndex(root, {}, {}, layout="folders")
     passed: list[Path] = []
     for folder in folders:

@@ -2,7 +2,8 @@
 
 Layouts: `covidx` (split files `ROOT/train*.txt`, `ROOT/test*.txt`: `medxai.data.covidx`),
 `csv` (a CSV manifest: `medxai.data.manifest`) and `folders` (ROOT/<split>/<class>/<image>:
-`medxai.data.folders`). `auto` tells them apart by what the location holds. Split names:
+`medxai.data.folders`). `auto` tells them apart by what the location holds, and the index
+says why (`SplitIndex.layout_why`). Split names:
 covidx keeps the file names (train.txt, test_balanced.txt), csv the split column's values,
 folders the split folders' names.
 """
@@ -10,12 +11,13 @@ folders the split folders' names.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from medxai.atomic import atomic_write_bytes
 from medxai.data.classes import parse_classes
 from medxai.data.covidx import discover_splits, read_splits
-from medxai.data.folders import SOURCE_FROM, read_folder_tree, split_folders
+from medxai.data.folders import SOURCE_FROM, read_folder_tree, split_folders, unnamed_splits
 from medxai.data.manifest import read_csv_manifest, write_csv_copy
 from medxai.data.records import SplitIndex
 from medxai.errors import DatasetError, MedxaiError
@@ -34,21 +36,65 @@ def dataset_root(location: str | Path) -> Path:
     return location.parent if location.suffix.lower() == ".csv" and location.is_file() else location
 
 
-def detect_layout(location: str | Path, splits: Sequence[str] | None = None) -> str:
-    """covidx, csv or folders, from what `location` holds (`splits` ending in .txt: covidx)."""
+@dataclass(frozen=True)
+class LayoutChoice:
+    """The layout a location is read as, and why."""
+
+    layout: str
+    why: str
+
+
+def choose_layout(location: str | Path, splits: Sequence[str] | None = None) -> LayoutChoice:
+    """covidx, csv or folders, told from what `location` holds, with the reason: a .csv file
+    is a manifest; train*/test*.txt split files at the root (or `splits` ending in .txt) are
+    COVIDx; else folders holding class folders, one at least named train* or test* unless
+    `splits` names them, are a tree. Anything else is a one-line error naming what was found."""
     location = Path(location)
     if not location.exists():
         raise DatasetError(f"{location}: dataset root not found")
     if not location.is_dir():
         if location.suffix.lower() == ".csv":
-            return "csv"
+            return LayoutChoice("csv", f"{location.name} is a .csv manifest")
         raise DatasetError(f"{location}: not a dataset folder or a .csv manifest")
-    split_files = [*location.glob("train*.txt"), *location.glob("test*.txt")]
-    if split_files or any(name.endswith(".txt") for name in splits or ()):
-        return "covidx"
-    if split_folders(location):
-        return "folders"
+    split_files = sorted(
+        {p.name for p in (*location.glob("train*.txt"), *location.glob("test*.txt"))}
+    )
+    if split_files:
+        return LayoutChoice("covidx", f"split files {', '.join(split_files)} at the root")
+    named = [name for name in splits or () if name.endswith(".txt")]
+    if named:
+        return LayoutChoice("covidx", f"split files named with --splits ({', '.join(named)})")
+    folders = split_folders(location)
+    unnamed = unnamed_splits(folders) if folders and not splits else None
+    if unnamed:
+        raise DatasetError(
+            f"{location}: no train*.txt/test*.txt split file at the root and {unnamed}: not "
+            f"taken for a dataset; looked for {LOOKED_FOR}"
+        )
+    if folders:
+        return LayoutChoice(
+            "folders",
+            f"no train*/test*.txt split file at the root, and class folders under "
+            f"{', '.join(p.name + '/' for p in folders)}",
+        )
     raise DatasetError(f"{location}: cannot tell the dataset layout; looked for {LOOKED_FOR}")
+
+
+def detect_layout(location: str | Path, splits: Sequence[str] | None = None) -> str:
+    """covidx, csv or folders, from what `location` holds (`choose_layout`)."""
+    return choose_layout(location, splits).layout
+
+
+def layout_reason(location: str | Path, layout: str, splits: Sequence[str] | None = None) -> str:
+    """Why `location` is read as `layout`: what it holds that tells the layout, or, when
+    that would tell another layout or none, that the layout was named."""
+    try:
+        found = choose_layout(location, splits)
+    except DatasetError:
+        return "named with --layout"
+    if found.layout != layout:
+        return f"named with --layout (what the location holds reads as {found.layout})"
+    return found.why
 
 
 def read_dataset(
@@ -73,7 +119,11 @@ def read_dataset(
         raise MedxaiError(f"--layout must be auto or {' or '.join(LAYOUTS)}, got {layout!r}")
     if source_from not in SOURCE_FROM:
         raise MedxaiError(f"--source-from must be {' or '.join(SOURCE_FROM)}, got {source_from!r}")
-    chosen = detect_layout(location, splits) if layout == "auto" else layout
+    if layout == "auto":
+        choice = choose_layout(location, splits)
+        chosen, why = choice.layout, choice.why
+    else:
+        chosen, why = layout, layout_reason(location, layout, splits)
     for option, given, layout_for in (
         ("--image-dir", image_dirs, "covidx"),
         ("--source-from", source_from != "none", "folders"),
@@ -85,10 +135,13 @@ def read_dataset(
     if chosen == "csv":
         if location.is_dir():
             raise DatasetError(f"{location}: the csv layout takes the .csv manifest file itself")
-        return read_csv_manifest(location, classes, splits)
-    if chosen == "folders":
-        return read_folder_tree(location, classes, source_from, splits)
-    return _read_covidx(location, splits, classes, image_dirs)
+        index = read_csv_manifest(location, classes, splits)
+    elif chosen == "folders":
+        index = read_folder_tree(location, classes, source_from, splits)
+    else:
+        index = _read_covidx(location, splits, classes, image_dirs)
+    index.layout_why = why
+    return index
 
 
 def _read_covidx(

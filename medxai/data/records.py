@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -112,6 +112,7 @@ class SplitIndex:
     classes: tuple[str, ...] = ()
     listing: Path | None = None
     notes: list[str] = field(default_factory=list)
+    layout_why: str = ""  # why the location was read as `layout` (`medxai.data.layouts`)
 
     def raise_problems(self) -> None:
         """A user error naming the first problem (and how many more there are)."""
@@ -208,16 +209,22 @@ def missing_class_warnings(index: SplitIndex, classes: Sequence[str] | None) -> 
     model trained on it can predict them); once per split and label."""
     if classes:
         return []  # a label outside the list is a problem already
-    first: dict[tuple[str, str], Record] = {}
-    for records in index.records.values():
-        for r in records:
-            if r.label not in index.classes:
-                first.setdefault((r.split, r.label), r)
+    records = (r for split in index.records.values() for r in split)
     return [
         f"{r.where}: label {r.label!r} of split {r.split} is not among the training split's "
         f"classes ({', '.join(index.classes)}); no model trained on it can predict it"
-        for r in first.values()
+        for r in unlearned_labels(records, index.classes)
     ]
+
+
+def unlearned_labels(records: Iterable[Record], classes: Collection[str]) -> list[Record]:
+    """The first record of each split and label outside `classes`: a film no model that
+    learns those classes can predict."""
+    first: dict[tuple[str, str], Record] = {}
+    for r in records:
+        if r.label not in classes:
+            first.setdefault((r.split, r.label), r)
+    return list(first.values())
 
 
 def duplicate_problems(records: Iterable[Record]) -> tuple[list[LineProblem], list[str]]:

@@ -2,8 +2,8 @@
 
 Whatever a model reads — text, a collimation frame, a tone curve, something no region kind
 names — if it reads a property of the source, its decisions follow the source. On a test split
-where some films come from a source that (in training) sends another class, that shows without
-knowing the cue: such *off-source* films are decided correctly less often than *on-source*
+where some films come from a source that (in the ties' split) sends another class, that shows
+without knowing the cue: such *off-source* films are decided correctly less often than *on-source*
 films, whose source sends their own class. If the source decides a share f of the decisions
 (and the model is otherwise right with accuracy a), on-source accuracy is f + (1 − f)·a and
 off-source accuracy (1 − f)·a: the gap is f, the share of decisions the source decides, on the
@@ -87,8 +87,9 @@ def source_following(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> SourceFollowing:
-    """`classes_of`: the classes each informative source sends in training (sources that send
-    every class, or are unknown, tell nothing and are left out)."""
+    """`classes_of`: the classes each informative source sends, in the split the ties are
+    counted on (sources that send every class, or are unknown, tell nothing and are left
+    out)."""
     on = [f for f in films if f.source in classes_of and f.label in classes_of[f.source]]
     off = [f for f in films if f.source in classes_of and f.label not in classes_of[f.source]]
     clusters = Clusters.of([f.patient for f in on + off])
@@ -115,9 +116,9 @@ def source_following(
     note = ""
     if min(len(on), len(off)) < MIN_FILMS:
         note = (
-            f"{len(off)} film(s) of {split} come from a source that sends another class in "
-            f"training and {len(on)} from one that sends their own (at least {MIN_FILMS} each "
-            "are needed)"
+            f"{len(off)} film(s) of {split} come from a source that sends another class "
+            f"and {len(on)} from one that sends their own (at least {MIN_FILMS} each are "
+            "needed)"
         )
     return SourceFollowing(
         split, len(on), len(off), *acc_on, *acc_off, *gap, *follow, note=note,

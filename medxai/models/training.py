@@ -29,6 +29,7 @@ from medxai.atomic import atomic_write_text
 from medxai.codec import encode
 from medxai.data.classes import class_order
 from medxai.data.covidx import CovidxDataset, Record
+from medxai.data.needs import VAL_FRACTION, class_problem, validation_folds, validation_problem
 from medxai.data.transforms import (
     Augmentation,
     Preprocessing,
@@ -76,7 +77,7 @@ class TrainConfig:
     top_crop: float = 0.0
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    val_fraction: float = 0.1
+    val_fraction: float = VAL_FRACTION
     balance: str = "auto"  # auto | covid-share | class-weights | none (see resolve_balance)
     covid_share: float = 0.3  # COVID-Net's share of COVID-19 images per batch
     patience: int = 5
@@ -122,21 +123,11 @@ def patient_split(
     records: Sequence[Record], val_fraction: float, seed: int
 ) -> tuple[list[Record], list[Record]]:
     """Carve a validation split by patient (no patient on both sides), stratified by class."""
-    folds = max(2, round(1.0 / val_fraction))
-    labels = [r.label for r in records]
+    problem = validation_problem(records, val_fraction)
+    if problem:
+        raise MedxaiError(problem)
+    folds, labels = validation_folds(val_fraction), [r.label for r in records]
     groups = [r.patient_id for r in records]
-    if len(set(groups)) < folds:
-        raise MedxaiError(
-            f"cannot carve a validation split by patient: {len(records)} training images of "
-            f"{len(set(groups))} patient(s), and a validation share of {val_fraction} needs at "
-            f"least {folds} patients"
-        )
-    rarest, count = min(Counter(labels).items(), key=lambda item: item[1])
-    if count < folds:
-        raise MedxaiError(
-            f"cannot carve a validation split by patient: class {rarest!r} has {count} training "
-            f"image(s), and a validation share of {val_fraction} needs at least {folds} per class"
-        )
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     try:
         train_index, val_index = next(splitter.split(np.zeros(len(records)), labels, groups))
@@ -414,13 +405,9 @@ def _model_spec(config: TrainConfig, records: Sequence[Record]) -> ModelSpec:
             f"{outside.where}: label {outside.label!r} is not among the classes "
             f"{', '.join(classes)}"
         )
-    present = sorted({r.label for r in records})
-    if len(present) < 2:
-        where = f"{records[0].split}: " if records else ""
-        raise MedxaiError(
-            f"{where}the training split holds {len(records)} image(s) of the classes "
-            f"{present}; a classifier needs at least two classes"
-        )
+    problem = class_problem(records)
+    if problem:
+        raise MedxaiError(problem)
     return ModelSpec(config.model, classes, config.preprocessing())
 
 

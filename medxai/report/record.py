@@ -298,7 +298,7 @@ class TransplantSplit:
 class Transplant:
     """The counterfactual text transplant over the test films (pooled) and per split."""
 
-    associations: dict[str, list[str]]  # source -> the classes it sends (training split)
+    associations: dict[str, list[str]]  # source -> the classes it sends (DatasetInfo.ties)
     skipped: str  # why films or the whole test were left out ("" when none)
     pooled: TransplantFollow | None
     per_split: dict[str, TransplantSplit]
@@ -339,7 +339,7 @@ class KindResult:
 class SourceResult:
     """Whether the decisions follow the films' sources, whatever the cue."""
 
-    associations: dict[str, list[str]]  # source -> the classes it sends (training split)
+    associations: dict[str, list[str]]  # source -> the classes it sends (DatasetInfo.ties)
     per_split: dict[str, SourceFollowing]
     split_gap: SplitGap | None  # confounded against balanced test split
     level: str  # strong, moderate, weak, none, or "not measured"
@@ -463,16 +463,30 @@ class TestSample:
 
 
 @dataclass(frozen=True)
+class Ties:
+    """Where the source–class ties (which source sends which class) came from: the text and
+    style transplants pick their donors by them, and the source row reads decisions by them."""
+
+    split: str  # the split they were counted on
+    chosen: str  # "--ties-from", "training split" or "test split" (no training split)
+    shares_films: bool  # a test split: the ties and the tests rest on the same films
+    n_sources: int  # sources the split names (0: no ties, so no transplant)
+    note: str  # what the report says of them
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     name: str
     root: str
-    train_split: str
+    train_split: str | None  # None: a test set alone, audited with the user's model
     test_splits: list[str]
     primary_test_split: str
     balanced_split: str | None
     classes: list[str]
     phantom: PhantomSettings | None
     sample: TestSample | None = None  # the verdict stages' test films, when sampled
+    layout: str = ""  # the layout read and why (as data-check says it)
+    ties: Ties | None = None  # None: an audit written before the ties were recorded
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ def headline_follow(moved: Transplant) -> str:
         lo, hi = top.excess_ci or (float("nan"), float("nan"))
         line += (
             f"; {top.follow_rate:.0%} of {top.n} {top.label} films are called {top.target} when "
-            f"they carry the text of a hospital whose training films are {top.target} (at "
+            f"they carry the text of a hospital whose films are {top.target} (at "
             f"least 90% of them), {top.control_follow_rate:.0%} with the same boxes blank "
             f"(excess CI {lo:+.0%} to {hi:+.0%})"
         )

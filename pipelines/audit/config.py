@@ -41,6 +41,7 @@ class DataSettings:
     regions: str | None = None  # the user's regions: a CSV or a folder of masks (--regions)
     patient_pattern: str | None = None  # file-name rule for patient ids (--patient-pattern)
     sample: int | None = None  # test films the verdict stages use (--sample; None: all)
+    ties_from: str | None = None  # the split of the source–class ties (None: train, else test)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,12 @@ class AuditConfig:
     quick: bool = False
     budget_minutes: float | None = None  # cut the saliency and sanity sizes to fit (--budget)
 
+    @property
+    def trains(self) -> bool:
+        """Whether the audit trains a model (its own, or one on the cleaned films): only then
+        does the dataset need a training split."""
+        return self.model is None or self.retrain
+
 
 # option name (the CLI's, without dashes) -> (section, field); None = a top-level field
 OPTIONS: dict[str, tuple[str | None, str]] = {
@@ -87,7 +94,7 @@ OPTIONS: dict[str, tuple[str | None, str]] = {
     "train_split": ("data", "train_split"), "test_splits": ("data", "test_splits"),
     "classes": ("data", "classes"), "source_from": ("data", "source_from"),
     "regions": ("data", "regions"), "patient_pattern": ("data", "patient_pattern"),
-    "sample": ("data", "sample"),
+    "sample": ("data", "sample"), "ties_from": ("data", "ties_from"),
     "n_per_class": ("phantom", "n_per_class"), "phantom_size": ("phantom", "size"),
     "shortcut_strength": ("phantom", "shortcut_strength"),
     "model": ("train", "model"), "image_size": ("train", "image_size"),

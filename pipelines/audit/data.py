@@ -16,7 +16,14 @@ from medxai.data.records import Record, SplitIndex, patient_rule, with_patients
 from medxai.data.sampling import balanced_patients
 from medxai.data.traits import check_traits
 from medxai.errors import DatasetError
-from medxai.report.record import DataSummary, FileNote, PhantomSummary, SplitCounts, TestSample
+from medxai.report.record import (
+    DataSummary,
+    FileNote,
+    PhantomSummary,
+    SplitCounts,
+    TestSample,
+    Ties,
+)
 from medxai.statistics.bootstrap import Clusters
 from medxai.statistics.predictability import TraitReport
 from pipelines.audit.config import COVIDX_HELP, AuditConfig
@@ -33,13 +40,19 @@ class Data:
 
     root: Path  # the folder the images are relative to; never written
     index: SplitIndex
-    train_split: str
+    train_split: str | None  # None: a test set alone (a user's model, no training)
     tests: list[str]  # the test splits, the primary one first
     classes: list[str]
     summary: DataSummary
     records: dict[str, list[Record]]  # split -> its readable records (tests: as sampled)
     test: dict[str, list[TestImage]]  # test split -> its readable images (as sampled)
+    ties: Ties  # the split the source–class ties are counted on
     sample: TestSample | None = None  # set when --sample drew fewer than all test films
+
+    @property
+    def ties_counts(self) -> dict[str, dict[str, int]]:
+        """Films per source and class of the ties' split ("-": source unknown)."""
+        return self.summary.splits[self.ties.split].sources
 
     @property
     def known(self) -> set[str]:
@@ -74,7 +87,7 @@ def find_root(config: AuditConfig, out: Path) -> Path:
         return where
     if not where.exists():
         raise DatasetError(f"{where}: dataset root not found; {COVIDX_HELP}")
-    if data.dataset == "covidx" and not (where / data.train_split).is_file():
+    if data.dataset == "covidx" and config.trains and not (where / data.train_split).is_file():
         raise DatasetError(f"{where / data.train_split}: split file not found; {COVIDX_HELP}")
     return dataset_root(where)
 
@@ -85,14 +98,18 @@ def load_data(run: Run, root: Path) -> Data:
         run.cache.run("dataset", PhantomSummary, lambda: make_phantom(run, root))
     index = read_index(run, root)
     train, tests = split_names(run.config, index)
+    tied = ties_split(run.config, index, train, tests)
+    run.hooks.log(f"layout: {index.layout}, {index.layout_why}")
     summary = run.cache.run("data_check", DataSummary, lambda: check(run, index))
     bad = {u.file for u in summary.unreadable}
     records = {
         split: [r for r in rows if str(r.path) not in bad] for split, rows in index.records.items()
     }
-    classes = list(index.classes or class_order(r.label for r in records[train]))
+    classes = list(index.classes or class_order(r.label for r in records.get(train, [])))
     test = {s: [TestImage(r, index.relative(r)) for r in records[s]] for s in tests}
-    data = Data(root, index, train, tests, classes, summary, records, test)
+    found = ties(tied, run.config.data.ties_from is not None, tests, summary)
+    run.hooks.log(found.note)
+    data = Data(root, index, train, tests, classes, summary, records, test, found)
     return sampled(data, run.config.data.sample, run.config.seed)
 
 
@@ -135,7 +152,11 @@ def read_index(run: Run, root: Path) -> SplitIndex:
     data, splits = run.config.data, None
     layout = "covidx" if data.dataset == "phantom" else data.dataset
     if layout == "covidx":
-        splits = [data.train_split, *covidx_tests(run.config, root)]
+        train = (
+            [data.train_split] if run.config.trains or (root / data.train_split).is_file() else []
+        )
+        splits = list(dict.fromkeys([*train, *covidx_tests(run.config, root), data.ties_from]))
+        splits = [split for split in splits if split is not None]
         for split in splits:
             if not (root / split).is_file():
                 raise DatasetError(f"{root / split}: split file not found; {COVIDX_HELP}")
@@ -154,11 +175,14 @@ def covidx_tests(config: AuditConfig, root: Path) -> list[str]:
     return ["test.txt"] + ([BALANCED_SPLIT] if (root / BALANCED_SPLIT).is_file() else [])
 
 
-def split_names(config: AuditConfig, index: SplitIndex) -> tuple[str, list[str]]:
-    """The training split (the configured one if the dataset has it, else its train* split)
-    and the test splits (the configured ones, else every test* split)."""
+def split_names(config: AuditConfig, index: SplitIndex) -> tuple[str | None, list[str]]:
+    """The training split (the configured one if the dataset has it, else its train* split;
+    None when it has none and the audit trains nothing) and the test splits (the configured
+    ones, else every test* split)."""
     data = config.data
-    train = data.train_split if data.train_split in index.records else index.train_split()
+    train = data.train_split if data.train_split in index.records else index.find_train_split()
+    if train is None and config.trains:
+        index.train_split()  # the one-line error: the audit trains a model on it
     tests = list(data.test_splits) or index.test_splits()
     missing = [s for s in tests if s not in index.records]
     if missing or not tests:
@@ -168,6 +192,42 @@ def split_names(config: AuditConfig, index: SplitIndex) -> tuple[str, list[str]]
             f"{', '.join(index.records)}"
         )
     return train, tests
+
+
+def ties_split(config: AuditConfig, index: SplitIndex, train: str | None, tests: list[str]) -> str:
+    """The split the source–class ties are counted on: the one named with --ties-from, else
+    the training split, else the primary test split."""
+    named = config.data.ties_from
+    if named is not None and named not in index.records:
+        raise DatasetError(
+            f"{index.listing or index.root}: --ties-from {named!r}: no such split among "
+            f"{', '.join(index.records)}"
+        )
+    return named or train or tests[0]
+
+
+def ties(split: str, named: bool, tests: list[str], summary: DataSummary) -> Ties:
+    """The ties' split (`named` with --ties-from, else the training split, else a test
+    split: then the ties and the tests share films) and what the report says of it."""
+    chosen = "--ties-from" if named else "test split" if split in tests else "training split"
+    shares = split in tests
+    n_sources = sum(1 for source in summary.splits[split].sources if source != "-")
+    note = f"Source–class ties (which source sends which class) from {split} ({chosen}"
+    note += f", {n_sources} source(s))." if n_sources else ")"
+    if not n_sources:
+        note += (
+            f": no film of {split} names its source, so there are no ties; the text and "
+            "style transplants and the source row are not measured."
+        )
+    elif shares:
+        why = "" if named else ": the dataset has no training split"
+        note += (
+            f" It is a test split{why}, so the ties and the tests share films: a source's class "
+            "is read off the very films it is then tested on, and with few films per source a "
+            "tie may be chance. Name a split of the same sources with --ties-from to keep "
+            "them apart."
+        )
+    return Ties(split, chosen, shares, n_sources, note)
 
 
 def check(run: Run, index: SplitIndex) -> DataSummary:

@@ -90,7 +90,8 @@ def dataset_info(config: AuditConfig, data: Data) -> DatasetInfo:
         balanced_split=next((s for s in tests if "balanced" in s), None),
         classes=list(data.classes),
         phantom=config.phantom if config.data.dataset == "phantom" else None,
-        sample=data.sample,
+        sample=data.sample, layout=f"{data.index.layout}, {data.index.layout_why}",
+        ties=data.ties,
     )  # fmt: skip
 
 

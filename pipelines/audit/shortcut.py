@@ -141,9 +141,9 @@ def boxes_of(*kinds: list[RegionRow]) -> dict[str, list[Box]]:
 def style_transplants(
     run: Run, data: Data, subject: Subject, border: list[RegionRow]
 ) -> dict[str, StyleTransplant]:
-    """The tone and frame transplants, donors tied to classes by the training split."""
+    """The tone and frame transplants, donors tied to classes by the ties' split."""
     c, inputs = run.config, subject.inputs
-    associations = informative(source_classes(data.summary.splits[data.train_split].sources))
+    associations = informative(source_classes(data.ties_counts))
     looks = Looks(inputs, {r.relative: r for r in border})
     restyles = {"tone": looks.tone, "frame": looks.frame}
     return {
@@ -239,9 +239,9 @@ def source_row(source: SourceResult) -> VerdictRow:
 def transplant(
     run: Run, data: Data, subject: Subject, images: list[TestImage], rows: dict[str, RegionRow]
 ) -> Transplant:
-    """The counterfactual transplant, with donors tied to classes by the training split."""
+    """The counterfactual transplant, with donors tied to classes by the ties' split."""
     c = run.config
-    associations = source_classes(data.summary.splits[data.train_split].sources)
+    associations = source_classes(data.ties_counts)
     found = []
     if informative(associations):
         found = transplant_rows(
@@ -249,7 +249,7 @@ def transplant(
             associations, (c.clean.radius, c.clean.dilate, c.seed), run.device,
         )  # fmt: skip
     return summarise_transplant(
-        found, data.test, associations, c.n_bootstrap, c.seed, data.clusters
+        found, data.test, associations, c.n_bootstrap, c.seed, data.clusters, data.ties.split
     )  # fmt: skip
 
 

@@ -26,7 +26,7 @@ def source_result(
 ) -> SourceResult:  # fmt: skip
     """Per test split, the accuracy gap between films whose source sends their own class and
     films whose source sends another; the confounded-against-balanced split gap; the level."""
-    associations = informative(source_classes(data.summary.splits[data.train_split].sources))
+    associations = informative(source_classes(data.ties_counts))
 
     films = {
         split: [
@@ -59,11 +59,12 @@ def _level(
     per_split: dict[str, SourceFollowing], associations: dict, thresholds: RelianceThresholds,
     data: Data,
 ) -> tuple[str, str]:  # fmt: skip
-    known = any(s != "-" for s in data.summary.splits[data.train_split].sources)
-    if not known:
-        return NOT_MEASURED, "no training film names its source"
+    if not data.ties.n_sources:
+        return NOT_MEASURED, f"no film of {data.ties.split} names its source"
     if not associations:
-        return "none", "every source sends every class in training: the source tells nothing"
+        return "none", (
+            f"every source sends every class in {data.ties.split}: the source tells nothing"
+        )
     measured = [f for f in per_split.values() if f.measured]
     if not measured:
         notes = "; ".join(f.note for f in per_split.values())

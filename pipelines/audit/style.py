@@ -3,9 +3,9 @@
 Global traits (a tone curve, a frame) have no region to blur, so they get a transplant, as
 text does: each test film (at model input size) takes the look of a donor film, and a decision
 "follows" when it moves to a class the donor's source sends. The swap arm's donor comes from a
-source that (in training) never sends the decided class; the control arm's from the film's own
-source (failing that, a source that sends the decided class): the same operation with no new
-class information. The follow excess, its CI and levels are the text transplant's.
+source that (in the ties' split) never sends the decided class; the control arm's from the
+film's own source (failing that, a source that sends the decided class): the same operation
+with no new class information. The follow excess, its CI and levels are the text transplant's.
 
 - `tone`: the film's intensities inside its border matched to the donor's histogram inside
   the donor's border (skimage's `match_histograms`), so it keeps its anatomy and its frame

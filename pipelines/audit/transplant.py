@@ -6,9 +6,9 @@ are pasted at the donor's box positions with a 1-pixel soft edge, twice: with th
 (swap) and from the donor's own cleaned, text-free copy (blank). The two arms differ only in
 the glyphs: position, the donor box's background and noise and the film's exposed inpainting
 are the same in both, so swap − blank is the text's own effect. Donors come from sources that
-(in the training split) never send the film's decided class, DONORS per film (all sending the
-same classes, from as many sources as there are); a decision "follows" when it moves to a class
-the donors' sources send.
+(in the ties' split: --ties-from, else the training split, else the test split) never send the
+film's decided class, DONORS per film (all sending the same classes, from as many sources as
+there are); a decision "follows" when it moves to a class the donors' sources send.
 """
 
 from __future__ import annotations
@@ -272,13 +272,20 @@ def summarise_transplant(
     rows: Sequence[TransplantRow], test: dict[str, Sequence[TestImage]],
     associations: dict[str, list[str]], n_bootstrap: int, seed: int,
     clusters_of: Callable[[Sequence[str]], Clusters] | None = None,
+    ties_split: str = "the training split",
 ) -> Transplant:  # fmt: skip
     """Follow rates over all test films (pooled) and per test split, with paired CIs
-    (patients, from `clusters_of`, resampled with their films)."""
+    (patients, from `clusters_of`, resampled with their films). `ties_split`: where the
+    `associations` were counted, as the reason for a skipped transplant names it."""
     skipped = ""
-    if not informative(associations):
+    if not associations:
         skipped = (
-            "no transplant: every source of the training split sends every class, so no "
+            f"no transplant: no film of {ties_split} names its source, so no hospital's text "
+            "is tied to a class"
+        )
+    elif not informative(associations):
+        skipped = (
+            f"no transplant: every source of {ties_split} sends every class, so no "
             "hospital's text carries a class to transplant"
         )
     elif not rows:

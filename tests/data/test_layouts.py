@@ -1,6 +1,8 @@
 """The three dataset layouts through one entry point, `read_dataset`, into one record type."""
 
 import os
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,14 @@ from layout_datasets import CLASSES, N_TRAIN, write_csv_dataset, write_folder_da
 from medxai.data.check import check_dataset
 from medxai.data.classes import parse_classes
 from medxai.data.covidx import CovidxDataset
-from medxai.data.layouts import dataset_root, detect_layout, read_dataset
+from medxai.data.layouts import (
+    LayoutChoice,
+    choose_layout,
+    dataset_root,
+    detect_layout,
+    layout_reason,
+    read_dataset,
+)
 from medxai.errors import DatasetError, MedxaiError, SplitFileError
 
 
@@ -224,3 +233,53 @@ def test_relative_refuses_a_record_outside_the_root(tmp_path):
     with pytest.raises(DatasetError, match=r"labels.csv:2: .* is not under the dataset root"):
         index.relative(record)
     assert Path(index.image_dirs["train"]) == tmp_path / "c"
+
+
+# -- which layout, and why ---------------------------------------------------------------
+def test_the_layout_chosen_is_said_with_why(tmp_path):
+    csv_path = write_csv_dataset(tmp_path / "c")
+    tree = write_folder_dataset(tmp_path / "f")
+    (tmp_path / "x" / "train").mkdir(parents=True)
+    (tmp_path / "x" / "train.txt").write_text("p1 a.png clear\n")
+    (tmp_path / "x" / "test.txt").write_text("p2 b.png clear\n")
+    assert [choose_layout(p) for p in (csv_path, tree, tmp_path / "x")] == [
+        LayoutChoice("csv", "labels.csv is a .csv manifest"),
+        LayoutChoice("folders", "no train*/test*.txt split file at the root, and class folders "
+                     "under test/, train/"),
+        LayoutChoice("covidx", "split files test.txt, train.txt at the root"),
+    ]  # fmt: skip
+    assert read_dataset(tree).layout_why == choose_layout(tree).why
+    assert read_dataset(tree, "folders").layout_why == choose_layout(tree).why
+    assert check_dataset(tree).layout_why == choose_layout(tree).why
+    # named against what the root holds: said so
+    assert layout_reason(tmp_path / "x", "folders") == (
+        "named with --layout (what the location holds reads as covidx)"
+    )
+
+
+def test_a_covidx_root_without_split_files_is_not_a_tree_of_its_masks(tmp_path):
+    """Its text_masks/ folder holds train/ and test/: taken for a folder tree, that would be
+    one split (text_masks) of two classes (train, test). Refused, naming what was found."""
+    root = tmp_path / "covidx"
+    for folder in ("train", "test", "text_masks/train", "text_masks/test"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "a.png").write_bytes(b"x")
+    found = "no split folder named train* or test*; found text_masks/ (holding test/, train/)"
+    with pytest.raises(DatasetError, match=rf"^{root}: no train\*.txt/test\*.txt split file .*"):
+        read_dataset(root)
+    with pytest.raises(DatasetError, match=re.escape(found)):
+        choose_layout(root)
+    with pytest.raises(DatasetError, match=re.escape(f"{root}: {found}; expected ROOT/<split>")):
+        read_dataset(root, "folders")
+    named = read_dataset(root, "folders", splits=["text_masks"])  # named splits: as asked
+    assert set(named.records) == {"text_masks"}
+    (root / "test.txt").write_text("p1 a.png normal\n")  # a split file: COVIDx, as before
+    assert choose_layout(root).layout == "covidx"
+
+
+def test_a_tree_with_a_train_or_test_split_keeps_its_other_splits(tmp_path):
+    tree = write_folder_dataset(tmp_path / "f")
+    shutil.copytree(tree / "test", tree / "val")
+    assert set(read_dataset(tree).records) == {"test", "train", "val"}
+    shutil.rmtree(tree / "train")
+    assert set(read_dataset(tree).records) == {"test", "val"}  # a test set alone is a dataset

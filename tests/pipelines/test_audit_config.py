@@ -90,3 +90,23 @@ def test_a_missing_regions_file_stops_before_anything_runs(tmp_path):
         audit_config(regions=str(tmp_path / "nope.csv"))
     (tmp_path / "r.csv").write_text("image,kind,x0,y0,x1,y1\n")
     assert audit_config(regions=str(tmp_path / "r.csv")).data.regions == str(tmp_path / "r.csv")
+
+
+def test_ties_from_is_a_data_setting_and_an_older_config_without_it_still_reads(tmp_path):
+    import json
+
+    from medxai.codec import decode
+    from pipelines.audit.config import AuditConfig
+
+    assert audit_config().data.ties_from is None
+    assert audit_config(file=write(tmp_path, "data:\n  ties_from: val\n")).data.ties_from == "val"
+    assert audit_config(ties_from="test").data.ties_from == "test"
+    older = encode(audit_config())
+    del older["data"]["ties_from"]
+    assert decode(AuditConfig, older) == audit_config()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "audit_config.json").write_text(json.dumps(older))
+    claim_folder(tmp_path / "run", encode(audit_config()))  # an older run resumes
+    source = ModelSource("import", "pkg.mod:build", tmp_path / "w.pt")
+    assert audit_config().trains and not audit_config(source=source).trains
+    assert audit_config(source=source, retrain=True).trains

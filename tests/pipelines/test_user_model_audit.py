@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
 
 from medxai.data.covidx import load_covidx
 from medxai.data.phantom import synthesize
+from medxai.errors import DatasetError
 from medxai.explain.user_model import ModelSource
 from medxai.models.training import TrainConfig, fit
 from pipelines.audit import audit_config, read_audit, run_audit, run_until_verdict
@@ -164,3 +166,83 @@ def test_a_medxai_checkpoint_is_audited_and_retrained_on_request(user_data, tmp_
     assert cleaned[0] == "path,label,split,source" and len(cleaned) == len(
         (root / "labels.csv").read_text().splitlines()
     )
+
+
+@pytest.fixture(scope="module")
+def test_only(user_data, tmp_path_factory):
+    """The user's held-out films alone: a folder tree whose one split is `test`."""
+    only = tmp_path_factory.mktemp("held-out") / "films"
+    shutil.copytree(user_data[0] / "test", only / "test")
+    return only
+
+
+def test_a_users_model_is_audited_on_a_test_set_alone(user_data, test_only, tmp_path):
+    """No training split, no --retrain: the audit runs to its report, the source–class ties
+    counted on the test split itself, and the report and audit.json say so."""
+    from medxai.statistics.confound import informative, source_classes
+
+    _, weights, spec, _ = user_data
+    source = ModelSource("import", "user_models:build", weights, spec)
+    out = tmp_path / "audit"
+    result = run_audit(_config(test_only, source=source, methods=["gradcam"]), out, CPU)
+    dataset, ties = result.dataset, result.dataset.ties
+    assert dataset.train_split is None and dataset.test_splits == ["test"]
+    assert not result.model.retrained and result.training.cleaned is None
+    assert (ties.split, ties.chosen, ties.shares_films) == ("test", "test split", True)
+    sources = result.data.splits["test"].sources
+    assert ties.n_sources == len(sources) > 1 and "share films" in ties.note
+    assert "no training split" in ties.note and "--ties-from" in ties.note
+    tied = informative(source_classes(sources))
+    assert result.shortcut.source.associations == tied
+    assert result.shortcut.evidence.transplant.associations == source_classes(sources)
+    assert dataset.layout.startswith("folders, no train*/test*.txt split file")
+    assert read_audit(out / "audit.json").dataset == dataset
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert 'id="ties"' in page and "share films" in page and "Read as folders" in page
+
+
+def test_a_test_set_alone_still_needs_a_training_split_to_retrain(user_data, test_only, tmp_path):
+    _, weights, spec, _ = user_data
+    source = ModelSource("import", "user_models:build", weights, spec)
+    with pytest.raises(
+        DatasetError, match=r"no training split \(a split named train\*\) among test$"
+    ):
+        run_audit(_config(test_only, source=source, retrain=True), tmp_path / "a", CPU)
+
+
+def test_ties_from_a_split_that_is_not_there_is_one_line_naming_it(
+    user_data, test_only, tmp_path, capsys
+):
+    from medxai.cli.application import main
+
+    _, weights, spec, _ = user_data
+    argv = [
+        "audit", "--root", test_only, "--source-from", "dir", "--classes", ",".join(CLASSES),
+        "--model-import", "user_models:build", "--weights", weights, "--preprocessing", spec,
+        "--ties-from", "validation", "--device", "cpu", "--out", tmp_path / "a",
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as done:
+        main([str(a) for a in argv])
+    output = capsys.readouterr()
+    errors = [line for line in output.err.splitlines() if "medxai: error" in line]
+    assert done.value.code == 2 and len(errors) == 1, output.err
+    assert "--ties-from 'validation': no such split among test" in errors[0]
+    assert "stage data" not in output.err, "refused before a film is read"
+
+
+def test_a_covidx_test_split_alone_takes_its_ties_from_itself(user_data, test_only, tmp_path):
+    """A COVIDx root with test.txt only: no train.txt is asked for without training."""
+    _, weights, spec, _ = user_data
+    root = tmp_path / "covidx"
+    shutil.copytree(test_only / "test", root / "test")
+    films = sorted((root / "test").rglob("*.png"))
+    rows = [f"{f.stem} {f.relative_to(root / 'test')} {f.parts[-3]} {f.parts[-2]}" for f in films]
+    (root / "test.txt").write_text("\n".join(rows) + "\n")
+    source = ModelSource("import", "user_models:build", weights, spec)
+    config = audit_config(root=str(root), classes=CLASSES, source=source, methods=["gradcam"],
+                          **SMALL)  # fmt: skip
+    assert config.data.dataset == "covidx" and not config.trains
+    found = run_until_verdict(config, tmp_path / "audit", CPU).shortcut
+    assert found.source.associations and found.evidence.transplant.associations
+    with pytest.raises(DatasetError, match=r"train.txt: split file not found"):
+        run_audit(replace(config, retrain=True), tmp_path / "retrain", CPU)
