@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from dataclasses import asdict, dataclass, replace
 
 import cv2
@@ -164,12 +165,22 @@ def onnx_cuda(gpu: bool) -> bool:
 
 
 def rapid_params(min_side: int, cuda: bool) -> dict:
-    """RapidOCR's settings for detection alone, on the GPU when `cuda`."""
-    return {
+    """RapidOCR's settings for detection alone, on the GPU when `cuda`. Under torchrun a rank
+    uses its own GPU (LOCAL_RANK) and, on a CPU, its share of the cores (torch's threads,
+    which `medxai.distributed` sets), not every core as onnxruntime would."""
+    params = {
         "Global.use_cls": False, "Global.use_rec": False, "Global.log_level": "error",
         "Det.limit_side_len": min_side, "Det.limit_type": "min",
         "EngineConfig.onnxruntime.use_cuda": cuda,
     }  # fmt: skip
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+
+        params["EngineConfig.onnxruntime.intra_op_num_threads"] = torch.get_num_threads()
+        params["EngineConfig.onnxruntime.cuda_ep_cfg.device_id"] = int(
+            os.environ.get("LOCAL_RANK", "0")
+        )
+    return params
 
 
 class RapidDetector(TextDetector):

@@ -207,6 +207,7 @@ def audit(
     clean, optionally retrain, report."""
     import time
 
+    from medxai import distributed
     from medxai.device import resolve_device
     from medxai.report.pdf import PDF_NAME, find_printer, write_pdf
     from pipelines.audit import audit_config
@@ -233,13 +234,19 @@ def audit(
     )  # fmt: skip
     name = settings.data.dataset
     out = out or Path("reports") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_device = resolve_device(device)
+    run_device = distributed.init_from_env(resolve_device(device))
+    if not distributed.is_main():  # under torchrun: run rank 0's sharded steps, then stop
+        distributed.serve()
+        distributed.shutdown()
+        return
     console.print(
         f"audit of {name} on {run_device} → {out} (interrupted? the same command with "
         f"--out {out} resumes it)",
         highlight=False,
     )
     result = _run_audit(settings, out, run_device)
+    distributed.stop_serving()  # only after a run that ended well: a failed rank 0 exits and
+    distributed.shutdown()  # torchrun stops the others
     print_audit_summary(result, out)
     if printer is not None:
         pdf_file = write_pdf(out / "index.html", out / PDF_NAME, printer)
