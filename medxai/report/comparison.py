@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from medxai.atomic import atomic_write_text
 from medxai.codec import write_record
-from medxai.report.format import DASH, FILTERS
+from medxai.report.format import DASH, template_environment
 from medxai.report.record import VerdictRow
 from medxai.statistics.bootstrap import Interval
 
@@ -144,14 +144,7 @@ def fig_delta(value: float | None, interval: Sequence[float] | None = None) -> M
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("medxai.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(FILTERS)
+    env = template_environment()
     env.filters.update(fig=fig, fig_ci=fig_ci, fig_delta=fig_delta)
     return env
 

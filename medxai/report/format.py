@@ -12,6 +12,7 @@ import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import fields, is_dataclass
 
+import jinja2
 from markupsafe import Markup, escape
 
 from medxai.statistics.classification import Change
@@ -124,3 +125,18 @@ FILTERS = {
     "pvalue": pvalue,
     "seconds": seconds,
 }
+
+
+def template_environment() -> jinja2.Environment:
+    """The report templates' environment: strict (an unknown name fails), autoescaped, with
+    FILTERS and the `absent` test; each page adds its own filters."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("medxai.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(FILTERS)
+    env.tests["absent"] = absent
+    return env

@@ -21,7 +21,7 @@ from medxai.report.figures import (
     mean_maps_figure,
     sanity_figure,
 )
-from medxai.report.format import FILTERS, absent
+from medxai.report.format import template_environment
 from medxai.report.plots import per_group_figure, region_figure, share_vs_area_figure
 from medxai.report.record import AuditResult, Transplant
 
@@ -29,15 +29,7 @@ FIGURES = "figures"
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("medxai.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(FILTERS)
-    env.tests["absent"] = absent
+    env = template_environment()
     env.filters["confusion"] = _confusion
     return env
 
