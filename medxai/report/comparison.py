@@ -1,6 +1,6 @@
 """Two audits side by side (`medxai compare`): the record comparison.json holds and the page
 that shows it. Differences read B − A; the paired ones rest on the films both audits tested,
-with patients resampled together (pipelines/compare.py builds the record)."""
+with patients resampled together (pipelines/compare/ builds the record)."""
 
 from __future__ import annotations
 
