@@ -5,10 +5,11 @@ import os
 import shutil
 import signal
 import threading
-from pathlib import Path
 
 import pytest
 import torch
+
+from medxai.report.pdf import process_tree
 
 # Test tensors are tiny: one intra-op thread is faster for them, and it keeps the suite
 # from stalling in OpenMP spin-waits when the 2-core CI machine has other work.
@@ -29,29 +30,12 @@ def _chromium_path() -> str:
     return path
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every live process below `pid` (Linux /proc): the Playwright driver and Chromium."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = [], [pid]
-    while frontier:
-        children = [child for child, parent in parents.items() if parent in frontier]
-        found += children
-        frontier = children
-    return found
-
-
 def _kill_after(seconds: float) -> threading.Timer:
     """A watchdog: if closing Chromium has not returned in time, kill its process tree, which
     makes Playwright's pending close return instead of hanging the session."""
 
     def kill() -> None:
-        for pid in _descendants(os.getpid()):
+        for pid in process_tree(os.getpid())[1:]:  # the Playwright driver and Chromium
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
 

@@ -163,7 +163,7 @@ class _Watchdog:
 
     def _kill(self) -> None:
         self.fired = True
-        for pid in [p for root in self.pids for p in _tree(root)]:
+        for pid in [p for root in self.pids for p in process_tree(root)]:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -183,7 +183,7 @@ def _children(pid: int) -> list[int]:
     return [child for child, parent in _parents().items() if parent == pid]
 
 
-def _tree(root: int) -> list[int]:
+def process_tree(root: int) -> list[int]:
     """`root` and every live process below it."""
     parents = _parents()
     found, frontier = [root], [root]
