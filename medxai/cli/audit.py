@@ -178,8 +178,8 @@ def audit(
             metavar="MINUTES",
             rich_help_panel=RUN,
             help="Time budget: the saliency and sanity sizes (RISE masks, iterations, films "
-            "explained, sanity films) are cut to fit the cost estimate; the report says what "
-            "was cut.",
+            "explained, sanity films), then the verdict's test films (sampled as --sample "
+            "does, down to 60) are cut to fit the cost estimate; the report says what was cut.",
         ),
     ] = None,
     device: panel(Device, RUN) = "auto",

@@ -161,7 +161,7 @@ class MethodSanity:
 @dataclass(frozen=True)
 class SanityChecks:
     methods: dict[str, MethodSanity]
-    skipped: str = ""  # why no method was checked (a model whose weights cannot be reset)
+    skipped: str = ""  # why no method was checked (weights that cannot be reset, the budget)
 
 
 @dataclass(frozen=True)
@@ -445,8 +445,9 @@ class PhantomSettings:
 
 @dataclass(frozen=True)
 class TestSample:
-    """The test films the verdict stages used, when `--sample` drew fewer than all: whole
-    patients, as even over the classes as they allow; cleaning still covers every film."""
+    """The test films the verdict stages used, when `--sample` (or a time budget) drew fewer
+    than all: whole patients, as even over the classes as they allow; cleaning still covers
+    every film."""
 
     requested: int
     n_films: int  # drawn, over all test splits
@@ -454,6 +455,11 @@ class TestSample:
     n_patients: int
     per_class: dict[str, int]
     seed: int
+    cause: str = ""  # what drew the sample, in words ("": --sample)
+
+    @property
+    def why(self) -> str:
+        return self.cause or f"--sample {self.requested}"
 
     @property
     def widening(self) -> float:
@@ -538,13 +544,14 @@ class StageCost:
 
 @dataclass(frozen=True)
 class ExplainPlan:
-    """What the saliency and sanity stages run: the configured sizes, or those cut to fit
-    the time budget (`cuts` says what was cut, in words)."""
+    """What the saliency, sanity and verdict stages run: the configured sizes, or those cut
+    to fit the time budget (`cuts` says what was cut, in words)."""
 
     n_explain: int  # films explained per class
-    sanity_films: int
+    sanity_films: int  # 0: the sanity check was cut
     method_params: dict[str, dict[str, int]] = field(default_factory=dict)  # method -> cut
     cuts: list[str] = field(default_factory=list)
+    verdict_films: int | None = None  # test films the verdict stages sample (None: as given)
 
     def params(self, method: str) -> dict[str, int]:
         """The method's parameters cut to fit ({} when none was)."""
@@ -564,6 +571,7 @@ class CostEstimate:
     plan: ExplainPlan | None = None  # None only in records written before plans existed
     budget_minutes: float | None = None
     uncut_seconds: float | None = None  # the estimate before the cuts (None: nothing cut)
+    scoring_seconds: float | None = None  # one image, the forward copy (None: as the model)
 
     @property
     def total(self) -> float:
@@ -571,9 +579,11 @@ class CostEstimate:
 
     def lines(self) -> list[str]:
         """The estimate as the console prints it before the first long stage."""
+        copy = self.scoring_seconds
+        faster = f", {copy * 1e3:.1f} ms on its forward copy" if copy is not None else ""
         head = (
             f"estimated cost on this machine: {self.total / 60:.1f} min (a forward pass "
-            f"{self.forward_seconds * 1e3:.1f} ms per image, text detection "
+            f"{self.forward_seconds * 1e3:.1f} ms per image{faster}, text detection "
             f"{self.detect_seconds:.2f} s per film)"
         )
         lines = [head] + [f"  {s.stage}: {s.seconds:.0f} s ({s.work})" for s in self.stages]

@@ -62,7 +62,7 @@ def cleaning_effects(
     tests = {s: cleaned.records[s] for s in data.tests}
     on_cleaned = run.cache.run(
         "baseline_on_cleaned", EvaluatedSplits,
-        lambda: evaluate_splits(run, subject.module, subject.spec, tests),
+        lambda: evaluate_splits(run, subject.scorer, subject.spec, tests),
     )  # fmt: skip
     return {
         s: cleaning_effect(subject.evaluated.splits[s], on_cleaned.splits[s], data.classes, run)

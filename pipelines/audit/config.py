@@ -79,7 +79,7 @@ class AuditConfig:
     n_bootstrap: int = 1000
     seed: int = 0
     quick: bool = False
-    budget_minutes: float | None = None  # cut the saliency and sanity sizes to fit (--budget)
+    budget_minutes: float | None = None  # cut the saliency, sanity and verdict sizes (--budget)
 
     @property
     def trains(self) -> bool:

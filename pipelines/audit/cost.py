@@ -1,8 +1,9 @@
 """What an audit will cost, before it spends it.
 
-After the data stage, two things are timed on this machine: one forward pass of the model at
-its input size (per image, in a batch; a forward with its backward counts three, the unit the
-explainers' runner counts in) and the text detector on one test film. Each stage's work is
+After the data stage, three things are timed on this machine: one forward pass of the model
+at its input size (per image, in a batch; a forward with its backward counts three, the unit
+the explainers' runner counts in), the same on the forward copy the forward-only stages run
+(`subject.forward_copy`), and the text detector on one test film. Each stage's work is
 counted from the settings and the data — epochs × training films, explained films × each
 method's own estimate (`Explainer.forward_equivalents`), the region tests' and transplants'
 variants per test film, detections per film — and priced with the two timings. Decoding,
@@ -22,8 +23,10 @@ from torch import nn
 from data_cleaning.clean import detection_image
 from data_cleaning.detect import DetectorSpec
 from medxai.explain.base import GRADIENT_PASS, Explainer
+from medxai.explain.perturb import inference_copy
 from medxai.explain.registry import budget_parameter, build_explainer
 from medxai.metrics.causal import curve_steps
+from medxai.metrics.shortcut import MIN_FILMS
 from medxai.models.kinds import model_kind
 from medxai.models.zoo import build_model
 from medxai.report.record import CostEstimate, ExplainPlan, StageCost
@@ -36,7 +39,9 @@ from pipelines.audit.sanity import MIN_FILMS as MIN_SANITY
 from pipelines.audit.subject import FORWARD_ONLY_DEFAULT, load_user
 from pipelines.audit.transplant import DONORS
 
+VERDICT_FLOOR = 2 * MIN_FILMS  # the fewest test films a budget may sample the verdict down to
 TIMED_BATCH = 32  # images in the timed forward pass: the chunk the stages run at
+SLOW_PASS = 2.0  # seconds: a model this slow is timed once after its warm-up
 REGION_VARIANTS = 6  # per film and kind: image, removed, regions alone, regions removed, control ×2
 STYLE_ARMS = 4  # two traits (tone, frame), two arms each
 
@@ -47,21 +52,26 @@ def estimate(run: Run, data: Data) -> CostEstimate:
     c = run.config
     module, size, channels, methods = _model(run, data)
     forward = forward_seconds(module, channels, size, run.device)
+    scoring = scoring_seconds(module, channels, size, run.device, forward)
     detect = detect_seconds(run, data)
     plan, explainer = configured_plan(c), lambda p, m: _explainer(run, m, p)
     work = Work(
         n_train=len(data.records.get(data.train_split, [])), n_test=len(data.test_images),
+        n_cleaned=sum(len(rows) for rows in data.index.records.values()),
         n_classes=len(data.classes), size=size,
         steps=curve_steps(RANKING, c.explain.resolution, size),
         methods=dict.fromkeys(methods, 0.0),
     )  # fmt: skip
-    stages = stage_costs(c, priced(work, plan, explainer), forward, plan, detect)
+    stages = stage_costs(c, priced(work, plan, explainer), forward, plan, detect, scoring)
     uncut = sum(s.seconds for s in stages)
+    timed = dict(forward_seconds=forward, detect_seconds=detect, scoring_seconds=scoring)
     if c.budget_minutes is None or uncut <= 60 * c.budget_minutes:
-        return CostEstimate(stages, forward, detect, methods, plan, c.budget_minutes)
-    plan = fit_budget(c, work, forward, detect, explainer)
-    stages = stage_costs(c, priced(work, plan, explainer), forward, plan, detect)
-    return CostEstimate(stages, forward, detect, methods, plan, c.budget_minutes, uncut)
+        return CostEstimate(stages, methods=methods, plan=plan, budget_minutes=c.budget_minutes,
+                            **timed)  # fmt: skip
+    plan = fit_budget(c, work, forward, detect, explainer, scoring)
+    stages = stage_costs(c, priced(work, plan, explainer), forward, plan, detect, scoring)
+    return CostEstimate(stages, methods=methods, plan=plan, budget_minutes=c.budget_minutes,
+                        uncut_seconds=uncut, **timed)  # fmt: skip
 
 
 def configured_plan(c: AuditConfig) -> ExplainPlan:
@@ -79,22 +89,52 @@ def priced(
 
 def fit_budget(
     c: AuditConfig, work: Work, forward: float, detect: float,
-    explainer: Callable[[ExplainPlan, str], Explainer],
+    explainer: Callable[[ExplainPlan, str], Explainer], scoring: float | None = None,
 ) -> ExplainPlan:  # fmt: skip
-    """The saliency and sanity sizes cut, in this order, until the estimate fits
-    `c.budget_minutes`: each method's budget parameter (RISE masks, optimiser iterations, IG
-    steps, SmoothGrad samples) scaled by the share of the flexible stages' time that fits,
-    down to its floor; one film explained per class; the sanity films, down to MIN_SANITY.
-    Training, evaluation, the shortcut tests and cleaning are never cut: the verdict rests
-    on them. What still does not fit is said in the plan."""
+    """The sizes cut, in this order, until the estimate fits `c.budget_minutes`: each
+    method's budget parameter (RISE masks, optimiser iterations, IG steps, SmoothGrad
+    samples) scaled by the share of the flexible stages' time that fits, down to its floor;
+    one film explained per class; the sanity films, down to MIN_SANITY; the verdict stages'
+    test films, sampled as `--sample` does down to VERDICT_FLOOR; the sanity check left
+    out. Training and cleaning are never cut. What still does not fit is said in the plan."""
     budget = 60 * c.budget_minutes
-    plan = configured_plan(c)
 
     def seconds(p: ExplainPlan) -> dict[str, float]:
-        stages = stage_costs(c, priced(work, p, explainer), forward, p, detect)
+        stages = stage_costs(c, priced(work, p, explainer), forward, p, detect, scoring)
         return {s.stage: s.seconds for s in stages}
 
-    now = seconds(plan)
+    def over(p: ExplainPlan) -> float:
+        return sum(seconds(p).values()) - budget
+
+    plan = _cut_methods(configured_plan(c), seconds(configured_plan(c)), budget, work, explainer)
+    if over(plan) > 0 and plan.n_explain > 1:
+        plan = _cut(plan, f"films explained per class {plan.n_explain} → 1", n_explain=1)
+    if over(plan) > 0 and seconds(plan).get("sanity"):
+        films = max(MIN_SANITY, int(SANITY_FILMS * (1 - over(plan) / seconds(plan)["sanity"])))
+        if films < plan.sanity_films:
+            cut = f"sanity films {plan.sanity_films} → {films} (a wider interval)"
+            plan = _cut(plan, cut, sanity_films=films)
+    if over(plan) > 0 and work.n_test > VERDICT_FLOOR:
+        plan = _cut_verdict_films(plan, work.n_test, over(plan), seconds)
+    if over(plan) > 0 and seconds(plan).get("sanity"):
+        plan = _cut(plan, "sanity check not run", sanity_films=0)
+    if over(plan) > 0:
+        left = (over(plan) + budget) / 60
+        plan = _cut(plan, f"still {left:.1f} min at these sizes: training and cleaning, and "
+                    f"the verdict on fewer than {VERDICT_FLOOR} films, are not cut")  # fmt: skip
+    return plan
+
+
+def _cut(plan: ExplainPlan, why: str, **sizes: int) -> ExplainPlan:
+    return replace(plan, cuts=[*plan.cuts, why], **sizes)
+
+
+def _cut_methods(
+    plan: ExplainPlan, now: dict[str, float], budget: float, work: Work,
+    explainer: Callable[[ExplainPlan, str], Explainer],
+) -> ExplainPlan:  # fmt: skip
+    """Each method's budget parameter scaled by the share of the explain and sanity stages'
+    time that fits beside the others, down to its floor."""
     flexible = now.get("explain", 0) + now.get("sanity", 0)
     share = max(budget - (sum(now.values()) - flexible), 0) / max(flexible, 1e-9)
     params, cuts = {}, []
@@ -108,33 +148,39 @@ def fit_budget(
         if cut < value:
             params[method] = {name: cut}
             cuts.append(f"{method} {name} {value} → {cut}")
-    plan = replace(plan, method_params=params)
-    if sum(seconds(plan).values()) > budget and plan.n_explain > 1:
-        cuts.append(f"films explained per class {plan.n_explain} → 1")
-        plan = replace(plan, n_explain=1)
-    now = seconds(plan)
-    if sum(now.values()) > budget and now.get("sanity"):
-        over = sum(now.values()) - budget
-        films = max(MIN_SANITY, int(SANITY_FILMS * (1 - over / now["sanity"])))
-        if films < SANITY_FILMS:
-            cuts.append(f"sanity films {SANITY_FILMS} → {films} (a wider interval)")
-            plan = replace(plan, sanity_films=films)
-    left = sum(seconds(plan).values())
-    if left > budget:
-        cuts.append(
-            f"still {left / 60:.1f} min at these sizes: training, cleaning and the shortcut "
-            "tests, which the verdict rests on, are not cut"
-        )
-    return replace(plan, cuts=cuts)
+    return replace(plan, method_params=params, cuts=cuts)
+
+
+def _cut_verdict_films(
+    plan: ExplainPlan, n_test: int, over: float,
+    seconds: Callable[[ExplainPlan], dict[str, float]],
+) -> ExplainPlan:  # fmt: skip
+    """The verdict stages' test films cut by what they cost each (the stages are linear in
+    them), down to VERDICT_FLOOR."""
+    fewer = replace(plan, verdict_films=VERDICT_FLOOR)
+    per_film = (sum(seconds(plan).values()) - sum(seconds(fewer).values())) / (
+        n_test - VERDICT_FLOOR
+    )
+    films = max(VERDICT_FLOOR, int(n_test - over / max(per_film, 1e-9)))
+    if films >= n_test:
+        return plan
+    widening = (n_test / films) ** 0.5
+    why = (
+        f"verdict films {n_test} → {films} (patients drawn whole, the classes in turn; "
+        f"intervals about {widening:.1f}× as wide)"
+    )
+    return _cut(plan, why, verdict_films=films)
 
 
 @dataclass(frozen=True)
 class Work:
-    """What the stages will process: films, classes, the model's input side, the steps of
+    """What the stages will process: films (the verdict stages' test films; every film of
+    the dataset, which the cleaning covers), classes, the model's input side, the steps of
     each deletion/insertion curve, each method's forward equivalents per film."""
 
     n_train: int
     n_test: int
+    n_cleaned: int
     n_classes: int
     size: int
     steps: int
@@ -142,38 +188,43 @@ class Work:
 
 
 def stage_costs(
-    c: AuditConfig, work: Work, forward: float, plan: ExplainPlan, detect: float
-) -> list[StageCost]:
-    """Seconds per stage: forward equivalents × `forward` (seconds per image) and
-    detections × `detect` (seconds per film)."""
-    n_train, n_test, per_method = work.n_train, work.n_test, work.methods
-    n_all, explained = n_train + n_test, plan.n_explain * work.n_classes
+    c: AuditConfig, work: Work, forward: float, plan: ExplainPlan, detect: float,
+    scoring: float | None = None,
+) -> list[StageCost]:  # fmt: skip
+    """Seconds per stage: forward equivalents × `forward` (seconds per image), the
+    forward-only passes (evaluation, deletion/insertion curves, region tests, transplants)
+    × `scoring` (the same on the model's forward copy; default `forward`), and detections ×
+    `detect` (seconds per film)."""
+    score = scoring or forward
+    per_method, explained = work.methods, plan.n_explain * work.n_classes
+    n_train, n_all = work.n_train, work.n_cleaned
+    n_test = plan.verdict_films or work.n_test
     causal = 2 * work.steps + 2  # the deletion and the insertion curve, and both ends
     kinds = 3 + (1 if c.data.regions else 0)  # text, marker, border (+ the user's)
     fit = c.train.epochs * n_train * GRADIENT_PASS
     epochs = f"{c.train.epochs} epochs × {n_train} films"
     stages = [StageCost("train_baseline", fit * forward, epochs)] if c.model is None else []
     stages += [
-        StageCost("evaluate_baseline", n_test * forward, f"{n_test} test films"),
+        StageCost("evaluate_baseline", n_test * score, f"{n_test} test films"),
         StageCost(
             "explain",
-            explained * sum(fe + causal for fe in per_method.values()) * forward,
+            explained * sum(fe * forward + causal * score for fe in per_method.values()),
             f"{explained} films × {len(per_method)} methods, with deletion/insertion",
         ),
     ]
-    if c.model is None or not model_kind(c.model.kind).no_sanity:
+    if plan.sanity_films and (c.model is None or not model_kind(c.model.kind).no_sanity):
         films = plan.sanity_films
         sanity = films * 2 * sum(per_method.values()) * forward
         stages.append(StageCost("sanity", sanity, f"{films} films × {len(per_method)} methods × 2"))
     passes = n_test * (kinds * REGION_VARIANTS + 2 * DONORS + STYLE_ARMS)
     stages += [
         StageCost(
-            "shortcut", passes * forward + n_test * detect,
+            "shortcut", passes * score + n_test * detect,
             f"{n_test} detections, {passes} model passes",
         ),
         StageCost(
-            "clean", (n_train + n_all) * detect,
-            f"{n_train} training films detected (the test films' boxes are the shortcut "
+            "clean", (n_all - n_test + n_all) * detect,
+            f"{n_all - n_test} films detected (the verdict films' boxes are the shortcut "
             f"stage's), then up to {n_all} checked again",
         ),
     ]  # fmt: skip
@@ -181,7 +232,7 @@ def stage_costs(
         negative = n_test * (REGION_VARIANTS + 2 * DONORS + 1)
         stages += [
             StageCost("train_cleaned", fit * forward, epochs),
-            StageCost("negative_control", negative * forward, f"{negative} model passes"),
+            StageCost("negative_control", negative * score, f"{negative} model passes"),
         ]
     return stages
 
@@ -210,20 +261,33 @@ def _explainer(run: Run, method: str, plan: ExplainPlan) -> Explainer:
 
 
 def forward_seconds(module: nn.Module, channels: int, size: int, device: torch.device) -> float:
-    """Seconds per image of one forward pass in a batch: the fastest of three timed passes
-    after a warm-up at the same shape (a backend builds its kernels for a shape once)."""
+    """Seconds per image of one forward pass in a batch: the fastest of up to three timed
+    passes after a warm-up at the same shape (a backend builds its kernels for a shape
+    once); one timed pass when a pass takes longer than SLOW_PASS seconds."""
     module = module.to(device).eval()
     batch = torch.rand(TIMED_BATCH, channels, size, size, device=device)
     times = []
     with torch.no_grad():
+        start = time.perf_counter()
         module(batch)
-        for _ in range(3):
+        passes = 1 if time.perf_counter() - start > SLOW_PASS else 3
+        for _ in range(passes):
             start = time.perf_counter()
             module(batch)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)
     return min(times) / TIMED_BATCH
+
+
+def scoring_seconds(
+    module: nn.Module, channels: int, size: int, device: torch.device, forward: float
+) -> float:
+    """`forward_seconds` of the forward copy the forward-only stages run (`forward` when the
+    model has none)."""
+    probe = torch.rand(1, channels, size, size, device=device)
+    copy = inference_copy(module.to(device).eval(), probe)
+    return forward if copy is None else forward_seconds(copy, channels, size, device)
 
 
 def detect_seconds(run: Run, data: Data) -> float:

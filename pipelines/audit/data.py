@@ -113,9 +113,11 @@ def load_data(run: Run, root: Path) -> Data:
     return sampled(data, run.config.data.sample, run.config.seed)
 
 
-def sampled(data: Data, n: int | None, seed: int) -> Data:
+def sampled(data: Data, n: int | None, seed: int, cause: str = "") -> Data:
     """The verdict stages' test films: `n` of them, whole patients, classes in turn
-    (`medxai.data.sampling`); the index, and so the cleaning, keeps every film."""
+    (`medxai.data.sampling`); the index, and so the cleaning, keeps every film. `cause`
+    says what asked for the sample when `--sample` did not; a sample of a sample keeps the
+    first one's total."""
     images = data.test_images
     if n is None or n >= len(images):
         return data
@@ -127,9 +129,10 @@ def sampled(data: Data, n: int | None, seed: int) -> Data:
     records = data.records | {s: [i.record for i in split] for s, split in test.items()}
     kept = [i for i in images if i.relative in chosen]
     sample = TestSample(
-        requested=n, n_films=len(kept), n_total=len(images),
+        requested=n, n_films=len(kept),
+        n_total=data.sample.n_total if data.sample else len(images),
         n_patients=len({i.record.patient_id or i.relative for i in kept}),
-        per_class=dict(Counter(i.record.label for i in kept)), seed=seed,
+        per_class=dict(Counter(i.record.label for i in kept)), seed=seed, cause=cause,
     )  # fmt: skip
     return replace(data, records=records, test=test, sample=sample)
 

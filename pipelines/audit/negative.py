@@ -20,7 +20,13 @@ from pipelines.audit.controls import matched_controls
 from pipelines.audit.data import Data
 from pipelines.audit.region_tests import region_test_rows, reliance
 from pipelines.audit.shortcut import transplant
-from pipelines.audit.subject import Subject, decisions_of, decode_inputs, evaluate_decoded
+from pipelines.audit.subject import (
+    Subject,
+    decisions_of,
+    decode_inputs,
+    evaluate_decoded,
+    forward_copy,
+)
 
 NOT_RUN = (
     "no negative control was run: it needs a model that never saw the text, the one retrained "
@@ -37,15 +43,16 @@ def negative_control(
     module, spec = load_checkpoint(checkpoint, run.device)
     same_input = spec.preprocessing == subject.spec.preprocessing
     inputs = subject.inputs if same_input else decode_inputs(run, data, spec)
-    evaluated = evaluate_decoded(run, module, spec, data, inputs)
+    scorer = forward_copy(module, inputs, data.test_images[0].relative, run.device)
+    evaluated = evaluate_decoded(run, scorer, spec, data, inputs)
     blind = replace(
-        subject, module=module, spec=spec, inputs=inputs, evaluated=evaluated,
+        subject, module=module, scorer=scorer, spec=spec, inputs=inputs, evaluated=evaluated,
         decisions=decisions_of(evaluated, data),
     )  # fmt: skip
     images = data.test_images
     boxes = {row.relative: row.boxes for row in found.images}
     rows, _ = region_test_rows(
-        module, images, boxes, inputs, blind.decisions, data.classes, run.device,
+        scorer, images, boxes, inputs, blind.decisions, data.classes, run.device,
         matched_controls, None,
         progress=run.progress("negative control: region tests", len(images)),
     )  # fmt: skip

@@ -31,7 +31,7 @@ from pipelines.audit.cleaning import clean, cleaning_effects, retrain
 from pipelines.audit.config import AuditConfig
 from pipelines.audit.context import Hooks, Run
 from pipelines.audit.cost import configured_plan, estimate
-from pipelines.audit.data import Data, find_root, load_data
+from pipelines.audit.data import Data, find_root, load_data, sampled
 from pipelines.audit.negative import negative_control
 from pipelines.audit.report import Findings, report
 from pipelines.audit.saliency import explain
@@ -104,8 +104,11 @@ def _up_to_verdict(run: Run, root: Path) -> _FirstHalf:
     cost = cache.run("estimate", CostEstimate, lambda: estimate(run, data))
     for line in cost.lines():
         run.hooks.log(line)
-    subject = model_stage(run, data)
     plan = cost.plan or configured_plan(run.config)  # a record written before plans existed
+    if plan.verdict_films is not None:
+        why = f"the time budget of {cost.budget_minutes:g} min"
+        data = sampled(data, plan.verdict_films, run.config.seed, why)
+    subject = model_stage(run, data)
     explained = cache.run("explain", ExplainedSet, lambda: explain(run, data, subject, plan))
     checks = cache.run("sanity", SanityChecks, lambda: sanity(run, subject, explained, plan))
     found = cache.run("shortcut", ShortcutResult, lambda: shortcut(run, data, subject, explained))

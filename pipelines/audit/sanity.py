@@ -46,6 +46,8 @@ def sanity_films(
 def sanity(run: Run, subject: Subject, explained: ExplainedSet, plan: ExplainPlan) -> SanityChecks:
     if subject.audited.sanity_note:
         return SanityChecks({}, skipped=subject.audited.sanity_note)
+    if not plan.sanity_films:
+        return SanityChecks({}, skipped="it did not fit the time budget, --budget")
     c, device = run.config, run.device
     films = sanity_films(explained, subject.decisions, c.seed, plan.sanity_films)
     images = subject.inputs.batch(films).to(device)

@@ -118,7 +118,7 @@ def test_kind(
     c, images = run.config, data.test_images
     boxes = kind.find(images, data.root, folder, run.progress(f"finding {kind.name}", len(images)))
     rows, frequency = region_test_rows(
-        subject.module, images, boxes, subject.inputs, subject.decisions, data.classes,
+        subject.scorer, images, boxes, subject.inputs, subject.decisions, data.classes,
         run.device, kind.control, kind.removed, exclude=exclude,
         progress=run.progress(f"region tests: {kind.name}", len(images)),
     )  # fmt: skip
@@ -150,7 +150,7 @@ def style_transplants(
         trait: style_transplant(
             trait,
             restyle,
-            subject.module,
+            subject.scorer,
             data.test_images,
             inputs,
             subject.decisions,
@@ -245,7 +245,7 @@ def transplant(
     found = []
     if informative(associations):
         found = transplant_rows(
-            subject.module, images, rows, subject.inputs, subject.decisions, data.classes,
+            subject.scorer, images, rows, subject.inputs, subject.decisions, data.classes,
             associations, (c.clean.radius, c.clean.dilate, c.seed), run.device,
         )  # fmt: skip
     return summarise_transplant(

@@ -11,8 +11,9 @@ from pipelines.audit.cost import DONORS, REGION_VARIANTS, STYLE_ARMS, Work, stag
 from pipelines.audit.sanity import FILMS
 
 WORK = Work(
-    n_train=100, n_test=40, n_classes=3, size=32, steps=20, methods={"gradcam": 3.0, "rise": 500.0}
-)
+    n_train=100, n_test=40, n_cleaned=140, n_classes=3, size=32, steps=20,
+    methods={"gradcam": 3.0, "rise": 500.0},
+)  # fmt: skip
 PLAN = ExplainPlan(n_explain=2, sanity_films=FILMS)
 
 
@@ -52,18 +53,19 @@ def test_an_expensive_method_shows_in_the_explain_and_sanity_stages():
     assert b["explain"] / a["explain"] > 20 and b["sanity"] / a["sanity"] > 1000
 
 
-def _fit(budget_minutes: float, methods: dict[str, float]):
+def _fit(
+    budget_minutes: float, methods: dict[str, float], forward=1e-3, detect=0.1, **work_sizes: int
+):
     from dataclasses import replace
 
     from pipelines.audit.cost import fit_budget, priced
 
     config = replace(audit_config(epochs=5), budget_minutes=budget_minutes)
-    work = Work(**{**WORK.__dict__, "methods": methods})
+    work = Work(**{**WORK.__dict__, "methods": methods, **work_sizes})
     factory = lambda plan, m: build_explainer(m, **plan.params(m))  # noqa: E731
-    plan = fit_budget(config, work, 1e-3, 0.1, factory)
-    total = sum(
-        s.seconds for s in stage_costs(config, priced(work, plan, factory), 1e-3, plan, 0.1)
-    )
+    plan = fit_budget(config, work, forward, detect, factory)
+    stages = stage_costs(config, priced(work, plan, factory), forward, plan, detect)
+    total = sum(s.seconds for s in stages)
     return plan, total
 
 
@@ -77,5 +79,20 @@ def test_a_budget_cuts_the_costly_methods_first_and_fits():
 def test_a_budget_below_what_the_verdict_needs_cuts_everything_and_says_so():
     plan, total = _fit(0.1, {"rise": 4000.0})  # training and cleaning alone take longer
     assert plan.method_params == {"rise": {"masks": 500}}
-    assert plan.n_explain == 1 and plan.sanity_films == 3
+    assert plan.n_explain == 1 and plan.sanity_films == 0 and plan.verdict_films is None
+    assert plan.cuts[-2] == "sanity check not run"  # 40 test films: none to sample away
     assert total > 6 and "are not cut" in plan.cuts[-1]
+
+
+def test_a_budget_samples_the_verdict_films_when_the_saliency_cuts_are_not_enough():
+    """4,000 test films whose verdict stages cost 28 min (0.42 s a film): after the explained-
+    film and sanity cuts, they are sampled to what fits beside the 41 s the rest needs."""
+    from pipelines.audit.cost import VERDICT_FLOOR
+
+    sizes = dict(forward=1e-2, detect=1e-3, n_test=4000, n_cleaned=4100)
+    plan, total = _fit(10.0, {"gradcam": 3.0}, **sizes)
+    assert 1300 < plan.verdict_films < 1360 and plan.sanity_films == 3
+    assert 590 < total <= 600  # fits, and drops no film more than it must
+    assert plan.cuts[-1].startswith(f"verdict films 4000 → {plan.verdict_films}")
+    plan, _ = _fit(0.5, {"gradcam": 3.0}, **sizes)  # training and cleaning alone: 38 s
+    assert plan.verdict_films == VERDICT_FLOOR and plan.sanity_films == 0

@@ -173,3 +173,20 @@ def test_a_sampled_audit_tests_the_sample_and_cleans_every_film(tmp_path, audite
     full = audited[1]
     assert full.dataset.sample is None and full.shortcut.evidence.n_images == 18
     assert result.cleaning.n_images == full.cleaning.n_images, "every film is cleaned"
+
+
+def test_a_budget_too_small_for_every_test_film_samples_the_verdict_films(tmp_path, monkeypatch):
+    """A budget no audit fits: the verdict stages sample their films down to the floor (12
+    here instead of 2 × 30), the sanity check is left out, and the report says both."""
+    import pipelines.audit.cost as cost
+
+    monkeypatch.setattr(cost, "VERDICT_FLOOR", 12)
+    config = audit_config(**TINY, budget=0.01, retrain=False)
+    result = run_audit(config, tmp_path / "budget", CPU)
+    sample = result.dataset.sample
+    assert sample.n_films == 12 and sample.n_total == 18 and "time budget" in sample.why
+    assert result.estimate.plan.verdict_films == 12 and result.shortcut.evidence.n_images == 12
+    assert any(c.startswith("verdict films 18 → 12") for c in result.estimate.plan.cuts)
+    assert result.sanity.skipped and not result.sanity.methods
+    page = (tmp_path / "budget" / "index.html").read_text()
+    assert "the time budget of 0.01 min" in page and "Sanity check: not run" in page
