@@ -105,13 +105,16 @@ def region_test_rows(
         masks = masks_of(chunk)
         decided = torch.tensor([decisions[i.relative] for i in chunk], device=device)
         controls = control(masks, counts)
-        tests = region_tests(
-            model, batch, decided, masks, control=controls,
-            baseline=(removed or default_removed)(batch, masks),
-            control_baseline=(removed or default_removed)(batch, controls),
-            batch_size=batch_size,
-        )  # fmt: skip
         area = masks.flatten(1).float().mean(1)
+        carry = torch.nonzero(area > 0).flatten()  # films without the kind are not tested
+        at = {int(k): j for j, k in enumerate(carry)}
+        if len(carry):
+            tests = region_tests(
+                model, batch[carry], decided[carry], masks[carry], control=controls[carry],
+                baseline=(removed or default_removed)(batch[carry], masks[carry]),
+                control_baseline=(removed or default_removed)(batch[carry], controls[carry]),
+                batch_size=batch_size,
+            )  # fmt: skip
         for k, image in enumerate(chunk):
             control_area = float(controls[k].float().mean())
             rows.append(
@@ -125,7 +128,7 @@ def region_test_rows(
                     boxes=boxes[image.relative],
                     model_boxes=mapped[image.relative],
                     text_area_share=float(area[k]),
-                    tests=_scores(tests, k, control_area, classes) if area[k] > 0 else None,
+                    tests=_scores(tests, at[k], control_area, classes) if k in at else None,
                 )  # fmt: skip
             )
         if progress:
