@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from medxai import distributed
 from medxai.atomic import atomic_write_bytes, atomic_write_text
 from medxai.data.covidx import Record
 from medxai.data.imagefolder import ImageRecord
@@ -181,12 +182,7 @@ def explain_images(
     for given, what in ((inputs, "inputs"), (targets, "targets")):
         if given is not None and len(given) != len(items):
             raise MedxaiError(f"{len(given)} {what} for {len(items)} images")
-    explainers = {
-        m: build_explainer(
-            m, resolution, batch_size, seed, target_layer, **(method_params or {}).get(m, {})
-        )
-        for m in methods
-    }
+    explainers = _explainers(methods, resolution, batch_size, seed, target_layer, method_params)
     for folder in ("maps", "overlays", "curves"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     run = _Run(model.to(device).eval(), out, ranking, resolution, classes)
@@ -203,6 +199,48 @@ def explain_images(
         rows += _explain_chunk(run, explainers, chunk, images, chosen, baseline, progress)
     write_scores(out / "scores.csv", rows)
     return rows
+
+
+def make_maps(
+    model: nn.Module,
+    items: Sequence[ImageRecord],
+    methods: Sequence[str],
+    out: Path,
+    device: torch.device,
+    inputs: torch.Tensor,
+    targets: Sequence[int] | torch.Tensor,
+    resolution: int = 28,
+    batch_size: int = 8,
+    seed: int = 0,
+    target_layer: str | None = None,
+    method_params: dict[str, dict[str, int]] | None = None,
+) -> None:
+    """The maps `explain_images` makes on the same arguments, written to OUT/maps without
+    their scores; under torchrun each rank makes every world-size-th (method, chunk) pair
+    (method by method, so a costly method's chunks spread over the ranks), and
+    `explain_images` then reads them all back. The chunks are `explain_images`' own, so
+    every map is the one-process run's."""
+    explainers = _explainers(methods, resolution, batch_size, seed, target_layer, method_params)
+    for folder in ("maps", "overlays"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    run = _Run(model.to(device).eval(), out, "", resolution, None)
+    jobs = [(m, start) for m in methods for start in range(0, len(items), batch_size)]
+    for method, start in distributed.deal(jobs):
+        part = slice(start, start + batch_size)
+        chosen = torch.as_tensor(targets[part]).to(device=device, dtype=torch.long)
+        _maps(run, method, explainers[method], items[part], inputs[part].to(device), chosen)
+
+
+def _explainers(
+    methods: Sequence[str], resolution: int, batch_size: int, seed: int,
+    target_layer: str | None, method_params: dict[str, dict[str, int]] | None,
+) -> dict[str, Explainer]:  # fmt: skip
+    return {
+        m: build_explainer(
+            m, resolution, batch_size, seed, target_layer, **(method_params or {}).get(m, {})
+        )
+        for m in methods
+    }
 
 
 def _explain_chunk(

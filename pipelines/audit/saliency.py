@@ -1,16 +1,23 @@
 """The audit's explain stage: every saliency method on K test films per class, for the
-model's own decisions; the maps and curves stay in OUT/explain for the report."""
+model's own decisions; the maps and curves stay in OUT/explain for the report. Under torchrun
+the ranks share the maps (method by method, chunk by chunk); rank 0 scores them."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+import torch
+from torch import nn
+
+from medxai import distributed
+from medxai.data.imagefolder import ImageRecord
 from medxai.report.record import CausalScores, ExplainedImage, ExplainedSet, ExplainPlan
 from pipelines.audit.context import Run
 from pipelines.audit.data import Data
 from pipelines.audit.inputs import TestImage
 from pipelines.audit.subject import Subject
-from pipelines.explain_images import explain_images, items_from_records, map_path
+from pipelines.explain_images import explain_images, items_from_records, make_maps, map_path
 
 RANKING = "mask"  # see `explain`
 
@@ -38,14 +45,22 @@ def explain(run: Run, data: Data, subject: Subject, plan: ExplainPlan) -> Explai
     chosen = chosen_images(run, data, plan.n_explain)
     items = items_from_records([image.record for image in chosen], classes)
     targets = [subject.decisions[image.relative] for image in chosen]
-    scores = explain_images(
-        subject.module, items, methods, subject.spec.preprocessing, run.out / "explain",
-        run.device, classes=classes, resolution=settings.resolution, ranking=RANKING,
-        batch_size=max(1, min(len(items), 16)), seed=run.config.seed,
-        target_layer=subject.audited.target_layer,
-        inputs=subject.inputs.batch([i.relative for i in chosen]), targets=targets,
+    inputs = subject.inputs.batch([i.relative for i in chosen])
+    shared = dict(
+        resolution=settings.resolution, batch_size=max(1, min(len(items), 16)),
+        seed=run.config.seed, target_layer=subject.audited.target_layer,
         method_params=plan.method_params,
-        progress=run.progress("explaining", len(items) * len(methods)),
+    )  # fmt: skip
+    out = run.out / "explain"
+    if distributed.world_size() > 1:  # the ranks make the maps; rank 0 reads them back
+        distributed.run_everywhere(
+            _maps_on_rank, subject.module, items, methods, out, run.device, inputs, targets,
+            shared,
+        )  # fmt: skip
+    scores = explain_images(
+        subject.module, items, methods, subject.spec.preprocessing, out, run.device,
+        classes=classes, ranking=RANKING, inputs=inputs, targets=targets,
+        progress=run.progress("explaining", len(items) * len(methods)), **shared,
     )  # fmt: skip
     return ExplainedSet([
         ExplainedImage(
@@ -60,6 +75,16 @@ def explain(run: Run, data: Data, subject: Subject, plan: ExplainPlan) -> Explai
         )  # fmt: skip
         for image, item in zip(chosen, items, strict=True)
     ])  # fmt: skip
+
+
+def _maps_on_rank(
+    module: nn.Module, items: list[ImageRecord], methods: list[str], out: Path,
+    device: torch.device, inputs: torch.Tensor, targets: list[int], shared: dict,
+) -> None:  # fmt: skip
+    """Every rank: its share of the maps, on its own device; then wait for the others."""
+    make_maps(module, items, methods, out, distributed.local_device(device), inputs, targets,
+              **shared)  # fmt: skip
+    distributed.barrier()
 
 
 def load_maps(run: Run, explained: ExplainedSet, methods: list[str]) -> dict[str, np.ndarray]:

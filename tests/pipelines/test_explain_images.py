@@ -19,6 +19,7 @@ from pipelines.explain_images import (
     explain_images,
     items_from_paths,
     load_batch,
+    make_maps,
     map_path,
     overlay_path,
     resolve_targets,
@@ -84,6 +85,41 @@ def test_inputs_and_targets_at_hand_are_used_as_given(items, tmp_path):
         explain_images(
             SquareEvidenceNet(), items, ["gradcam"], prep, tmp_path / "c", CPU, targets=[1, 1]
         )
+
+
+def test_ranks_share_the_maps_and_the_scores_are_the_one_process_runs(items, tmp_path, monkeypatch):
+    """Two ranks (played in turn) each make every other (method, chunk) pair of maps, chunks
+    of 2: each method's first chunk on rank 0, its second on rank 1; the scoring pass then
+    reads all six back, and every map and score is the one-process run's."""
+    from medxai import distributed
+
+    prep = Preprocessing(32, 3, intensity="none")
+    inputs, methods = load_batch(items, prep), ["gradcam", "rise"]
+    common = dict(resolution=8, batch_size=2, method_params={"rise": {"masks": 50}})
+    one = explain_images(
+        SquareEvidenceNet(), items, methods, prep, tmp_path / "one", CPU, target="1", **common
+    )
+    out = tmp_path / "ranks"
+    made = []
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    for rank in (0, 1):
+        monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
+        before = set((out / "maps").glob("*.npy"))
+        make_maps(SquareEvidenceNet(), items, methods, out, CPU, inputs, [1, 1, 1], **common)
+        made.append({p.name for p in set((out / "maps").glob("*.npy")) - before})
+    assert made[0] == {"img0__gradcam.npy", "img1__gradcam.npy", "img0__rise.npy", "img1__rise.npy"}
+    assert made[1] == {"img2__gradcam.npy", "img2__rise.npy"}  # (method, chunk) pairs, dealt
+    shared = explain_images(
+        SquareEvidenceNet(), items, methods, prep, out, CPU, target="1", **common
+    )
+    assert [(r.image, r.method, r.overall) for r in shared] == [
+        (r.image, r.method, r.overall) for r in one
+    ]
+    for row in one:
+        a, b = (
+            np.load(map_path(o / "maps", row.image, row.method)) for o in (tmp_path / "one", out)
+        )
+        assert np.array_equal(a, b)
 
 
 def test_targets_are_the_prediction_the_label_or_one_class():
