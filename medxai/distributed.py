@@ -14,7 +14,7 @@ name) that deals its items itself.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -103,6 +103,44 @@ T = TypeVar("T")
 def deal(items: Sequence[T]) -> list[T]:
     """This rank's items: every world_size-th of the global order, starting at its rank."""
     return list(items)[rank() :: world_size()]
+
+
+def scatter_from_main(items: list | None) -> Any:
+    """Rank 0's `items[k]`, on rank k (pickled; rank 0 gives one item per rank, the others
+    None); outside torchrun `items[0]`."""
+    if not dist.is_initialized():
+        return items[0] if items else None
+    box: list = [None]
+    dist.scatter_object_list(box, items if is_main() else None, src=0)
+    return box[0]
+
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+def dealt_rounds(
+    step: Callable[[Any, P], R], shared: Any, count: int,
+    payloads: Iterator[P] | None = None, progress: Callable[[list[R]], None] | None = None,
+) -> list[R]:  # fmt: skip
+    """Every rank, driven (`run_everywhere(dealt_rounds, ...)`): `count` payloads made one at
+    a time on rank 0 (`payloads`, there only), sent out a round at a time, one per rank, and
+    computed there as `step(shared, payload)`; the results, in payload order (`progress` is
+    told each round's). Only a round's payloads are ever in memory, and outside torchrun
+    this is the plain loop."""
+    world, results = world_size(), []
+    for first in range(0, count, world):
+        n = min(world, count - first)
+        sent = None
+        if is_main():
+            sent = [next(payloads) for _ in range(n)] + [None] * (world - n)  # type: ignore[arg-type]
+        mine = scatter_from_main(sent)
+        done = step(shared, mine) if rank() < n else None
+        round_results = gather_objects([done])[:n]
+        results += round_results
+        if progress:
+            progress(round_results)
+    return results
 
 
 _STOP = "stop"

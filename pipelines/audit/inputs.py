@@ -66,6 +66,20 @@ class FilmStore:
         return key in self.rows
 
 
+class Intensity:
+    """The preprocessing's intensity steps on resized pixels: the model's input. It pickles
+    as its preprocessing (for torchrun's ranks), the steps built again where it lands."""
+
+    def __init__(self, prep: Preprocessing) -> None:
+        self.prep, self._steps = prep, Compose(intensity_steps(prep))
+
+    def __call__(self, pixels) -> torch.Tensor:
+        return _tensor(self._steps(pixels))
+
+    def __reduce__(self):
+        return Intensity, (self.prep,)
+
+
 class ModelInputs:
     """Per relative path: the image after crop/resize (`pixels`, (C, S, S) in [0, 1]), the model
     input (`tensors`, the intensity steps on top) and the original (H, W); each read once.
@@ -78,7 +92,7 @@ class ModelInputs:
     ) -> None:  # fmt: skip
         geometry = build_transforms(replace(prep, intensity="none"))
         self.prep = prep
-        self._intensity = Compose(intensity_steps(prep))
+        self.intensity = Intensity(prep)
         keys = [image.relative for image in images]
         shape = (prep.channels, prep.image_size, prep.image_size)
         self.pixels = FilmStore(keys, shape, spill, limit // 2)
@@ -94,10 +108,6 @@ class ModelInputs:
             self.tensors[image.relative] = self.intensity(resized)
             if progress:
                 progress(1)
-
-    def intensity(self, pixels) -> torch.Tensor:
-        """The preprocessing's intensity steps on resized pixels: the model's input."""
-        return _tensor(self._intensity(pixels))
 
     def batch(self, relatives: Sequence[str]) -> torch.Tensor:
         return torch.stack([self.tensors[r] for r in relatives])

@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
 
+from medxai import distributed
 from medxai.boxes import Box
 from medxai.explain.perturb import blurred_baseline
 from medxai.metrics.shortcut import (
@@ -77,8 +79,7 @@ def region_test_rows(
     map. `control`: a chunk's region masks (N, 1, S, S) and the regions' counts over every
     film (S, S) -> their matched control masks; `removed`: (films, masks) -> the films without
     the kind (default: blurred); `exclude`: boxes per film taken out of its regions (another
-    kind's, tested on its own)."""
-    rows: list[RegionRow] = []
+    kind's, tested on its own). Under torchrun the chunks of films are dealt to the ranks."""
     size = inputs.prep.image_size
     mapped = {
         i.relative: inputs.prep.map_boxes(boxes[i.relative], inputs.shapes[i.relative])
@@ -88,52 +89,102 @@ def region_test_rows(
         i.relative: inputs.prep.map_boxes(exclude[i.relative], inputs.shapes[i.relative])
         for i in images
     } if exclude else {}  # fmt: skip
-
-    def masks_of(chunk: Sequence[TestImage]) -> torch.Tensor:
-        masks = boxes_to_masks([mapped[i.relative] for i in chunk], (size, size), device)
-        if taken:
-            masks &= ~boxes_to_masks([taken[i.relative] for i in chunk], (size, size), device)
-        return masks
-
-    counts = torch.zeros(size, size, device=device)  # the kind's regions over every film
+    counts = torch.zeros(size, size)  # the kind's regions over every film
     for start in range(0, len(images), batch_size):
-        counts += masks_of(images[start : start + batch_size]).float().sum((0, 1))
-    model = model.to(device).eval()
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        batch = inputs.batch([i.relative for i in chunk]).to(device)
-        masks = masks_of(chunk)
-        decided = torch.tensor([decisions[i.relative] for i in chunk], device=device)
-        controls = control(masks, counts)
-        area = masks.flatten(1).float().mean(1)
-        carry = torch.nonzero(area > 0).flatten()  # films without the kind are not tested
-        at = {int(k): j for j, k in enumerate(carry)}
-        if len(carry):
-            tests = region_tests(
-                model, batch[carry], decided[carry], masks[carry], control=controls[carry],
-                baseline=(removed or default_removed)(batch[carry], masks[carry]),
-                control_baseline=(removed or default_removed)(batch[carry], controls[carry]),
-                batch_size=batch_size,
-            )  # fmt: skip
-        for k, image in enumerate(chunk):
-            control_area = float(controls[k].float().mean())
-            rows.append(
-                RegionRow(
-                    file=image.record.filename,
-                    relative=image.relative,
-                    label=image.record.label,
-                    source=image.record.source,
-                    predicted=classes[int(decided[k])],
-                    shape=inputs.shapes[image.relative],
-                    boxes=boxes[image.relative],
-                    model_boxes=mapped[image.relative],
-                    text_area_share=float(area[k]),
-                    tests=_scores(tests, at[k], control_area, classes) if k in at else None,
-                )  # fmt: skip
-            )
-        if progress:
-            progress(len(chunk))
-    return rows, counts.cpu().numpy() / max(len(images), 1)
+        chunk = [i.relative for i in images[start : start + batch_size]]
+        counts += region_masks(mapped, taken, chunk, size, torch.device("cpu")).sum((0, 1))
+    tests = ChunkTests(
+        model, mapped, taken, counts, control, removed or default_removed, size, batch_size,
+        device, list(classes),
+    )  # fmt: skip
+    chunks = [images[start : start + batch_size] for start in range(0, len(images), batch_size)]
+    payloads = (
+        ([i.relative for i in chunk], inputs.batch([i.relative for i in chunk]),
+         torch.tensor([decisions[i.relative] for i in chunk]))
+        for chunk in chunks
+    )  # fmt: skip
+    done = partial(_films_done, progress) if progress else None
+    scored = distributed.run_everywhere(
+        distributed.dealt_rounds, _test_chunk, tests, len(chunks),
+        local={"payloads": payloads, "progress": done},
+    )  # fmt: skip
+    rows = [
+        RegionRow(
+            file=image.record.filename,
+            relative=image.relative,
+            label=image.record.label,
+            source=image.record.source,
+            predicted=classes[decisions[image.relative]],
+            shape=inputs.shapes[image.relative],
+            boxes=boxes[image.relative],
+            model_boxes=mapped[image.relative],
+            text_area_share=area,
+            tests=found,
+        )  # fmt: skip
+        for image, (area, found) in zip(images, (s for part in scored for s in part), strict=True)
+    ]
+    return rows, counts.numpy() / max(len(images), 1)
+
+
+@dataclass(frozen=True)
+class ChunkTests:
+    """What testing a chunk of films needs besides the films (sent once to every rank): the
+    model, each film's regions at model input, and the kind's control and removal."""
+
+    model: nn.Module
+    mapped: dict[str, list[Box]]  # the kind's boxes per film, at model input
+    taken: dict[str, list[Box]]  # boxes taken out of them (another kind's)
+    counts: torch.Tensor  # (S, S) the kind's regions over every film
+    control: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    removed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    size: int
+    batch_size: int
+    device: torch.device  # the one-process run's (each rank uses its own)
+    classes: list[str]
+
+
+def region_masks(
+    mapped: dict[str, list[Box]], taken: dict[str, list[Box]], relatives: Sequence[str],
+    size: int, device: torch.device,
+) -> torch.Tensor:  # fmt: skip
+    """(N, 1, S, S) the films' regions, less the boxes taken out of them."""
+    masks = boxes_to_masks([mapped[r] for r in relatives], (size, size), device)
+    if taken:
+        masks &= ~boxes_to_masks([taken[r] for r in relatives], (size, size), device)
+    return masks
+
+
+def _test_chunk(
+    tests: ChunkTests, payload: tuple[list[str], torch.Tensor, torch.Tensor]
+) -> list[tuple[float, RegionScores | None]]:
+    """Per film of the chunk (relative paths, model inputs, decisions): its regions' share of
+    the area, and its scores when it has regions (a film without the kind's regions is not
+    put through the tests)."""
+    relatives, batch, decided = payload
+    device = distributed.local_device(tests.device)
+    model, batch, decided = tests.model.to(device).eval(), batch.to(device), decided.to(device)
+    masks = region_masks(tests.mapped, tests.taken, relatives, tests.size, device)
+    controls = tests.control(masks, tests.counts.to(device))
+    area = masks.flatten(1).float().mean(1)
+    carry = torch.nonzero(area > 0).flatten()
+    if not len(carry):
+        return [(float(a), None) for a in area]
+    found = region_tests(
+        model, batch[carry], decided[carry], masks[carry], control=controls[carry],
+        baseline=tests.removed(batch[carry], masks[carry]),
+        control_baseline=tests.removed(batch[carry], controls[carry]),
+        batch_size=tests.batch_size,
+    )  # fmt: skip
+    at = {int(k): j for j, k in enumerate(carry)}
+    return [
+        (float(area[k]), _scores(found, at[k], float(controls[k].float().mean()), tests.classes)
+         if k in at else None)
+        for k in range(len(relatives))
+    ]  # fmt: skip
+
+
+def _films_done(progress: Callable[[int], None], round_results: list[list]) -> None:
+    progress(sum(len(part) for part in round_results))
 
 
 def default_removed(batch: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

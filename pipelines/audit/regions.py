@@ -39,6 +39,7 @@ from medxai.journal import fold_rank_journals, journal, rank_journal, read_rank_
 from pipelines.audit.context import Run
 from pipelines.audit.controls import matched_controls
 from pipelines.audit.inputs import TestImage
+from pipelines.audit.region_tests import default_removed
 
 MARKER_STAGE = "glyph"  # the fused detector's lone-marker stage
 FALLBACK_BORDER = 0.06  # share of each side tested as "the border" when no frame is found
@@ -89,7 +90,7 @@ class DetectedText:
         }
 
     control = staticmethod(matched_controls)
-    removed = staticmethod(lambda batch, masks: blurred_baseline(batch))
+    removed = staticmethod(default_removed)  # a function: it pickles, for torchrun
 
     def describe(self) -> dict[str, Any]:
         described = self.detector.build().describe()
@@ -157,7 +158,7 @@ class GivenRegions:
         return {i.relative: list(self.boxes.get(i.relative, [])) for i in images}
 
     control = staticmethod(matched_controls)
-    removed = staticmethod(lambda batch, masks: blurred_baseline(batch))
+    removed = staticmethod(default_removed)  # a function: it pickles, for torchrun
 
     def describe(self) -> dict[str, Any]:
         return {"name": "user regions", "file": str(self.source)}

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from data_cleaning.inpaint import boxes_to_mask, inpaint
+from medxai import distributed
 from medxai.boxes import Box
 from medxai.explain.base import chunks
 from medxai.metrics.shortcut import TransplantFollow, transplant_follow
@@ -35,7 +36,7 @@ from medxai.report.record import (
 )
 from medxai.statistics.bootstrap import Clusters, bootstrap_mean
 from medxai.statistics.confound import informative
-from pipelines.audit.inputs import ModelInputs, TestImage
+from pipelines.audit.inputs import Intensity, ModelInputs, TestImage
 
 EDGE_SIGMA = 0.75  # px at model input: the pasted text's soft edge
 # Donors per film: one donor's glyphs may by chance resemble a lesion or hit a sensitive spot;
@@ -162,20 +163,54 @@ def text_plans(
 
 
 class Cleaned:
-    """Films at model input with their own text inpainted, each computed once."""
+    """Films at model input with their own text inpainted, each computed once (per rank)."""
 
-    def __init__(self, inputs: ModelInputs, rows: dict[str, RegionRow], radius: int, dilate: int):
-        self.inputs, self.rows, self.radius, self.dilate = inputs, rows, radius, dilate
+    def __init__(self, boxes: dict[str, list[Box]], size: int, radius: int, dilate: int):
+        self.boxes, self.size, self.radius, self.dilate = boxes, size, radius, dilate
         self.done: dict[str, torch.Tensor] = {}
 
-    def __getitem__(self, relative: str) -> torch.Tensor:
+    def of(self, relative: str, pixels: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
         if relative not in self.done:
-            size, shape = self.inputs.prep.image_size, self.inputs.shapes[relative]
             self.done[relative] = own_text_removed(
-                self.inputs.pixels[relative], self.rows[relative].model_boxes,
-                _scale(shape, size, self.radius), _scale(shape, size, self.dilate),
+                pixels, self.boxes[relative], _scale(shape, self.size, self.radius),
+                _scale(shape, self.size, self.dilate),
             )  # fmt: skip
         return self.done[relative]
+
+    def __reduce__(self):  # sent to a rank without what it has computed
+        return Cleaned, (self.boxes, self.size, self.radius, self.dilate)
+
+
+@dataclass(frozen=True)
+class Transplanting:
+    """What composing and scoring a chunk of transplants needs besides its films (sent once
+    to every rank under torchrun)."""
+
+    model: nn.Module
+    cleaned: Cleaned  # every film's boxes at model input, and the inpainted films so far
+    intensity: Intensity
+    classes: list[str]
+    batch_size: int
+    device: torch.device  # the one-process run's (each rank uses its own)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A chunk of planned films, with the pixels (at model input, before the intensity steps)
+    and original shapes of them and their donors, and their model inputs."""
+
+    plans: list[TextPlan]
+    pixels: dict[str, torch.Tensor]
+    shapes: dict[str, tuple[int, int]]
+    inputs: torch.Tensor
+
+    @classmethod
+    def of(cls, plans: list[TextPlan], inputs: ModelInputs) -> Chunk:
+        films = dict.fromkeys(r for p in plans for r in (p.image.relative, *p.donors))
+        return cls(
+            plans, {r: inputs.pixels[r] for r in films}, {r: inputs.shapes[r] for r in films},
+            inputs.batch([p.image.relative for p in plans]),
+        )  # fmt: skip
 
 
 def transplant_rows(
@@ -191,32 +226,45 @@ def transplant_rows(
     batch_size: int = 32,
 ) -> list[TransplantRow]:
     """The swap and blank arms, per donor, for every film that has a donor (others are left
-    out)."""
+    out). Under torchrun the chunks of films are dealt to the ranks."""
     radius, dilate, seed = settings
     donors = Donors.from_rows(list(rows.values()), associations)
     planned = text_plans(images, donors, decisions, classes, seed)
-    cleaned, size, out = Cleaned(inputs, rows, radius, dilate), inputs.prep.image_size, []
-    model = model.to(device).eval()
-    per_chunk = max(1, batch_size // (2 * DONORS))
-    for part in chunks(len(planned), per_chunk):
-        batch = []
-        for plan in planned[part]:
-            clean = cleaned[plan.image.relative]
-            for donor in plan.donors:
-                alpha = text_alpha(rows[donor].model_boxes, size)
-                batch += [
-                    inputs.intensity(clean * (1 - alpha) + inputs.pixels[donor] * alpha),
-                    inputs.intensity(clean * (1 - alpha) + cleaned[donor] * alpha),
-                ]
-        probs = probabilities(model, torch.stack(batch), device, batch_size)
-        originals = probabilities(
-            model, inputs.batch([p.image.relative for p in planned[part]]), device, batch_size
-        )
-        start = 0
-        for k, plan in enumerate(planned[part]):
-            arms = probs[start : start + 2 * len(plan.donors)]
-            start += 2 * len(plan.donors)
-            out.append(_row(plan, arms[0::2], arms[1::2], originals[k], classes))
+    boxes = {relative: row.model_boxes for relative, row in rows.items()}
+    cleaned = Cleaned(boxes, inputs.prep.image_size, radius, dilate)
+    shared = Transplanting(model, cleaned, inputs.intensity, list(classes), batch_size, device)
+    parts = [planned[part] for part in chunks(len(planned), max(1, batch_size // (2 * DONORS)))]
+    done = distributed.run_everywhere(
+        distributed.dealt_rounds, _transplant_chunk, shared, len(parts),
+        local={"payloads": (Chunk.of(part, inputs) for part in parts)},
+    )  # fmt: skip
+    return [row for part in done for row in part]
+
+
+def _transplant_chunk(shared: Transplanting, chunk: Chunk) -> list[TransplantRow]:
+    """Each film of the chunk with each donor's boxes pasted, with the donor's text (swap)
+    and from its cleaned copy (blank); the model's probabilities of both arms and of the film
+    itself make the film's row."""
+    device = distributed.local_device(shared.device)
+    model, cleaned, size = shared.model.to(device).eval(), shared.cleaned, shared.cleaned.size
+    batch = []
+    for plan in chunk.plans:
+        relative = plan.image.relative
+        clean = cleaned.of(relative, chunk.pixels[relative], chunk.shapes[relative])
+        for donor in plan.donors:
+            alpha = text_alpha(cleaned.boxes[donor], size)
+            blank = cleaned.of(donor, chunk.pixels[donor], chunk.shapes[donor])
+            batch += [
+                shared.intensity(clean * (1 - alpha) + chunk.pixels[donor] * alpha),
+                shared.intensity(clean * (1 - alpha) + blank * alpha),
+            ]
+    probs = probabilities(model, torch.stack(batch), device, shared.batch_size)
+    originals = probabilities(model, chunk.inputs, device, shared.batch_size)
+    out, start = [], 0
+    for k, plan in enumerate(chunk.plans):
+        arms = probs[start : start + 2 * len(plan.donors)]
+        start += 2 * len(plan.donors)
+        out.append(_row(plan, arms[0::2], arms[1::2], originals[k], shared.classes))
     return out
 
 
