@@ -6,7 +6,7 @@ the explainers' runner counts in), the same on the forward copy the forward-only
 (`subject.forward_copy`), and the text detector on one test film. Each stage's work is
 counted from the settings and the data — epochs × training films, explained films × each
 method's own estimate (`Explainer.forward_equivalents`), the region tests' and transplants'
-variants per test film, detections per film — and priced with the two timings. Decoding,
+variants per test film, detections per film — and priced with the three timings. Decoding,
 inpainting and bootstrap resampling are not counted, so stages light on model passes read
 low; training stops early at its patience, so the training estimate is an upper bound.
 """
@@ -64,14 +64,15 @@ def estimate(run: Run, data: Data) -> CostEstimate:
     )  # fmt: skip
     stages = stage_costs(c, priced(work, plan, explainer), forward, plan, detect, scoring)
     uncut = sum(s.seconds for s in stages)
-    timed = dict(forward_seconds=forward, detect_seconds=detect, scoring_seconds=scoring)
+    common = dict(
+        methods=methods, budget_minutes=c.budget_minutes, forward_seconds=forward,
+        detect_seconds=detect, scoring_seconds=scoring,
+    )  # fmt: skip
     if c.budget_minutes is None or uncut <= 60 * c.budget_minutes:
-        return CostEstimate(stages, methods=methods, plan=plan, budget_minutes=c.budget_minutes,
-                            **timed)  # fmt: skip
+        return CostEstimate(stages, plan=plan, **common)
     plan = fit_budget(c, work, forward, detect, explainer, scoring)
     stages = stage_costs(c, priced(work, plan, explainer), forward, plan, detect, scoring)
-    return CostEstimate(stages, methods=methods, plan=plan, budget_minutes=c.budget_minutes,
-                        uncut_seconds=uncut, **timed)  # fmt: skip
+    return CostEstimate(stages, plan=plan, uncut_seconds=uncut, **common)
 
 
 def configured_plan(c: AuditConfig) -> ExplainPlan:
