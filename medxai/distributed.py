@@ -59,6 +59,16 @@ def local_device(default: torch.device) -> torch.device:
     return _DEVICE[0] if _DEVICE and dist.is_initialized() else default
 
 
+def on_rank(module: torch.nn.Module, default: torch.device) -> tuple[torch.nn.Module, torch.device]:
+    """`module` on this rank's device (`local_device`), moved only when it is elsewhere (a
+    driven step runs once per payload), and that device."""
+    device = local_device(default)
+    first = next(module.parameters(), None)
+    if first is not None and first.device != device:
+        module = module.to(device)
+    return module, device
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

@@ -572,6 +572,8 @@ class CostEstimate:
     budget_minutes: float | None = None
     uncut_seconds: float | None = None  # the estimate before the cuts (None: nothing cut)
     scoring_seconds: float | None = None  # one image, the forward copy (None: as the model)
+    compose_seconds: float = 0.0  # one composed film (a transplant's arm) made model input
+    blur_seconds: float = 0.0  # one film's blurred baseline (the region tests make them)
 
     @property
     def total(self) -> float:

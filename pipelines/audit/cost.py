@@ -1,12 +1,14 @@
 """What an audit will cost, before it spends it.
 
-After the data stage, three things are timed on this machine: one forward pass of the model
+After the data stage, five things are timed on this machine: one forward pass of the model
 at its input size (per image, in a batch; a forward with its backward counts three, the unit
 the explainers' runner counts in), the same on the forward copy the forward-only stages run
-(`subject.forward_copy`), and the text detector on one test film. Each stage's work is
+(`subject.forward_copy`, which the I-GOS family's search uses too), the text detector on one
+test film, making one composed film (a transplant's arm) the model's input, and blurring one
+film (the region tests' baseline). Each stage's work is
 counted from the settings and the data — epochs × training films, explained films × each
 method's own estimate (`Explainer.forward_equivalents`), the region tests' and transplants'
-variants per test film, detections per film — and priced with the three timings. Decoding,
+variants per test film, detections per film — and priced with those timings. Decoding,
 inpainting and bootstrap resampling are not counted, so stages light on model passes read
 low; training stops early at its patience, so the training estimate is an upper bound.
 """
@@ -17,13 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import nn
 
 from data_cleaning.clean import detection_image
 from data_cleaning.detect import DetectorSpec
+from medxai.data.transforms import Preprocessing
 from medxai.explain.base import GRADIENT_PASS, Explainer
-from medxai.explain.perturb import inference_copy
+from medxai.explain.perturb import blurred_baseline, inference_copy
 from medxai.explain.registry import budget_parameter, build_explainer
 from medxai.metrics.causal import curve_steps
 from medxai.metrics.shortcut import MIN_FILMS
@@ -33,6 +37,7 @@ from medxai.report.record import CostEstimate, ExplainPlan, StageCost
 from pipelines.audit.config import AuditConfig
 from pipelines.audit.context import Run
 from pipelines.audit.data import Data
+from pipelines.audit.inputs import Intensity
 from pipelines.audit.saliency import RANKING
 from pipelines.audit.sanity import FILMS as SANITY_FILMS
 from pipelines.audit.sanity import MIN_FILMS as MIN_SANITY
@@ -50,10 +55,14 @@ def estimate(run: Run, data: Data) -> CostEstimate:
     """Times the model and the detector, counts each stage's work, prices it; with a time
     budget, cuts the saliency and sanity sizes to fit (`fit_budget`)."""
     c = run.config
-    module, size, channels, methods = _model(run, data)
+    module, prep, methods = _model(run, data)
+    size, channels = prep.image_size, prep.channels
     forward = forward_seconds(module, channels, size, run.device)
-    scoring = scoring_seconds(module, channels, size, run.device, forward)
-    detect = detect_seconds(run, data)
+    timed = Timings(
+        forward, detect_seconds(run, data),
+        scoring_seconds(module, channels, size, run.device, forward), compose_seconds(prep),
+        blur_seconds(channels, size, run.device),
+    )  # fmt: skip
     plan, explainer = configured_plan(c), lambda p, m: _explainer(run, m, p)
     work = Work(
         n_train=len(data.records.get(data.train_split, [])), n_test=len(data.test_images),
@@ -62,17 +71,36 @@ def estimate(run: Run, data: Data) -> CostEstimate:
         steps=curve_steps(RANKING, c.explain.resolution, size),
         methods=dict.fromkeys(methods, 0.0),
     )  # fmt: skip
-    stages = stage_costs(c, priced(work, plan, explainer), forward, plan, detect, scoring)
+    stages = stage_costs(c, priced(work, plan, explainer), timed, plan)
     uncut = sum(s.seconds for s in stages)
     common = dict(
-        methods=methods, budget_minutes=c.budget_minutes, forward_seconds=forward,
-        detect_seconds=detect, scoring_seconds=scoring,
+        methods=methods, budget_minutes=c.budget_minutes, forward_seconds=timed.forward,
+        detect_seconds=timed.detect, scoring_seconds=timed.scoring,
+        compose_seconds=timed.compose, blur_seconds=timed.blur,
     )  # fmt: skip
     if c.budget_minutes is None or uncut <= 60 * c.budget_minutes:
         return CostEstimate(stages, plan=plan, **common)
-    plan = fit_budget(c, work, forward, detect, explainer, scoring)
-    stages = stage_costs(c, priced(work, plan, explainer), forward, plan, detect, scoring)
+    plan = fit_budget(c, work, timed, explainer)
+    stages = stage_costs(c, priced(work, plan, explainer), timed, plan)
     return CostEstimate(stages, plan=plan, uncut_seconds=uncut, **common)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """What the estimate prices the work with, in seconds: one forward pass per image (a
+    forward with its backward counts three), text detection per film, a forward pass of the
+    model's forward copy per image (None: as `forward`), making one composed film the
+    model's input, blurring one film."""
+
+    forward: float
+    detect: float
+    scoring: float | None = None
+    compose: float = 0.0
+    blur: float = 0.0  # one film's blurred baseline, which each region test makes twice
+
+    @property
+    def score(self) -> float:
+        return self.scoring or self.forward
 
 
 def configured_plan(c: AuditConfig) -> ExplainPlan:
@@ -83,14 +111,21 @@ def configured_plan(c: AuditConfig) -> ExplainPlan:
 def priced(
     work: Work, plan: ExplainPlan, explainer: Callable[[ExplainPlan, str], Explainer]
 ) -> Work:
-    """The work with each method's forward equivalents under `plan`."""
-    fe = {m: explainer(plan, m).forward_equivalents() for m in work.methods}
-    return replace(work, methods=fe)
+    """The work with each method's forward equivalents under `plan`, and the methods whose
+    passes run on the model's forward copy (the I-GOS family's search)."""
+    built = {m: explainer(plan, m) for m in work.methods}
+    fe = {m: e.forward_equivalents() for m, e in built.items()}
+    return replace(work, methods=fe, on_copy=frozenset(m for m, e in built.items() if _on_copy(e)))
+
+
+def _on_copy(explainer: Explainer) -> bool:
+    optimizer = getattr(explainer, "optimizer", explainer)  # an AOP method's is its optimiser's
+    return bool(getattr(optimizer, "fast_copy", False))
 
 
 def fit_budget(
-    c: AuditConfig, work: Work, forward: float, detect: float,
-    explainer: Callable[[ExplainPlan, str], Explainer], scoring: float | None = None,
+    c: AuditConfig, work: Work, timed: Timings,
+    explainer: Callable[[ExplainPlan, str], Explainer],
 ) -> ExplainPlan:  # fmt: skip
     """The sizes cut, in this order, until the estimate fits `c.budget_minutes`: each
     method's budget parameter (RISE masks, optimiser iterations, IG steps, SmoothGrad
@@ -101,8 +136,7 @@ def fit_budget(
     budget = 60 * c.budget_minutes
 
     def seconds(p: ExplainPlan) -> dict[str, float]:
-        stages = stage_costs(c, priced(work, p, explainer), forward, p, detect, scoring)
-        return {s.stage: s.seconds for s in stages}
+        return {s.stage: s.seconds for s in stage_costs(c, priced(work, p, explainer), timed, p)}
 
     def over(p: ExplainPlan) -> float:
         return sum(seconds(p).values()) - budget
@@ -177,7 +211,8 @@ def _cut_verdict_films(
 class Work:
     """What the stages will process: films (the verdict stages' test films; every film of
     the dataset, which the cleaning covers), classes, the model's input side, the steps of
-    each deletion/insertion curve, each method's forward equivalents per film."""
+    each deletion/insertion curve, each method's forward equivalents per film (and those
+    whose passes run on the forward copy)."""
 
     n_train: int
     n_test: int
@@ -186,17 +221,17 @@ class Work:
     size: int
     steps: int
     methods: dict[str, float]
+    on_copy: frozenset[str] = frozenset()
 
 
-def stage_costs(
-    c: AuditConfig, work: Work, forward: float, plan: ExplainPlan, detect: float,
-    scoring: float | None = None,
-) -> list[StageCost]:  # fmt: skip
-    """Seconds per stage: forward equivalents × `forward` (seconds per image), the
-    forward-only passes (evaluation, deletion/insertion curves, region tests, transplants)
-    × `scoring` (the same on the model's forward copy; default `forward`), and detections ×
-    `detect` (seconds per film)."""
-    score = scoring or forward
+def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -> list[StageCost]:
+    """Seconds per stage: forward equivalents × the forward pass, the forward-only passes
+    (evaluation, deletion/insertion curves, region tests, transplants) × the forward copy's,
+    the transplants' composed films × composing one, detections × detecting one."""
+    forward, score, detect, compose = timed.forward, timed.score, timed.detect, timed.compose
+    method_seconds = sum(  # per film, every method
+        fe * (score if m in work.on_copy else forward) for m, fe in work.methods.items()
+    )
     per_method, explained = work.methods, plan.n_explain * work.n_classes
     n_train, n_all = work.n_train, work.n_cleaned
     n_test = plan.verdict_films or work.n_test
@@ -209,18 +244,20 @@ def stage_costs(
         StageCost("evaluate_baseline", n_test * score, f"{n_test} test films"),
         StageCost(
             "explain",
-            explained * sum(fe * forward + causal * score for fe in per_method.values()),
+            explained * (method_seconds + causal * score * len(per_method)),
             f"{explained} films × {len(per_method)} methods, with deletion/insertion",
         ),
     ]
     if plan.sanity_films and (c.model is None or not model_kind(c.model.kind).no_sanity):
         films = plan.sanity_films
-        sanity = films * 2 * sum(per_method.values()) * forward
+        sanity = films * 2 * method_seconds
         stages.append(StageCost("sanity", sanity, f"{films} films × {len(per_method)} methods × 2"))
-    passes = n_test * (kinds * REGION_VARIANTS + 2 * DONORS + STYLE_ARMS)
+    composed = 2 * DONORS + STYLE_ARMS  # per film: the transplants' arms
+    passes = n_test * (kinds * REGION_VARIANTS + composed + 1)  # + the transplant's own film
     stages += [
         StageCost(
-            "shortcut", passes * score + n_test * detect,
+            "shortcut",
+            passes * score + n_test * (detect + composed * compose + kinds * 2 * timed.blur),
             f"{n_test} detections, {passes} model passes",
         ),
         StageCost(
@@ -230,25 +267,41 @@ def stage_costs(
         ),
     ]  # fmt: skip
     if c.retrain:
-        negative = n_test * (REGION_VARIANTS + 2 * DONORS + 1)
+        negative = n_test * (REGION_VARIANTS + 2 * DONORS + 2)  # + evaluation, transplant
         stages += [
             StageCost("train_cleaned", fit * forward, epochs),
-            StageCost("negative_control", negative * score, f"{negative} model passes"),
+            StageCost(
+                "negative_control",
+                negative * score + n_test * (2 * DONORS * compose + 2 * timed.blur),
+                f"{negative} model passes",
+            ),
         ]
     return stages
 
 
-def _model(run: Run, data: Data) -> tuple[nn.Module, int, int, list[str]]:
+def _model(run: Run, data: Data) -> tuple[nn.Module, Preprocessing, list[str]]:
     """The model to time (the architecture the audit trains, untrained, or the user's), its
-    input side and channels, and the methods it will be explained with."""
+    preprocessing, and the methods it will be explained with."""
     c = run.config
     if c.model is None:
         module = build_model(c.train.model, len(data.classes), c.train.channels)
-        return module, c.train.image_size, c.train.channels, list(c.explain.methods)
+        return module, c.train.preprocessing(), list(c.explain.methods)
     loaded = load_user(run, data.classes)
     kept, _ = loaded.supported(c.explain.methods)
-    prep = loaded.spec.preprocessing
-    return loaded.module, prep.image_size, prep.channels, kept or list(FORWARD_ONLY_DEFAULT)
+    return loaded.module, loaded.spec.preprocessing, kept or list(FORWARD_ONLY_DEFAULT)
+
+
+def compose_seconds(prep: Preprocessing) -> float:
+    """Seconds to make one composed film the model's input (the preprocessing's intensity
+    steps, which every transplant arm runs on the CPU): the fastest of five."""
+    shape = (prep.channels, prep.image_size, prep.image_size)
+    intensity, pixels = Intensity(prep), np.random.rand(*shape).astype(np.float32)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        intensity(pixels)
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def _budget_value(explainer: Explainer, name: str) -> int:
@@ -289,6 +342,19 @@ def scoring_seconds(
     probe = torch.rand(1, channels, size, size, device=device)
     copy = inference_copy(module.to(device).eval(), probe)
     return forward if copy is None else forward_seconds(copy, channels, size, device)
+
+
+def blur_seconds(channels: int, size: int, device: torch.device) -> float:
+    """Seconds per film of the blurred baseline the region tests put in a region's place:
+    the faster of two timed batches after a warm-up."""
+    batch = torch.rand(TIMED_BATCH, channels, size, size, device=device)
+    blurred_baseline(batch)
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        blurred_baseline(batch)
+        times.append(time.perf_counter() - start)
+    return min(times) / TIMED_BATCH
 
 
 def detect_seconds(run: Run, data: Data) -> float:

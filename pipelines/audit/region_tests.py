@@ -161,8 +161,8 @@ def _test_chunk(
     the area, and its scores when it has regions (a film without the kind's regions is not
     put through the tests)."""
     relatives, batch, decided = payload
-    device = distributed.local_device(tests.device)
-    model, batch, decided = tests.model.to(device).eval(), batch.to(device), decided.to(device)
+    model, device = distributed.on_rank(tests.model, tests.device)  # in eval mode
+    batch, decided = batch.to(device), decided.to(device)
     masks = region_masks(tests.mapped, tests.taken, relatives, tests.size, device)
     controls = tests.control(masks, tests.counts.to(device))
     area = masks.flatten(1).float().mean(1)

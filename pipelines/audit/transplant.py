@@ -245,8 +245,8 @@ def _transplant_chunk(shared: Transplanting, chunk: Chunk) -> list[TransplantRow
     """Each film of the chunk with each donor's boxes pasted, with the donor's text (swap)
     and from its cleaned copy (blank); the model's probabilities of both arms and of the film
     itself make the film's row."""
-    device = distributed.local_device(shared.device)
-    model, cleaned, size = shared.model.to(device).eval(), shared.cleaned, shared.cleaned.size
+    model, device = distributed.on_rank(shared.model, shared.device)  # in eval mode
+    cleaned, size = shared.cleaned, shared.cleaned.size
     batch = []
     for plan in chunk.plans:
         relative = plan.image.relative

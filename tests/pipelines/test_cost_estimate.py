@@ -7,7 +7,7 @@ from medxai.explain.base import GRADIENT_PASS
 from medxai.explain.registry import build_explainer
 from medxai.report.record import ExplainPlan
 from pipelines.audit import audit_config
-from pipelines.audit.cost import DONORS, REGION_VARIANTS, STYLE_ARMS, Work, stage_costs
+from pipelines.audit.cost import DONORS, REGION_VARIANTS, STYLE_ARMS, Timings, Work, stage_costs
 from pipelines.audit.sanity import FILMS
 
 WORK = Work(
@@ -15,6 +15,7 @@ WORK = Work(
     methods={"gradcam": 3.0, "rise": 500.0},
 )  # fmt: skip
 PLAN = ExplainPlan(n_explain=2, sanity_films=FILMS)
+TIMED = Timings(forward=1e-3, detect=0.1)
 
 
 def seconds(stages) -> dict[str, float]:
@@ -23,14 +24,46 @@ def seconds(stages) -> dict[str, float]:
 
 def test_every_stage_is_its_work_times_its_timing():
     config = audit_config(epochs=5)
-    got = seconds(stage_costs(config, WORK, 1e-3, PLAN, 0.1))
+    got = seconds(stage_costs(config, WORK, TIMED, PLAN))
     assert got["train_baseline"] == got["train_cleaned"] == 5 * 100 * GRADIENT_PASS * 1e-3
     assert got["explain"] == pytest.approx(6 * (3 + 500 + 2 * (2 * 20 + 2)) * 1e-3)  # per method
     assert got["sanity"] == FILMS * 2 * 503 * 1e-3
-    shortcut = 40 * (3 * REGION_VARIANTS + 2 * DONORS + STYLE_ARMS) * 1e-3 + 40 * 0.1
+    shortcut = 40 * (3 * REGION_VARIANTS + 2 * DONORS + STYLE_ARMS + 1) * 1e-3 + 40 * 0.1
     assert got["shortcut"] == shortcut
     assert got["clean"] == pytest.approx((100 + 140) * 0.1)  # test films: the shortcut's boxes
-    assert got["negative_control"] == 40 * (REGION_VARIANTS + 2 * DONORS + 1) * 1e-3
+    assert got["negative_control"] == pytest.approx(40 * (REGION_VARIANTS + 2 * DONORS + 2) * 1e-3)
+
+
+def test_forward_only_passes_are_priced_on_the_copy_and_composed_films_on_their_own():
+    """The copy's timing prices evaluation, the curves, region tests, transplants and the
+    passes of a method that searches on the copy (the I-GOS family); training and other
+    methods keep the model's; each transplant (and style) arm also costs one composition,
+    each region test two blurred baselines."""
+    from dataclasses import replace
+
+    config = audit_config(epochs=5)
+    timed = Timings(forward=1e-3, detect=0.1, scoring=5e-4, compose=2e-3, blur=3e-3)
+    work = replace(WORK, on_copy=frozenset({"rise"}))
+    got = seconds(stage_costs(config, work, timed, PLAN))
+    assert got["train_baseline"] == 5 * 100 * GRADIENT_PASS * 1e-3
+    assert got["evaluate_baseline"] == 40 * 5e-4
+    per_film = 3 * 1e-3 + 500 * 5e-4  # gradcam on the model, rise on the copy
+    assert got["explain"] == pytest.approx(6 * (per_film + 2 * (2 * 20 + 2) * 5e-4))  # 2 methods
+    assert got["sanity"] == pytest.approx(FILMS * 2 * per_film)
+    passes = 3 * REGION_VARIANTS + 2 * DONORS + STYLE_ARMS + 1  # + the transplant's film
+    composed = 2 * DONORS + STYLE_ARMS
+    shortcut = 40 * (passes * 5e-4 + 0.1 + composed * 2e-3 + 3 * 2 * 3e-3)
+    assert got["shortcut"] == pytest.approx(shortcut)
+    negative = 40 * ((REGION_VARIANTS + 2 * DONORS + 2) * 5e-4 + 2 * DONORS * 2e-3 + 2 * 3e-3)
+    assert got["negative_control"] == pytest.approx(negative)
+
+
+def test_the_i_gos_family_is_priced_on_the_copy():
+    from pipelines.audit.cost import Work, priced
+
+    work = Work(**{**WORK.__dict__, "methods": dict.fromkeys(["igos++", "sigcam", "gradcam"], 0)})
+    got = priced(work, PLAN, lambda plan, m: build_explainer(m))
+    assert got.on_copy == {"igos++", "sigcam"} and got.methods["igos++"] > got.methods["gradcam"]
 
 
 def test_a_users_model_is_not_trained_and_a_forward_only_one_gets_no_sanity_stage(tmp_path):
@@ -39,7 +72,7 @@ def test_a_users_model_is_not_trained_and_a_forward_only_one_gets_no_sanity_stag
     from medxai.models.kinds import ModelSource
 
     config = replace(audit_config(), model=ModelSource("onnx", "model.onnx"), retrain=False)
-    got = seconds(stage_costs(config, WORK, 1e-3, PLAN, 0.1))
+    got = seconds(stage_costs(config, WORK, TIMED, PLAN))
     assert "train_baseline" not in got and "train_cleaned" not in got
     assert "sanity" not in got and "negative_control" not in got
 
@@ -49,7 +82,7 @@ def test_an_expensive_method_shows_in_the_explain_and_sanity_stages():
     cheap = Work(**{**WORK.__dict__, "methods": {"gradcam": 3.0}})
     rise = build_explainer("rise").forward_equivalents()  # 4000 masks: 4000 forwards a film
     dear = Work(**{**WORK.__dict__, "methods": {"rise": rise}})
-    a, b = (seconds(stage_costs(config, w, 1e-3, PLAN, 0.1)) for w in (cheap, dear))
+    a, b = (seconds(stage_costs(config, w, TIMED, PLAN)) for w in (cheap, dear))
     assert b["explain"] / a["explain"] > 20 and b["sanity"] / a["sanity"] > 1000
 
 
@@ -63,8 +96,9 @@ def _fit(
     config = replace(audit_config(epochs=5), budget_minutes=budget_minutes)
     work = Work(**{**WORK.__dict__, "methods": methods, **work_sizes})
     factory = lambda plan, m: build_explainer(m, **plan.params(m))  # noqa: E731
-    plan = fit_budget(config, work, forward, detect, factory)
-    stages = stage_costs(config, priced(work, plan, factory), forward, plan, detect)
+    timed = Timings(forward, detect)
+    plan = fit_budget(config, work, timed, factory)
+    stages = stage_costs(config, priced(work, plan, factory), timed, plan)
     total = sum(s.seconds for s in stages)
     return plan, total
 
@@ -85,13 +119,13 @@ def test_a_budget_below_what_the_verdict_needs_cuts_everything_and_says_so():
 
 
 def test_a_budget_samples_the_verdict_films_when_the_saliency_cuts_are_not_enough():
-    """4,000 test films whose verdict stages cost 28 min (0.42 s a film): after the explained-
+    """4,000 test films whose verdict stages cost 29 min (0.44 s a film): after the explained-
     film and sanity cuts, they are sampled to what fits beside the 41 s the rest needs."""
     from pipelines.audit.cost import VERDICT_FLOOR
 
     sizes = dict(forward=1e-2, detect=1e-3, n_test=4000, n_cleaned=4100)
     plan, total = _fit(10.0, {"gradcam": 3.0}, **sizes)
-    assert 1300 < plan.verdict_films < 1360 and plan.sanity_films == 3
+    assert 1250 < plan.verdict_films < 1300 and plan.sanity_films == 3
     assert 590 < total <= 600  # fits, and drops no film more than it must
     assert plan.cuts[-1].startswith(f"verdict films 4000 → {plan.verdict_films}")
     plan, _ = _fit(0.5, {"gradcam": 3.0}, **sizes)  # training and cleaning alone: 38 s
