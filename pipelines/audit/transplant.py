@@ -233,7 +233,7 @@ def transplant_rows(
     boxes = {relative: row.model_boxes for relative, row in rows.items()}
     cleaned = Cleaned(boxes, inputs.prep.image_size, radius, dilate)
     shared = Transplanting(model, cleaned, inputs.intensity, list(classes), batch_size, device)
-    parts = [planned[part] for part in chunks(len(planned), max(1, batch_size // (2 * DONORS)))]
+    parts = [planned[part] for part in chunks(len(planned), batch_size)]  # films; arms: ×2 DONORS
     done = distributed.run_everywhere(
         distributed.dealt_rounds, _transplant_chunk, shared, len(parts),
         local={"payloads": (Chunk.of(part, inputs) for part in parts)},
