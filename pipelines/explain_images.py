@@ -150,6 +150,7 @@ class _Run:
     ranking: str
     resolution: int
     classes: Sequence[str] | None
+    per_step: int | None = None  # cells (or pixel rows) per curve step (None: the default)
 
 
 def explain_images(
@@ -170,6 +171,7 @@ def explain_images(
     inputs: torch.Tensor | None = None,
     targets: Sequence[int] | torch.Tensor | None = None,
     method_params: dict[str, dict[str, int]] | None = None,
+    per_step: int | None = None,
 ) -> list[ScoreRow]:
     """Run every method on every image; returns (and writes) the rows of scores.csv.
 
@@ -177,7 +179,8 @@ def explain_images(
     `resolve_targets`; `target_layer` names the module CAM methods read (default: found
     automatically). `inputs` (N, C, S, S) and `targets` (N,), when given, are the items'
     model inputs and explained classes already at hand (not read or resolved again);
-    `method_params`: per method, parameters that replace its defaults (a time budget's cuts).
+    `method_params`: per method, parameters that replace its defaults (a time budget's cuts);
+    `per_step`: the deletion/insertion curves' cells per step (None: `deletion_insertion`'s).
     """
     for given, what in ((inputs, "inputs"), (targets, "targets")):
         if given is not None and len(given) != len(items):
@@ -185,7 +188,7 @@ def explain_images(
     explainers = _explainers(methods, resolution, batch_size, seed, target_layer, method_params)
     for folder in ("maps", "overlays", "curves"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    run = _Run(model.to(device).eval(), out, ranking, resolution, classes)
+    run = _Run(model.to(device).eval(), out, ranking, resolution, classes, per_step)
     rows: list[ScoreRow] = []
     for start in range(0, len(items), batch_size):
         part = slice(start, start + batch_size)
@@ -264,7 +267,8 @@ def _explain_chunk(
             progress(len(chunk))
     scored = deletion_insertion_maps(
         run.model, images, targets, maps,
-        ranking=run.ranking, resolution=run.resolution, baseline=baseline,
+        ranking=run.ranking, resolution=run.resolution, per_step=run.per_step,
+        baseline=baseline,
     )  # fmt: skip
     for method, scores in zip(explainers, scored, strict=True):
         _write_curves(run.out / "curves", chunk, method, scores)

@@ -552,6 +552,7 @@ class ExplainPlan:
     method_params: dict[str, dict[str, int]] = field(default_factory=dict)  # method -> cut
     cuts: list[str] = field(default_factory=list)
     verdict_films: int | None = None  # test films the verdict stages sample (None: as given)
+    curve_per_step: int | None = None  # deletion/insertion cells per step (None: the default)
 
     def params(self, method: str) -> dict[str, int]:
         """The method's parameters cut to fit ({} when none was)."""

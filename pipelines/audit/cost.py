@@ -15,6 +15,7 @@ low; training stops early at its patience, so the training estimate is an upper 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -29,7 +30,7 @@ from medxai.data.transforms import Preprocessing
 from medxai.explain.base import GRADIENT_PASS, Explainer
 from medxai.explain.perturb import blurred_baseline, inference_copy
 from medxai.explain.registry import budget_parameter, build_explainer
-from medxai.metrics.causal import curve_steps
+from medxai.metrics.causal import MASK_PER_STEP, curve_steps
 from medxai.metrics.shortcut import MIN_FILMS
 from medxai.models.kinds import model_kind
 from medxai.models.zoo import build_model
@@ -44,6 +45,7 @@ from pipelines.audit.sanity import MIN_FILMS as MIN_SANITY
 from pipelines.audit.subject import FORWARD_ONLY_DEFAULT, load_user
 from pipelines.audit.transplant import DONORS
 
+COARSER_CURVES = 4  # a budget's deletion/insertion curves: this many times the cells a step
 VERDICT_FLOOR = 2 * MIN_FILMS  # the fewest test films a budget may sample the verdict down to
 TIMED_BATCH = 32  # images in the timed forward pass: the chunk the stages run at
 SLOW_PASS = 2.0  # seconds: a model this slow is timed once after its warm-up
@@ -130,9 +132,10 @@ def fit_budget(
     """The sizes cut, in this order, until the estimate fits `c.budget_minutes`: each
     method's budget parameter (RISE masks, optimiser iterations, IG steps, SmoothGrad
     samples) scaled by the share of the flexible stages' time that fits, down to its floor;
-    one film explained per class; the sanity films, down to MIN_SANITY; the verdict stages'
-    test films, sampled as `--sample` does down to VERDICT_FLOOR; the sanity check left
-    out. Training and cleaning are never cut. What still does not fit is said in the plan."""
+    one film explained per class; the sanity films, down to MIN_SANITY; the deletion/
+    insertion curves COARSER_CURVES times coarser; the verdict stages' test films, sampled
+    as `--sample` does down to VERDICT_FLOOR; the sanity check left out. Training and
+    cleaning are never cut. What still does not fit is said in the plan."""
     budget = 60 * c.budget_minutes
 
     def seconds(p: ExplainPlan) -> dict[str, float]:
@@ -149,6 +152,10 @@ def fit_budget(
         if films < plan.sanity_films:
             cut = f"sanity films {plan.sanity_films} → {films} (a wider interval)"
             plan = _cut(plan, cut, sanity_films=films)
+    if over(plan) > 0 and seconds(plan).get("explain"):
+        coarse = MASK_PER_STEP * COARSER_CURVES
+        why = f"deletion/insertion curves {COARSER_CURVES}× coarser ({coarse} cells a step)"
+        plan = _cut(plan, why, curve_per_step=coarse)
     if over(plan) > 0 and work.n_test > VERDICT_FLOOR:
         plan = _cut_verdict_films(plan, work.n_test, over(plan), seconds)
     if over(plan) > 0 and seconds(plan).get("sanity"):
@@ -235,7 +242,10 @@ def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -
     per_method, explained = work.methods, plan.n_explain * work.n_classes
     n_train, n_all = work.n_train, work.n_cleaned
     n_test = plan.verdict_films or work.n_test
-    causal = 2 * work.steps + 2  # the deletion and the insertion curve, and both ends
+    steps = work.steps
+    if plan.curve_per_step:  # the mask grid's cells, fewer to a step
+        steps = math.ceil(work.steps * MASK_PER_STEP / plan.curve_per_step)
+    causal = 2 * steps + 2  # the deletion and the insertion curve, and both ends
     kinds = 3 + (1 if c.data.regions else 0)  # text, marker, border (+ the user's)
     fit = c.train.epochs * n_train * GRADIENT_PASS
     epochs = f"{c.train.epochs} epochs × {n_train} films"

@@ -60,6 +60,7 @@ def explain(run: Run, data: Data, subject: Subject, plan: ExplainPlan) -> Explai
     scores = explain_images(
         subject.module, items, methods, subject.spec.preprocessing, out, run.device,
         classes=classes, ranking=RANKING, inputs=inputs, targets=targets,
+        per_step=plan.curve_per_step,
         progress=run.progress("explaining", len(items) * len(methods)), **shared,
     )  # fmt: skip
     return ExplainedSet([

@@ -66,6 +66,14 @@ def test_the_i_gos_family_is_priced_on_the_copy():
     assert got.on_copy == {"igos++", "sigcam"} and got.methods["igos++"] > got.methods["gradcam"]
 
 
+def test_coarser_curves_take_fewer_steps():
+    from dataclasses import replace
+
+    coarse = replace(PLAN, curve_per_step=60)  # 4 × the default 15 cells a step: 20 → 5 steps
+    got = seconds(stage_costs(audit_config(), WORK, TIMED, coarse))["explain"]
+    assert got == pytest.approx(6 * (3 + 500 + 2 * (2 * 5 + 2)) * 1e-3)
+
+
 def test_a_users_model_is_not_trained_and_a_forward_only_one_gets_no_sanity_stage(tmp_path):
     from dataclasses import replace
 
@@ -128,5 +136,6 @@ def test_a_budget_samples_the_verdict_films_when_the_saliency_cuts_are_not_enoug
     assert 1250 < plan.verdict_films < 1300 and plan.sanity_films == 3
     assert 590 < total <= 600  # fits, and drops no film more than it must
     assert plan.cuts[-1].startswith(f"verdict films 4000 → {plan.verdict_films}")
+    assert plan.curve_per_step == 60 and "curves 4× coarser (60 cells a step)" in plan.cuts[-2]
     plan, _ = _fit(0.5, {"gradcam": 3.0}, **sizes)  # training and cleaning alone: 38 s
     assert plan.verdict_films == VERDICT_FLOOR and plan.sanity_films == 0
