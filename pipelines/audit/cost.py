@@ -331,17 +331,19 @@ def forward_seconds(module: nn.Module, channels: int, size: int, device: torch.d
     kernels adds is small beside it, and the estimate errs high)."""
     module = module.to(device).eval()
     batch = torch.rand(TIMED_BATCH, channels, size, size, device=device)
-    times = []
-    with torch.no_grad():
-        for _ in range(4):
-            start = time.perf_counter()
+
+    def timed_pass() -> float:
+        start = time.perf_counter()
+        with torch.no_grad():
             module(batch)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - start)
-            if times[0] > SLOW_PASS:
-                return times[0] / TIMED_BATCH
-    return min(times[1:]) / TIMED_BATCH
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    first = timed_pass()  # the warm-up, or for a slow model the timing itself
+    if first > SLOW_PASS:
+        return first / TIMED_BATCH
+    return min(timed_pass() for _ in range(3)) / TIMED_BATCH
 
 
 def scoring_seconds(
