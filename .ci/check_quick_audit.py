@@ -5,9 +5,12 @@
    summary sentence;
 3. `medxai compare RUN RUN` pairs every film with itself: every paired difference is 0;
 4. `medxai audit ... --fail-on LEVEL` (the same command, resumed: no stage runs again)
-   exits with the gate's code for the verdict the run recorded.
+   exits with the gate's code for the verdict the run recorded;
+5. with `--same-verdict OTHER` (the same quick audit under `torchrun --nproc-per-node 2`):
+   OTHER's verdict is RUN's (whether the model relies on text, how strongly, the headline).
+   The two trainings differ in rounding (DDP), so the figures may differ; the verdict may not.
 
-    .venv/bin/python .ci/check_quick_audit.py reports/ci-quick
+    .venv/bin/python .ci/check_quick_audit.py reports/ci-quick [--same-verdict reports/ci-2rank]
 """
 
 from __future__ import annotations
@@ -65,15 +68,28 @@ def check_gate(run: Path) -> None:
     assert code == expected, f"--fail-on moderate exited {code}, expected {expected}"
 
 
-def main(run: Path) -> None:
+def check_same_verdict(run: Path, other: Path) -> None:
+    verdicts = [json.loads((r / "audit.json").read_text())["shortcut"] for r in (run, other)]
+    for field in ("relies_on_text", "strength", "overall", "headline"):
+        one, many = (v[field] for v in verdicts)
+        assert one == many, f"{other} gives {field} {many!r}, {run} gave {one!r}"
+
+
+def main(run: Path, other: Path | None = None) -> None:
     record = json.loads((run / "audit.json").read_text())
     check_schema(run, record)
     with tempfile.TemporaryDirectory() as tmp:
         check_pdf(run, record, Path(tmp))
         check_compare(run, Path(tmp))
     check_gate(run)
-    print(f"{run}: schema, PDF, compare and --fail-on checked")
+    if other is not None:
+        check_same_verdict(run, other)
+    print(f"{run}: schema, PDF, compare and --fail-on checked"
+          + ("" if other is None else f"; {other} gives the same verdict"))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    arguments = sys.argv[1:]
+    if len(arguments) not in (1, 3) or (len(arguments) == 3 and arguments[1] != "--same-verdict"):
+        sys.exit("usage: check_quick_audit.py RUN [--same-verdict OTHER]")
+    main(Path(arguments[0]), Path(arguments[2]) if len(arguments) == 3 else None)

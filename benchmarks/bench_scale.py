@@ -68,7 +68,7 @@ COVIDX_V9A = 30_530  # split lines of COVIDx v9A: the first real dataset a user 
 SAMPLE_EVERY = 0.5  # seconds between two /proc samples of the process tree's memory
 SPLIT_FILES = ("train.txt", "test.txt", "test_balanced.txt")
 CLEANING = "clean"  # the stage whose 2-rank speed-up is reported
-TRIAL = 1000  # fewer films than this at the largest size: a trial, tagged *_wip
+TRIAL = 1000  # fewer films than this at the largest size: a reduced run, which needs a --tag
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 2**20
 
@@ -406,8 +406,9 @@ def main() -> None:
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     films, ranks = numbers(args.films), numbers(args.ranks)
-    if max(films) < TRIAL and not args.tag.endswith("_wip"):
-        parser.error(f"fewer than {TRIAL} films is a trial: give a --tag ending in _wip")
+    if max(films) < TRIAL and not args.tag:
+        parser.error(f"fewer than {TRIAL} films is a reduced run: give it a --tag (one ending "
+                     "in _wip is not kept by git), so it cannot overwrite the full table")
     settings = Settings(args.size, args.model, args.image_size, args.epochs, args.methods,
                         args.n_explain, args.device, args.seed)  # fmt: skip
     args.work.mkdir(parents=True, exist_ok=True)

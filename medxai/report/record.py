@@ -575,6 +575,7 @@ class CostEstimate:
     scoring_seconds: float | None = None  # one image, the forward copy (None: as the model)
     compose_seconds: float = 0.0  # one composed film (a transplant's arm) made model input
     blur_seconds: float = 0.0  # one film's blurred baseline (the region tests make them)
+    ranks: int = 1  # torchrun's processes, which share the dealt stages (timings: rank 0's)
 
     @property
     def total(self) -> float:
@@ -584,8 +585,9 @@ class CostEstimate:
         """The estimate as the console prints it before the first long stage."""
         copy = self.scoring_seconds
         faster = f", {copy * 1e3:.1f} ms on its forward copy" if copy is not None else ""
+        where = "this machine" + (f", {self.ranks} ranks" if self.ranks > 1 else "")
         head = (
-            f"estimated cost on this machine: {self.total / 60:.1f} min (a forward pass "
+            f"estimated cost on {where}: {self.total / 60:.1f} min (a forward pass "
             f"{self.forward_seconds * 1e3:.1f} ms per image{faster}, text detection "
             f"{self.detect_seconds:.2f} s per film)"
         )

@@ -11,6 +11,11 @@ method's own estimate (`Explainer.forward_equivalents`), the region tests' and t
 variants per test film, detections per film — and priced with those timings. Decoding,
 inpainting and bootstrap resampling are not counted, so stages light on model passes read
 low; training stops early at its patience, so the training estimate is an upper bound.
+
+Under torchrun the timings are rank 0's, on its share of the cores, and the dealt work is
+split over the ranks (`Work.ranks`): training (DDP), the saliency maps ((method, chunk)
+pairs), the sanity check (a method a rank), the shortcut stage, the cleaning and the negative
+control; the evaluation and the deletion/insertion curves stay on rank 0.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from torch import nn
 
 from data_cleaning.clean import detection_image
 from data_cleaning.detect import DetectorSpec
+from medxai import distributed
 from medxai.data.transforms import Preprocessing
 from medxai.explain.base import GRADIENT_PASS, Explainer
 from medxai.explain.perturb import blurred_baseline, inference_copy
@@ -39,6 +45,7 @@ from pipelines.audit.config import AuditConfig
 from pipelines.audit.context import Run
 from pipelines.audit.data import Data
 from pipelines.audit.inputs import Intensity
+from pipelines.audit.saliency import CHUNK as EXPLAIN_CHUNK
 from pipelines.audit.saliency import RANKING
 from pipelines.audit.sanity import FILMS as SANITY_FILMS
 from pipelines.audit.sanity import MIN_FILMS as MIN_SANITY
@@ -71,14 +78,14 @@ def estimate(run: Run, data: Data) -> CostEstimate:
         n_cleaned=sum(len(rows) for rows in data.index.records.values()),
         n_classes=len(data.classes), size=size,
         steps=curve_steps(RANKING, c.explain.resolution, size),
-        methods=dict.fromkeys(methods, 0.0),
+        methods=dict.fromkeys(methods, 0.0), ranks=distributed.world_size(),
     )  # fmt: skip
     stages = stage_costs(c, priced(work, plan, explainer), timed, plan)
     uncut = sum(s.seconds for s in stages)
     common = dict(
         methods=methods, budget_minutes=c.budget_minutes, forward_seconds=timed.forward,
         detect_seconds=timed.detect, scoring_seconds=timed.scoring,
-        compose_seconds=timed.compose, blur_seconds=timed.blur,
+        compose_seconds=timed.compose, blur_seconds=timed.blur, ranks=work.ranks,
     )  # fmt: skip
     if c.budget_minutes is None or uncut <= 60 * c.budget_minutes:
         return CostEstimate(stages, plan=plan, **common)
@@ -219,7 +226,7 @@ class Work:
     """What the stages will process: films (the verdict stages' test films; every film of
     the dataset, which the cleaning covers), classes, the model's input side, the steps of
     each deletion/insertion curve, each method's forward equivalents per film (and those
-    whose passes run on the forward copy)."""
+    whose passes run on the forward copy); the ranks that share the dealt work."""
 
     n_train: int
     n_test: int
@@ -229,17 +236,21 @@ class Work:
     steps: int
     methods: dict[str, float]
     on_copy: frozenset[str] = frozenset()
+    ranks: int = 1
 
 
 def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -> list[StageCost]:
     """Seconds per stage: forward equivalents × the forward pass, the forward-only passes
     (evaluation, deletion/insertion curves, region tests, transplants) × the forward copy's,
-    the transplants' composed films × composing one, detections × detecting one."""
+    the transplants' composed films × composing one, detections × detecting one; the dealt
+    work split over `work.ranks`."""
     forward, score, detect, compose = timed.forward, timed.score, timed.detect, timed.compose
-    method_seconds = sum(  # per film, every method
-        fe * (score if m in work.on_copy else forward) for m, fe in work.methods.items()
-    )
+    each = {  # per film, each method
+        m: fe * (score if m in work.on_copy else forward) for m, fe in work.methods.items()
+    }
+    method_seconds, ranks = sum(each.values()), work.ranks
     per_method, explained = work.methods, plan.n_explain * work.n_classes
+    pairs = len(per_method) * math.ceil(explained / EXPLAIN_CHUNK)  # (method, chunk), dealt
     n_train, n_all = work.n_train, work.n_cleaned
     n_test = plan.verdict_films or work.n_test
     steps = work.steps
@@ -247,31 +258,34 @@ def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -
         steps = math.ceil(work.steps * MASK_PER_STEP / plan.curve_per_step)
     causal = 2 * steps + 2  # the deletion and the insertion curve, and both ends
     kinds = 3 + (1 if c.data.regions else 0)  # text, marker, border (+ the user's)
-    fit = c.train.epochs * n_train * GRADIENT_PASS
+    fit = c.train.epochs * n_train * GRADIENT_PASS / ranks  # DDP: each rank its batches
     epochs = f"{c.train.epochs} epochs × {n_train} films"
+    maps = explained * method_seconds / min(ranks, max(pairs, 1))
+    curves = explained * causal * score * len(per_method)  # scored on rank 0
     stages = [StageCost("train_baseline", fit * forward, epochs)] if c.model is None else []
     stages += [
         StageCost("evaluate_baseline", n_test * score, f"{n_test} test films"),
         StageCost(
             "explain",
-            explained * (method_seconds + causal * score * len(per_method)),
+            maps + curves,
             f"{explained} films × {len(per_method)} methods, with deletion/insertion",
         ),
     ]
     if plan.sanity_films and (c.model is None or not model_kind(c.model.kind).no_sanity):
         films = plan.sanity_films
-        sanity = films * 2 * method_seconds
+        sanity = films * 2 * dealt_methods(list(each.values()), ranks)
         stages.append(StageCost("sanity", sanity, f"{films} films × {len(per_method)} methods × 2"))
     composed = 2 * DONORS + STYLE_ARMS  # per film: the transplants' arms
     passes = n_test * (kinds * REGION_VARIANTS + composed + 1)  # + the transplant's own film
     stages += [
         StageCost(
             "shortcut",
-            passes * score + n_test * (detect + composed * compose + kinds * 2 * timed.blur),
+            (passes * score + n_test * (detect + composed * compose + kinds * 2 * timed.blur))
+            / ranks,
             f"{n_test} detections, {passes} model passes",
         ),
         StageCost(
-            "clean", (n_all - n_test + n_all) * detect,
+            "clean", (n_all - n_test + n_all) * detect / ranks,
             f"{n_all - n_test} films detected (the verdict films' boxes are the shortcut "
             f"stage's), then up to {n_all} checked again",
         ),
@@ -282,11 +296,17 @@ def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -
             StageCost("train_cleaned", fit * forward, epochs),
             StageCost(
                 "negative_control",
-                negative * score + n_test * (2 * DONORS * compose + 2 * timed.blur),
+                (negative * score + n_test * (2 * DONORS * compose + 2 * timed.blur)) / ranks,
                 f"{negative} model passes",
             ),
         ]
     return stages
+
+
+def dealt_methods(seconds: list[float], ranks: int) -> float:
+    """The time of per-method work dealt a method to each rank a round: each round lasts as
+    long as its dearest method."""
+    return sum(max(seconds[k : k + ranks]) for k in range(0, len(seconds), ranks))
 
 
 def _model(run: Run, data: Data) -> tuple[nn.Module, Preprocessing, list[str]]:

@@ -20,6 +20,7 @@ from pipelines.audit.subject import Subject
 from pipelines.explain_images import explain_images, items_from_records, make_maps, map_path
 
 RANKING = "mask"  # see `explain`
+CHUNK = 16  # films explained together: the (method, chunk) pairs torchrun deals
 
 
 def chosen_images(run: Run, data: Data, k: int) -> list[TestImage]:
@@ -47,7 +48,7 @@ def explain(run: Run, data: Data, subject: Subject, plan: ExplainPlan) -> Explai
     targets = [subject.decisions[image.relative] for image in chosen]
     inputs = subject.inputs.batch([i.relative for i in chosen])
     shared = dict(
-        resolution=settings.resolution, batch_size=max(1, min(len(items), 16)),
+        resolution=settings.resolution, batch_size=max(1, min(len(items), CHUNK)),
         seed=run.config.seed, target_layer=subject.audited.target_layer,
         method_params=plan.method_params,
     )  # fmt: skip

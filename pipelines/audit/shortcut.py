@@ -51,7 +51,7 @@ from pipelines.audit.region_tests import (
 from pipelines.audit.regions import RegionKind, region_kinds
 from pipelines.audit.saliency import load_maps
 from pipelines.audit.source import NOT_MEASURED, source_result
-from pipelines.audit.style import Looks, style_transplant
+from pipelines.audit.style import CUES, Restyling, style_transplant
 from pipelines.audit.subject import Subject
 from pipelines.audit.transplant import summarise_transplant, transplant_rows
 from pipelines.explain_images import map_path
@@ -144,23 +144,16 @@ def style_transplants(
     """The tone and frame transplants, donors tied to classes by the ties' split."""
     c, inputs = run.config, subject.inputs
     associations = informative(source_classes(data.ties_counts))
-    looks = Looks(inputs, {r.relative: r for r in border})
-    restyles = {"tone": looks.tone, "frame": looks.frame}
-    return {
-        trait: style_transplant(
-            trait,
-            restyle,
-            subject.scorer,
-            data.test_images,
-            inputs,
-            subject.decisions,
-            data.classes,
-            associations,
+    boxes = {r.relative: r.model_boxes for r in border}
+    moved = {}
+    for trait in CUES:
+        shared = Restyling(trait, subject.scorer, boxes, inputs.intensity,
+                           inputs.prep.image_size, list(data.classes), run.device)  # fmt: skip
+        moved[trait] = style_transplant(
+            shared, data.test_images, inputs, subject.decisions, associations,
             (c.n_bootstrap, c.seed),
-            run.device,
         )  # fmt: skip
-        for trait, restyle in restyles.items()
-    }
+    return moved
 
 
 def verdict_table(

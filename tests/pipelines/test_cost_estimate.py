@@ -58,6 +58,25 @@ def test_forward_only_passes_are_priced_on_the_copy_and_composed_films_on_their_
     assert got["negative_control"] == pytest.approx(negative)
 
 
+def test_on_two_ranks_the_dealt_work_is_split_and_rank_0s_is_not():
+    """Training, maps, the shortcut stage, cleaning and the negative control halve; the
+    sanity check deals a method to each rank (one round: the dearer method's time); the
+    evaluation and the deletion/insertion curves stay on rank 0."""
+    from dataclasses import replace
+
+    config = audit_config(epochs=5)
+    one = seconds(stage_costs(config, WORK, TIMED, PLAN))
+    two = seconds(stage_costs(config, replace(WORK, ranks=2), TIMED, PLAN))
+    for stage in ("train_baseline", "train_cleaned", "shortcut", "clean", "negative_control"):
+        assert two[stage] == pytest.approx(one[stage] / 2), stage
+    assert two["evaluate_baseline"] == one["evaluate_baseline"]
+    curves = 6 * 2 * (2 * 20 + 2) * 1e-3  # 6 films × 2 methods, on rank 0
+    assert two["explain"] == pytest.approx(6 * 503 * 1e-3 / 2 + curves)  # 2 (method, chunk)
+    assert two["sanity"] == pytest.approx(FILMS * 2 * 500 * 1e-3)  # rise's rank takes longest
+    three = seconds(stage_costs(config, replace(WORK, ranks=3), TIMED, PLAN))
+    assert three["explain"] == pytest.approx(two["explain"]), "2 pairs keep a third rank idle"
+
+
 def test_the_i_gos_family_is_priced_on_the_copy():
     from pipelines.audit.cost import Work, priced
 

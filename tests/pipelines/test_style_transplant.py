@@ -11,9 +11,8 @@ import torch
 from medxai.data.covidx import Record
 from medxai.data.imageio import write_png
 from medxai.data.transforms import Preprocessing
-from medxai.report.record import RegionRow
 from pipelines.audit.inputs import ModelInputs, TestImage
-from pipelines.audit.style import Looks, style_transplant
+from pipelines.audit.style import Restyling, style_transplant
 
 SIZE, FRAME = 32, 4
 CLASSES = ["plain", "marked"]
@@ -64,35 +63,32 @@ def films(folder: Path, cue: str) -> list[TestImage]:
     return out
 
 
-def border_rows(images, cue):
-    """The border kind's rows as the shortcut stage has them (the frame where there is one)."""
+def border_boxes(images, cue):
+    """The border kind's boxes at model input as the shortcut stage has them (the frame where
+    there is one)."""
     bands = [(0, 0, SIZE, FRAME), (0, SIZE - FRAME, SIZE, SIZE), (0, 0, FRAME, SIZE),
              (SIZE - FRAME, 0, SIZE, SIZE)]  # fmt: skip
     thin = [(0, 0, SIZE, 1)]
-    rows = {}
-    for k, image in enumerate(images):
-        boxes = bands if cue == "frame" and k % 2 else thin
-        rows[image.relative] = RegionRow(
-            image.record.filename, image.relative, image.record.label, image.record.source,
-            "", (SIZE, SIZE), boxes, boxes, 0.0, None,
-        )  # fmt: skip
-    return rows
+    return {
+        image.relative: bands if cue == "frame" and k % 2 else thin
+        for k, image in enumerate(images)
+    }
 
 
-def follow(model, cue, trait, tmp_path):
+def restyling(trait, model, images, cue, inputs, batch_size=32):
+    return Restyling(trait, model, border_boxes(images, cue), inputs.intensity, SIZE, CLASSES,
+                     torch.device("cpu"), batch_size)  # fmt: skip
+
+
+def follow(model, cue, trait, tmp_path, batch_size=32):
     images = films(tmp_path, cue)
     inputs = ModelInputs(images, Preprocessing(image_size=SIZE, channels=1, intensity="none"))
     with torch.no_grad():
         decided = model(inputs.batch([i.relative for i in images])).argmax(1).tolist()
     assert [CLASSES[d] for d in decided] == [i.record.label for i in images], "reads its cue"
     decisions = {i.relative: d for i, d in zip(images, decided, strict=True)}
-    looks = Looks(inputs, border_rows(images, cue))
-    restyle = looks.tone if trait == "tone" else looks.frame
-    moved = style_transplant(
-        trait, restyle, model, images, inputs, decisions, CLASSES, SENDS, (200, 0),
-        torch.device("cpu"),
-    )  # fmt: skip
-    return moved.follow
+    shared = restyling(trait, model, images, cue, inputs, batch_size)
+    return style_transplant(shared, images, inputs, decisions, SENDS, (200, 0)).follow
 
 
 @pytest.mark.parametrize(
@@ -102,7 +98,7 @@ def follow(model, cue, trait, tmp_path):
 )  # fmt: skip
 def test_decisions_follow_the_look_the_model_reads(tmp_path, reads, trait, follows):
     model = tone_reader() if reads == "tone" else Reader(edge(), 0.3)
-    f = follow(model, reads, trait, tmp_path)
+    f = follow(model, reads, trait, tmp_path, batch_size=3)  # 7 chunks, the last one short
     assert f.n == 20 and f.control_follow_rate == 0.0
     if follows:
         assert f.follow_rate == 1.0 and f.follow_excess_ci[0] > 0.9
@@ -113,9 +109,6 @@ def test_decisions_follow_the_look_the_model_reads(tmp_path, reads, trait, follo
 def test_no_donors_of_another_class_skips_with_a_reason(tmp_path):
     images = films(tmp_path, "tone")
     inputs = ModelInputs(images, Preprocessing(image_size=SIZE, channels=1, intensity="none"))
-    looks = Looks(inputs, border_rows(images, "tone"))
-    moved = style_transplant(
-        "tone", looks.tone, tone_reader(), images, inputs, {i.relative: 0 for i in images},
-        CLASSES, {}, (50, 0), torch.device("cpu"),
-    )  # fmt: skip
+    shared = restyling("tone", tone_reader(), images, "tone", inputs)
+    moved = style_transplant(shared, images, inputs, {i.relative: 0 for i in images}, {}, (50, 0))
     assert moved.follow is None and "donors" in moved.skipped
