@@ -56,6 +56,8 @@ MANIFEST = "manifest.jsonl"
 SUMMARY = "cleaning_summary.json"
 MOST_OF_IMAGE = 0.5  # a mask over more than this share leaves Telea too little to copy from
 UID_PREFIX = "1.2.826.0.1.3680043.8.498."  # pydicom's root, as generate_uid uses by default
+# A worker process loads its own detector models (seconds): worth it from this many films on
+FILMS_PER_WORKER = 50
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,18 @@ def derived_uid(source_uid: str, settings: CleanSettings) -> str:
     So two cleans of one dataset are byte-identical, and a change of settings gives new UIDs.
     """
     return generate_uid(UID_PREFIX, entropy_srcs=[source_uid, json.dumps(asdict(settings))])
+
+
+def cleaning_workers(films: int, gpu: bool) -> int:
+    """Processes to clean `films` with: on a CPU one per core of this process's share
+    (torch's threads, a rank's share under torchrun), each on one thread — a detector's
+    threads scale worse than processes do — and no more than one per FILMS_PER_WORKER
+    films; with the GPU, one."""
+    import torch
+
+    if gpu:
+        return 1
+    return max(1, min(torch.get_num_threads(), films // FILMS_PER_WORKER))
 
 
 _WORKER: dict = {}

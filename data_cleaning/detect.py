@@ -166,21 +166,26 @@ def onnx_cuda(gpu: bool) -> bool:
 
 def rapid_params(min_side: int, cuda: bool) -> dict:
     """RapidOCR's settings for detection alone, on the GPU when `cuda`. Under torchrun a rank
-    uses its own GPU (LOCAL_RANK) and, on a CPU, its share of the cores (torch's threads,
-    which `medxai.distributed` sets), not every core as onnxruntime would."""
+    uses its own GPU (LOCAL_RANK)."""
     params = {
         "Global.use_cls": False, "Global.use_rec": False, "Global.log_level": "error",
         "Det.limit_side_len": min_side, "Det.limit_type": "min",
-        "EngineConfig.onnxruntime.use_cuda": cuda,
+        "EngineConfig.onnxruntime.use_cuda": cuda, **rapid_threads(),
     }  # fmt: skip
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        import torch
-
-        params["EngineConfig.onnxruntime.intra_op_num_threads"] = torch.get_num_threads()
         params["EngineConfig.onnxruntime.cuda_ep_cfg.device_id"] = int(
             os.environ.get("LOCAL_RANK", "0")
         )
     return params
+
+
+def rapid_threads() -> dict:
+    """RapidOCR's onnxruntime on this process's share of the cores — torch's threads, which
+    `medxai.distributed` sets for a rank and a cleaning worker sets to 1 — not on every core,
+    as onnxruntime would: two ranks or workers each on every core run slower than one."""
+    import torch
+
+    return {"EngineConfig.onnxruntime.intra_op_num_threads": torch.get_num_threads()}
 
 
 class RapidDetector(TextDetector):

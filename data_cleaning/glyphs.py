@@ -104,7 +104,9 @@ class MarkerReader:
     def __init__(self) -> None:
         from rapidocr import RapidOCR
 
-        rec = RapidOCR(params={"Global.log_level": "error"})._load_rec_model()
+        from data_cleaning.detect import rapid_threads
+
+        rec = RapidOCR(params={"Global.log_level": "error", **rapid_threads()})._load_rec_model()
         self.session = rec.session
         self.charset = rec.postprocess_op.character
 

@@ -71,11 +71,13 @@ def cleaning_effects(
 
 
 def clean_films(run: Run, data: Data, shortcut: ShortcutResult) -> CleaningStage:
-    from data_cleaning.clean import MANIFEST, clean_dataset, read_manifest
+    from data_cleaning.clean import MANIFEST, clean_dataset, cleaning_workers, read_manifest
 
     settings, dst = replace(run.config.clean, gpu=run.gpu), run.out / "cleaned"
+    films = sum(len(rows) for rows in data.index.records.values()) // distributed.world_size()
     summary = distributed.run_everywhere(
-        clean_dataset, data.root, dst, list(data.index.records), settings, index=data.index,
+        clean_dataset, data.root, dst, list(data.index.records), settings,
+        cleaning_workers(films, run.gpu), index=data.index,
         known_boxes={row.relative: row.boxes for row in shortcut.images},
         local={"progress": lambda k, n: run.hooks.progress("cleaning", k, n)},
     )  # fmt: skip  # under torchrun the films are dealt to the ranks

@@ -106,6 +106,29 @@ def test_clean_run_keeps_the_source_resumes_identically_and_records_failures(pha
         assert (tmp_path / "full" / split).read_bytes() == (phantom / split).read_bytes()
 
 
+def test_two_worker_processes_clean_to_the_one_process_copy(phantom, tmp_path):
+    one = clean_dataset(phantom, tmp_path / "one", workers=1)
+    two = clean_dataset(phantom, tmp_path / "two", workers=2)
+    assert two.images == one.images and two.boxes == one.boxes > 0
+    assert digest(tmp_path / "two") == digest(tmp_path / "one")
+
+
+def test_cleaning_workers_are_the_cores_share_one_per_50_films_and_one_with_a_gpu():
+    import torch
+
+    from data_cleaning.clean import FILMS_PER_WORKER, cleaning_workers
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        assert [cleaning_workers(n, False) for n in (10, 100, 149, 150, 10_000)] == [1, 2, 2, 3, 4]
+        assert cleaning_workers(10_000, True) == 1, "the detector on the GPU: one process"
+        torch.set_num_threads(1)  # a rank's share of 2 cores under 2 ranks
+        assert cleaning_workers(10_000, False) == 1 and FILMS_PER_WORKER == 50
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_a_torn_last_manifest_line_is_ignored(tmp_path):
     path = tmp_path / MANIFEST
     path.write_text('{"source": "train/a.png", "status": "cleaned"}\n{"source": "train/b.pn')
