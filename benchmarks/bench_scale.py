@@ -29,19 +29,14 @@ inflates every timing, and the 2-rank speed-up with it.
         --epochs 1 --ranks 1,2 --work /tmp/medxai-scale-tiny --tag _tiny_wip
     # on one GPU: benchmarks/gpu/bench_scale_gpu.sh
 
-How long the defaults take on the 2-core machine is an extrapolation from small measurements,
-not a run of them. The tiny trials above (57 and 114 films at 128 px, a 32-px input, 1 epoch,
-beside a test suite and another benchmark) took 40-215 s per audit, about 25 s of it fixed
-(imports, torchrun's start, the cost estimate, the report); there the 1-rank audits (2 torch
-threads) ran 6-7x slower than the 2-rank ones (1 thread each), run minutes apart: another
-reason to run alone. At 1024 px, `medxai clean` (fused detector, the residual check
-detecting every film again) took 2.1 s per film in one process on the busy machine (one
-detection: 1.2-2.1 films/s on a quiet one, docs/benchmarks.md), the shortcut stage detects
-each test film (a third of the films) once more, and `medxai synth` drew 2 films/s per core.
-So about 1.5-2.7 s per film for a 1-rank audit: the 1-rank audits of 1,200 + 4,800 + 19,200
-films take about 10-19 h, the 2-rank ones about 6-11 h, the phantoms about 2 h; about a day
-in all (17-32 h) and 40 GB under --work (films and masks 0.57 MB a film, each audit's cleaned
-copy). `--films 1000,4000` takes about a quarter of that (4-8 h).
+How long the defaults take on the 2-core machine is an extrapolation, not a run of them: a
+whole audit of a 1024-px phantom took about 1.1 s a film on 1 rank (2026-12-07, cleaning
+with two worker processes; `--films 150,600,1200 --tag _1024px_reduced`, the table in
+benchmarks/results/scale_1024px_reduced.md), so the 1-rank audits of 1,200 + 4,800 + 19,200
+films take about 8 h, the 2-rank ones about as long, the phantoms about 3 h (2-4 films/s): a
+day in all, and 40 GB under --work (films and masks 0.57 MB a film, each audit's cleaned
+copy). Fewer films than TRIAL at the largest size is a reduced run, which needs a --tag so
+it cannot overwrite the full table.
 """
 
 from __future__ import annotations
@@ -241,15 +236,29 @@ def run_sampled(command: list[str], log: Path) -> tuple[int, float, int]:
     return code, wall, peak[0]
 
 
+def run_name(nominal: int, settings: Settings, ranks: int) -> str:
+    return f"audit-{nominal}-{settings.size}px-{ranks}rank-{settings.device}"
+
+
+def cached(work: Path, nominal: int, settings: Settings, ranks: int) -> Measured | None:
+    """The audit of the phantom of `nominal` films on `ranks` ranks, as measured before under
+    WORK (None: not measured yet)."""
+    record = work / f"{run_name(nominal, settings, ranks)}.json"
+    if not record.is_file():
+        return None
+    stored = read_record(record, Measured)
+    if stored.settings != settings:
+        raise SystemExit(f"{record} was measured with other settings; use another --work")
+    return stored
+
+
 def measure(work: Path, data: Phantom, settings: Settings, ranks: int) -> Measured:
     """One whole audit of `data` on `ranks` ranks, read back from WORK when measured before."""
-    name = f"audit-{data.nominal}-{settings.size}px-{ranks}rank-{settings.device}"
-    out, record = work / name, work / f"{name}.json"
-    if record.is_file():
-        stored = read_record(record, Measured)
-        if stored.settings != settings:
-            raise SystemExit(f"{record} was measured with other settings; use another --work")
+    stored = cached(work, data.nominal, settings, ranks)
+    if stored is not None:
         return stored
+    name = run_name(data.nominal, settings, ranks)
+    out, record = work / name, work / f"{name}.json"
     whole = not (out / "stages").exists()
     command = audit_command(settings, data.root, out, ranks)
     print(f"{data.films} films, {ranks} rank(s): {' '.join(command)}", flush=True)
@@ -276,14 +285,16 @@ def seconds(value: float) -> str:
 
 def stage_table(runs: list[Measured], ranks: int, target: int = COVIDX_V9A) -> str:
     """Seconds (and per film) of each stage at each size on `ranks` ranks, its exponent and
-    its projection to `target` films."""
+    its projection to `target` films: along the fitted curve, and at the largest size's
+    seconds per film (the curve's k below 1 at small sizes is mostly fixed costs, which a
+    long extrapolation along it would keep shrinking)."""
     mine = sorted((r for r in runs if r.ranks == ranks), key=lambda r: r.films)
     stages = list(dict.fromkeys(s for r in mine for s in r.stages))
     header = [f"{r.films:,} films: s (s/film)" for r in mine]
     lines = [
         f"| stage ({ranks} rank{'s' * (ranks > 1)}) | " + " | ".join(header)
-        + f" | k | {target:,} films (projected) |",
-        "| --- |" + " --- |" * (len(mine) + 2),
+        + f" | k | {target:,} films (projected) | {target:,} films at the largest size's s/film |",
+        "| --- |" + " --- |" * (len(mine) + 3),
     ]  # fmt: skip
     rows = [(s, [r.stages.get(s, 0.0) for r in mine]) for s in stages]
     rows += [("all stages", [sum(r.stages.values()) for r in mine])]
@@ -298,7 +309,8 @@ def stage_table(runs: list[Measured], ranks: int, target: int = COVIDX_V9A) -> s
         if stage == "all stages" and fit is not None:
             ahead += f" (sum of the stages' curves: {hours(projected)})"
         k = "–" if fit is None else f"{fit.k:.2f}"
-        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {k} | {ahead} |")
+        linear = hours(costs[-1] / mine[-1].films * target)  # no fixed part, no economy of size
+        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {k} | {ahead} | {linear} |")
     return "\n".join(lines)
 
 
@@ -404,11 +416,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/medxai-scale"))
     parser.add_argument("--tag", default="")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the tables from the runs already measured under --work, "
+                        "measuring nothing (a benchmark stopped part-way)")  # fmt: skip
     args = parser.parse_args()
     films, ranks = numbers(args.films), numbers(args.ranks)
     if max(films) < TRIAL and not args.tag:
-        parser.error(f"fewer than {TRIAL} films is a reduced run: give it a --tag (one ending "
-                     "in _wip is not kept by git), so it cannot overwrite the full table")
+        parser.error(
+            f"fewer than {TRIAL} films is a reduced run: give it a --tag (one ending "
+            "in _wip is not kept by git), so it cannot overwrite the full table"
+        )
     settings = Settings(args.size, args.model, args.image_size, args.epochs, args.methods,
                         args.n_explain, args.device, args.seed)  # fmt: skip
     args.work.mkdir(parents=True, exist_ok=True)
@@ -417,11 +434,21 @@ def main() -> None:
     phantoms: list[Phantom] = []
     runs: list[Measured] = []
     for nominal in films:
+        if args.report_only:
+            found = [cached(args.work, nominal, settings, count) for count in ranks]
+            runs += [r for r in found if r is not None]
+            if any(found):
+                phantoms.append(phantom(args.work, nominal, args.size, args.seed))
+            continue
         data = phantom(args.work, nominal, args.size, args.seed)
         phantoms.append(data)
         for count in ranks:
             runs.append(measure(args.work, data, settings, count))
             write(stem, runs, settings, phantoms)
+    if args.report_only:
+        if not runs:
+            raise SystemExit(f"nothing measured under {args.work} with these settings")
+        write(stem, runs, settings, phantoms)
     print(report(runs, settings, phantoms))
     print(f"written {stem.with_suffix('.md')} and .json")
 

@@ -54,8 +54,8 @@ def test_tables_project_each_stage_along_its_own_curve():
             (1000, 4000, 16000)]  # fmt: skip
     table = bs.stage_table(runs, 1, target=30_000)
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()}
-    assert "| 1.00 | 15000 s (4.2 h) |" in rows["clean"]
-    assert "| 0.00 | 4 s |" in rows["explain"]
+    assert "| 1.00 | 15000 s (4.2 h) | 15000 s (4.2 h) |" in rows["clean"]
+    assert "| 0.00 | 4 s | 8 s |" in rows["explain"]  # 4 s / 16,000 films × 30,000
     assert "500 (0.5)" in rows["clean"]  # seconds (seconds per film) at 1,000 films
     assert "sum of the stages' curves: 15004 s (4.2 h)" in rows["all stages"]
     memory = bs.memory_table(runs)
@@ -81,3 +81,15 @@ def test_audit_command_one_process_and_torchrun():
     assert two[1:9] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                         "-m", "medxai", "audit"]  # fmt: skip
     assert two[9:] == one[4:]  # the same audit options
+
+
+def test_a_run_is_found_again_under_work_by_its_size_and_ranks(tmp_path):
+    measured = run(180, 2, {"clean": 3.5})
+    assert bs.cached(tmp_path, 180, SETTINGS, 2) is None
+    bs.write_record(tmp_path / f"{bs.run_name(180, SETTINGS, 2)}.json", measured)
+    assert bs.cached(tmp_path, 180, SETTINGS, 2) == measured
+    assert bs.cached(tmp_path, 180, SETTINGS, 1) is None
+    other = bs.Settings(256, "covidnet-s", 32, 1, "gradcam", 1, "cpu", 0)
+    bs.write_record(tmp_path / f"{bs.run_name(180, other, 1)}.json", measured)  # 128-px run
+    with pytest.raises(SystemExit, match="other settings"):
+        bs.cached(tmp_path, 180, other, 1)

@@ -46,13 +46,6 @@ def one_process_copy(tiny_audit, tmp_path_factory):
     return out
 
 
-def test_two_ranks_clean_to_the_one_process_copy(tiny_audit, one_process_copy, tmp_path):
-    out = tmp_path / "copy"
-    run([*RUN, *CLEAN, "--root", str(tiny_audit.out / "dataset"), "--out", str(out)])
-    assert files(out) == files(one_process_copy)
-    assert not list(out.glob("manifest.rank*")), "rank 0 folded the ranks' journals"
-
-
 def test_a_rank_killed_mid_cleaning_resumes_to_the_same_copy(
     tiny_audit, one_process_copy, tmp_path
 ):
@@ -71,8 +64,9 @@ def test_a_rank_killed_mid_cleaning_resumes_to_the_same_copy(
     os.kill(max(workers), signal.SIGKILL)  # one rank dies; torchrun stops the other
     assert launcher.wait(timeout=120) != 0
     assert not (out / "train.txt").exists(), "the copy was not finished"
-    run(command)
+    run(command)  # the rest, on 2 ranks again: the one-process copy, its journals folded
     assert files(out) == files(one_process_copy)
+    assert not list(out.glob("manifest.rank*")), "rank 0 folded the ranks' journals"
 
 
 def test_an_audit_of_a_given_model_is_the_same_on_two_ranks(tiny_audit_of_cleaned, tmp_path):
