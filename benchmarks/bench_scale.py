@@ -30,13 +30,13 @@ inflates every timing, and the 2-rank speed-up with it.
     # on one GPU: benchmarks/gpu/bench_scale_gpu.sh
 
 How long the defaults take on the 2-core machine is an extrapolation, not a run of them: a
-whole audit of a 1024-px phantom took about 1.1 s a film on 1 rank (2026-12-07, cleaning
-with two worker processes; `--films 150,600,1200 --tag _1024px_reduced`, the table in
-benchmarks/results/scale_1024px_reduced.md), so the 1-rank audits of 1,200 + 4,800 + 19,200
-films take about 8 h, the 2-rank ones about as long, the phantoms about 3 h (2-4 films/s): a
-day in all, and 40 GB under --work (films and masks 0.57 MB a film, each audit's cleaned
-copy). Fewer films than TRIAL at the largest size is a reduced run, which needs a --tag so
-it cannot overwrite the full table.
+whole audit of a 1024-px phantom took 0.9-1.1 s a film on 1 rank and on 2 (2026-12-07, the
+one-process cleaning with two worker processes; `--films 150,600,1200 --tag _1024px_reduced`,
+the table in benchmarks/results/scale_1024px_reduced.md), so the 1-rank audits of 1,200 +
+4,800 + 19,200 films take about 7 h, the 2-rank ones about as long, the phantoms about 3 h
+(2-4 films/s): a day in all, and 40 GB under --work (films and masks 0.57 MB a film, each
+audit's cleaned copy). Fewer films than TRIAL at the largest size is a reduced run, which
+needs a --tag so it cannot overwrite the full table.
 """
 
 from __future__ import annotations
