@@ -567,7 +567,7 @@ class CostEstimate:
 
     stages: list[StageCost]
     forward_seconds: float  # one image, one forward pass of the model
-    detect_seconds: float  # one film, text detection
+    detect_seconds: float  # text detection, per film (the mean over a few test films)
     methods: list[str]
     plan: ExplainPlan | None = None  # None only in records written before plans existed
     budget_minutes: float | None = None

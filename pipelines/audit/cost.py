@@ -3,12 +3,13 @@
 After the data stage, five things are timed on this machine: one forward pass of the model
 at its input size (per image, in a batch; a forward with its backward counts three, the unit
 the explainers' runner counts in), the same on the forward copy the forward-only stages run
-(`subject.forward_copy`, which the I-GOS family's search uses too), the text detector on one
-test film, making one composed film (a transplant's arm) the model's input, and blurring one
-film (the region tests' baseline). Each stage's work is
-counted from the settings and the data — epochs × training films, explained films × each
-method's own estimate (`Explainer.forward_equivalents`), the region tests' and transplants'
-variants per test film, detections per film — and priced with those timings. Decoding,
+(`subject.forward_copy`, which the I-GOS family's search uses too), the text detector on a
+few test films (and the share it finds text on: the cleaning checks those films again),
+making one composed film (a transplant's arm) the model's input, and blurring one film (the
+region tests' baseline). Each stage's work is counted from the settings and the data —
+epochs × training films, explained films × each method's own estimate
+(`Explainer.forward_equivalents`), the region tests' and transplants' variants per test
+film, detections per film — and priced with those timings. Decoding,
 inpainting and bootstrap resampling are not counted, so stages light on model passes read
 low; training stops early at its patience, so the training estimate is an upper bound.
 
@@ -25,11 +26,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from data_cleaning.clean import detection_image
+from data_cleaning.clean import cleaning_workers, detection_image
 from data_cleaning.detect import DetectorSpec
 from medxai import distributed
 from medxai.data.transforms import Preprocessing
@@ -56,6 +58,7 @@ COARSER_CURVES = 4  # a budget's deletion/insertion curves: this many times the 
 VERDICT_FLOOR = 2 * MIN_FILMS  # the fewest test films a budget may sample the verdict down to
 TIMED_BATCH = 32  # images in the timed forward pass: the chunk the stages run at
 SLOW_PASS = 2.0  # seconds a batch: a model this slow is timed by its first pass alone
+DETECT_SAMPLE = 4  # test films the detector is timed on (and the share with text counted)
 REGION_VARIANTS = 6  # per film and kind: image, removed, regions alone, regions removed, control ×2
 STYLE_ARMS = 4  # two traits (tone, frame), two arms each
 
@@ -67,10 +70,10 @@ def estimate(run: Run, data: Data) -> CostEstimate:
     module, prep, methods = _model(run, data)
     size, channels = prep.image_size, prep.channels
     forward = forward_seconds(module, channels, size, run.device)
+    detect, text_share, cleaning = detection_timing(run, data)
     timed = Timings(
-        forward, detect_seconds(run, data),
-        scoring_seconds(module, channels, size, run.device, forward), compose_seconds(prep),
-        blur_seconds(channels, size, run.device),
+        forward, detect, scoring_seconds(module, channels, size, run.device, forward),
+        compose_seconds(prep), blur_seconds(channels, size, run.device), text_share, cleaning,
     )  # fmt: skip
     plan, explainer = configured_plan(c), lambda p, m: _explainer(run, m, p)
     work = Work(
@@ -99,13 +102,16 @@ class Timings:
     """What the estimate prices the work with, in seconds: one forward pass per image (a
     forward with its backward counts three), text detection per film, a forward pass of the
     model's forward copy per image (None: as `forward`), making one composed film the
-    model's input, blurring one film."""
+    model's input, blurring one film; the share of films the detector finds text on, and
+    detection per film at the rate the cleaning's worker processes detect."""
 
     forward: float
     detect: float
     scoring: float | None = None
     compose: float = 0.0
     blur: float = 0.0  # one film's blurred baseline, which each region test makes twice
+    text_share: float = 1.0  # of the films, those with text: the residual check detects again
+    cleaning: float | None = None  # detection per film at the cleaning's rate (None: `detect`)
 
     @property
     def score(self) -> float:
@@ -275,6 +281,7 @@ def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -
         films = plan.sanity_films
         sanity = films * 2 * dealt_methods(list(each.values()), ranks)
         stages.append(StageCost("sanity", sanity, f"{films} films × {len(per_method)} methods × 2"))
+    checked = round(n_all * timed.text_share)  # the residual check: films cleaning changed
     composed = 2 * DONORS + STYLE_ARMS  # per film: the transplants' arms
     passes = n_test * (kinds * REGION_VARIANTS + composed + 1)  # + the transplant's own film
     stages += [
@@ -285,9 +292,9 @@ def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -
             f"{n_test} detections, {passes} model passes",
         ),
         StageCost(
-            "clean", (n_all - n_test + n_all) * detect / ranks,
+            "clean", (n_all - n_test + checked) * (timed.cleaning or detect) / ranks,
             f"{n_all - n_test} films detected (the verdict films' boxes are the shortcut "
-            f"stage's), then up to {n_all} checked again",
+            f"stage's), then about {checked} with text checked again",
         ),
     ]  # fmt: skip
     if c.retrain:
@@ -389,13 +396,36 @@ def blur_seconds(channels: int, size: int, device: torch.device) -> float:
     return min(times) / TIMED_BATCH
 
 
-def detect_seconds(run: Run, data: Data) -> float:
-    """Seconds of text detection on one test film (the second of two runs: the first warms
-    the detector's models; the detector is the one the shortcut stage will use)."""
+def detection_timing(run: Run, data: Data) -> tuple[float, float, float]:
+    """Seconds of text detection per film as the shortcut stage runs it, the share of films
+    with text found, and seconds per film as the cleaning runs it (its workers' detection on
+    one thread each, over the workers: processes scale where a detector's threads do not),
+    over up to DETECT_SAMPLE test films spread through the test set."""
+    images = data.test_images
+    sample = images[:: max(1, len(images) // DETECT_SAMPLE)][:DETECT_SAMPLE]
+    films = [detection_image(data.root / image.relative) for image in sample]
+    detect, share = _timed_detection(run, films)
+    n_all = sum(len(rows) for rows in data.index.records.values())
+    workers = cleaning_workers(n_all // distributed.world_size(), run.gpu)
+    if workers == 1:
+        return detect, share, detect
+    threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)  # as a worker runs (the detector takes torch's threads)
+    cv2.setNumThreads(1)
+    try:
+        alone, _ = _timed_detection(run, films[:2])
+    finally:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv2_threads)
+    return detect, share, alone / workers
+
+
+def _timed_detection(run: Run, films: list[np.ndarray]) -> tuple[float, float]:
+    """Seconds per film of the audit's detector on `films` and the share it finds text on
+    (after a warm-up run on the first, which loads the detector's models)."""
     clean = run.config.clean
     detector = DetectorSpec(clean.detector, clean.text_threshold, run.gpu, clean.max_side).build()
-    pixels = detection_image(data.root / data.test_images[0].relative)
-    detector.detect(pixels)
+    detector.detect(films[0])
     start = time.perf_counter()
-    detector.detect(pixels)
-    return time.perf_counter() - start
+    found = [bool(detector.detect(film)) for film in films]
+    return (time.perf_counter() - start) / len(films), sum(found) / len(found)

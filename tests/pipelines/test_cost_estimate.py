@@ -34,6 +34,16 @@ def test_every_stage_is_its_work_times_its_timing():
     assert got["negative_control"] == pytest.approx(40 * (REGION_VARIANTS + 2 * DONORS + 2) * 1e-3)
 
 
+def test_the_residual_check_is_priced_on_the_share_of_films_with_text():
+    timed = Timings(forward=1e-3, detect=0.1, text_share=0.25)
+    got = seconds(stage_costs(audit_config(), WORK, timed, PLAN))["clean"]
+    assert got == pytest.approx((100 + 35) * 0.1)  # 100 not yet detected; 140 × 0.25 again
+    workers = Timings(forward=1e-3, detect=0.1, text_share=0.25, cleaning=0.03)
+    got = seconds(stage_costs(audit_config(), WORK, workers, PLAN))
+    assert got["clean"] == pytest.approx(135 * 0.03), "at the cleaning workers' rate"
+    assert got["shortcut"] == seconds(stage_costs(audit_config(), WORK, timed, PLAN))["shortcut"]
+
+
 def test_forward_only_passes_are_priced_on_the_copy_and_composed_films_on_their_own():
     """The copy's timing prices evaluation, the curves, region tests, transplants and the
     passes of a method that searches on the copy (the I-GOS family); training and other
