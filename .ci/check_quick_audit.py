@@ -84,8 +84,10 @@ def main(run: Path, other: Path | None = None) -> None:
     check_gate(run)
     if other is not None:
         check_same_verdict(run, other)
-    print(f"{run}: schema, PDF, compare and --fail-on checked"
-          + ("" if other is None else f"; {other} gives the same verdict"))
+    print(
+        f"{run}: schema, PDF, compare and --fail-on checked"
+        + ("" if other is None else f"; {other} gives the same verdict")
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 import cv2
 import numpy as np
 
+from data_cleaning.glyphs import rapid_threads
 from medxai.boxes import Box
 from medxai.errors import MedxaiError
 
@@ -177,15 +178,6 @@ def rapid_params(min_side: int, cuda: bool) -> dict:
             os.environ.get("LOCAL_RANK", "0")
         )
     return params
-
-
-def rapid_threads() -> dict:
-    """RapidOCR's onnxruntime on this process's share of the cores — torch's threads, which
-    `medxai.distributed` sets for a rank and a cleaning worker sets to 1 — not on every core,
-    as onnxruntime would: two ranks or workers each on every core run slower than one."""
-    import torch
-
-    return {"EngineConfig.onnxruntime.intra_op_num_threads": torch.get_num_threads()}
 
 
 class RapidDetector(TextDetector):

@@ -94,6 +94,15 @@ def crop(gray: np.ndarray, box: Box, pad: float) -> np.ndarray:
     return np.repeat(patch[..., None], 3, axis=2)
 
 
+def rapid_threads() -> dict:
+    """RapidOCR's onnxruntime on this process's share of the cores — torch's threads, which
+    `medxai.distributed` sets for a rank and a cleaning worker sets to 1 — not on every core,
+    as onnxruntime would: two ranks or workers each on every core run slower than one."""
+    import torch
+
+    return {"EngineConfig.onnxruntime.intra_op_num_threads": torch.get_num_threads()}
+
+
 class MarkerReader:
     """RapidOCR's recognizer (PP-OCR), asked whether each crop reads as a marker glyph.
 
@@ -103,8 +112,6 @@ class MarkerReader:
 
     def __init__(self) -> None:
         from rapidocr import RapidOCR
-
-        from data_cleaning.detect import rapid_threads
 
         rec = RapidOCR(params={"Global.log_level": "error", **rapid_threads()})._load_rec_model()
         self.session = rec.session

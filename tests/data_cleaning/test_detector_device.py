@@ -27,7 +27,7 @@ def test_rapidocr_runs_on_this_process_share_of_the_cores():
     """onnxruntime would take every core; a rank or a cleaning worker has torch's threads."""
     import torch
 
-    from data_cleaning.detect import rapid_threads
+    from data_cleaning.glyphs import rapid_threads
 
     threads = torch.get_num_threads()
     try:
