@@ -71,13 +71,12 @@ def cleaning_effects(
 
 
 def clean_films(run: Run, data: Data, shortcut: ShortcutResult) -> CleaningStage:
-    from data_cleaning.clean import MANIFEST, clean_dataset, cleaning_workers, read_manifest
+    from data_cleaning.clean import MANIFEST, clean_dataset, read_manifest
 
     settings, dst = replace(run.config.clean, gpu=run.gpu), run.out / "cleaned"
-    films = sum(len(rows) for rows in data.index.records.values()) // distributed.world_size()
     summary = distributed.run_everywhere(
         clean_dataset, data.root, dst, list(data.index.records), settings,
-        cleaning_workers(films, run.gpu), index=data.index,
+        workers(run, data), index=data.index,
         known_boxes={row.relative: row.boxes for row in shortcut.images},
         local={"progress": lambda k, n: run.hooks.progress("cleaning", k, n)},
     )  # fmt: skip  # under torchrun the films are dealt to the ranks
@@ -95,6 +94,13 @@ def clean_films(run: Run, data: Data, shortcut: ShortcutResult) -> CleaningStage
         needs_review=[FileNote(r["source"], r["reason"]) for r in summary.needs_review],
     )  # fmt: skip
     return CleaningStage(result, sorted(k for k, e in entries.items() if e["status"] != "failed"))
+
+
+def workers(run: Run, data: Data) -> int:
+    """The worker processes each rank cleans its share of the films with."""
+    from data_cleaning.clean import cleaning_workers
+
+    return cleaning_workers(data.n_films // distributed.world_size(), run.gpu)
 
 
 def cleaning_effect(

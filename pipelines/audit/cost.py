@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from data_cleaning.clean import cleaning_workers, detection_image
+from data_cleaning.clean import detection_image
 from data_cleaning.detect import DetectorSpec
 from medxai import distributed
 from medxai.data.transforms import Preprocessing
@@ -43,6 +43,7 @@ from medxai.metrics.shortcut import MIN_FILMS
 from medxai.models.kinds import model_kind
 from medxai.models.zoo import build_model
 from medxai.report.record import CostEstimate, ExplainPlan, StageCost
+from pipelines.audit.cleaning import workers as cleaning_workers
 from pipelines.audit.config import AuditConfig
 from pipelines.audit.context import Run
 from pipelines.audit.data import Data
@@ -78,7 +79,7 @@ def estimate(run: Run, data: Data) -> CostEstimate:
     plan, explainer = configured_plan(c), lambda p, m: _explainer(run, m, p)
     work = Work(
         n_train=len(data.records.get(data.train_split, [])), n_test=len(data.test_images),
-        n_cleaned=sum(len(rows) for rows in data.index.records.values()),
+        n_cleaned=data.n_films,
         n_classes=len(data.classes), size=size,
         steps=curve_steps(RANKING, c.explain.resolution, size),
         methods=dict.fromkeys(methods, 0.0), ranks=distributed.world_size(),
@@ -405,8 +406,7 @@ def detection_timing(run: Run, data: Data) -> tuple[float, float, float]:
     sample = images[:: max(1, len(images) // DETECT_SAMPLE)][:DETECT_SAMPLE]
     films = [detection_image(data.root / image.relative) for image in sample]
     detect, share = _timed_detection(run, films)
-    n_all = sum(len(rows) for rows in data.index.records.values())
-    workers = cleaning_workers(n_all // distributed.world_size(), run.gpu)
+    workers = cleaning_workers(run, data)
     if workers == 1:
         return detect, share, detect
     threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()

@@ -59,6 +59,11 @@ class Data:
         """Every readable film of the dataset, by its path relative to the root."""
         return {self.index.relative(r) for rows in self.records.values() for r in rows}
 
+    @property
+    def n_films(self) -> int:
+        """Every film the split files list, readable or not: what the cleaning covers."""
+        return sum(len(rows) for rows in self.index.records.values())
+
     @cached_property
     def patients(self) -> dict[str, str]:
         """Every test film's patient, by its relative path."""
