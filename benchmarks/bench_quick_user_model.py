@@ -22,12 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench_scale import cpu_model  # benchmarks/ is the script's folder
 
 RESULTS = Path(__file__).parent / "results"
 FACTORY = """import torchvision
@@ -86,7 +87,7 @@ def summarise(audit: dict, wall: float, peak_gb: float) -> dict:
     estimated = {s["stage"]: s["seconds"] for s in estimate["stages"]}
     timings = {k: v for k, v in audit["timings"].items() if k != "total"}
     return {
-        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "machine": f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores",
         "wall_seconds": wall,
         "stage_seconds": sum(timings.values()),
         "within_limit": wall <= LIMIT_SECONDS,

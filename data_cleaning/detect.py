@@ -260,23 +260,111 @@ class FusedDetector(TextDetector):
 
     def detect_labeled(self, rgb8: np.ndarray, near: list[Box] | None = None):
         """Boxes with their stage; `near`: read only glyph candidates touching these boxes."""
+        _check(rgb8)
+        return self._labeled(rgb8, self.db.detect(rgb8), near)
+
+    def _labeled(self, rgb8: np.ndarray, found: list[Box], near: list[Box] | None):
+        """DB's boxes `found` trimmed to their ink, and the markers beside them."""
         from data_cleaning.glyphs import find_markers, fit_to_ink
 
-        _check(rgb8)
         gray = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY)
-        words = [fit_to_ink(b, gray, self.glyphs.contrast) for b in self.db.detect(rgb8)]
+        words = [fit_to_ink(b, gray, self.glyphs.contrast) for b in found]
         markers = find_markers(gray, self.reader, self.glyphs, skip=words, near=near)
         markers = _clip(markers, 1.0, 0, rgb8.shape)
         return [(b, "db") for b in words] + [(b, "glyph") for b in markers]
 
     def recheck(self, cleaned: np.ndarray, inpainted: list[Box]) -> list[Box]:
-        """The residual check: DB on the whole cleaned film; of the glyph candidates, only
-        those touching the inpainted boxes are read again (elsewhere the cleaned film is
-        the original, whose candidates were read and rejected already)."""
-        return [box for box, _ in self.detect_labeled(cleaned, near=inpainted)]
+        """The residual check, only where the cleaning changed pixels: DB on windows around
+        the inpainted boxes (`recheck_windows`; the whole film when they would cover most of
+        it), and of the glyph candidates only those touching the inpainted boxes. Elsewhere
+        the cleaned film is the original, whose text was found and inpainted already."""
+        small, scale, windows = self.recheck_plan(cleaned, inpainted)
+        if windows is None:
+            found = self.db.detect(cleaned)
+        else:
+            raw = [
+                (x0 + wx, y0 + wy, x1 + wx, y1 + wy)
+                for wx, wy, wx1, wy1 in windows
+                for x0, y0, x1, y1 in self.db.raw_boxes(small[wy:wy1, wx:wx1])
+            ]
+            found = _clip(raw, scale, 0, cleaned.shape)
+        return [box for box, _ in self._labeled(cleaned, found, near=inpainted)]
+
+    def recheck_plan(self, cleaned: np.ndarray, inpainted: list[Box]):
+        """The film as DB sees it, its scale to the original and the residual check's DB
+        windows in it (None: the whole film)."""
+        _check(cleaned)
+        small, scale = _scale_to(cleaned, self.db.max_side)
+        return small, scale, recheck_windows(inpainted, scale, small.shape, self.db.min_side)
 
     def describe(self) -> dict:
         return {"name": self.name, "db": self.db.describe(), "glyphs": asdict(self.glyphs)}
+
+
+# The residual check's DB windows reach beyond each inpainted box by its own longer side (a
+# box that caught only part of a word leaves the rest along its line) and by at least this
+# share of the film's longer side ...
+RECHECK_REACH = 0.1
+# ... and are read whole when together they would cover more than this share of the film.
+RECHECK_MOST = 0.5
+DB_STRIDE = 32  # DB takes sides in multiples of this; a window so sized is not resized
+
+
+def recheck_windows(
+    boxes: list[Box], scale: float, shape: tuple[int, ...], min_side: int
+) -> list[Box] | None:
+    """Windows of the film as DB sees it (`shape`, `scale` to the original's pixels) around
+    `boxes` (original pixels): each box reached by its longer side or RECHECK_REACH of the
+    film's, whichever is more, at least `min_side` and a
+    multiple of DB_STRIDE on each side (so DB reads each at the film's own scale), kept
+    inside the film, overlapping windows merged. None: read the whole film (it is smaller
+    than a window, or the windows would cover more than RECHECK_MOST of it)."""
+    height, width = shape[:2]
+    side = -(-min_side // DB_STRIDE) * DB_STRIDE
+    if min(height, width) < side:
+        return None
+    windows = []
+    for x0, y0, x1, y1 in boxes:
+        x0, y0, x1, y1 = x0 / scale, y0 / scale, x1 / scale, y1 / scale
+        reach = max(RECHECK_REACH * max(height, width), x1 - x0, y1 - y0)
+        windows.append(_window(x0 - reach, x1 + reach, y0 - reach, y1 + reach, side, width, height))
+    merged = _merge(windows, side, width, height)
+    area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in merged)
+    return None if area > RECHECK_MOST * height * width else merged
+
+
+def _span(low: float, high: float, side: int, limit: int) -> tuple[int, int]:
+    """[low, high) grown to at least `side` and to a multiple of DB_STRIDE, inside [0, limit)."""
+    length = max(side, -(-int(np.ceil(high - low)) // DB_STRIDE) * DB_STRIDE)
+    length = min(length, limit // DB_STRIDE * DB_STRIDE)
+    start = int(round((low + high - length) / 2))
+    start = min(max(0, start), limit - length)
+    return start, start + length
+
+
+def _window(x0, x1, y0, y1, side: int, width: int, height: int) -> Box:
+    (a, b), (c, d) = _span(x0, x1, side, width), _span(y0, y1, side, height)
+    return (a, c, b, d)
+
+
+def _merge(windows: list[Box], side: int, width: int, height: int) -> list[Box]:
+    """Overlapping windows replaced by one around both, until none overlap."""
+    windows = list(windows)
+    merged = True
+    while merged:
+        merged = False
+        for i, a in enumerate(windows):
+            for j in range(i + 1, len(windows)):
+                b = windows[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    both = _window(min(a[0], b[0]), max(a[2], b[2]), min(a[1], b[1]),
+                                   max(a[3], b[3]), side, width, height)  # fmt: skip
+                    windows = [w for k, w in enumerate(windows) if k not in (i, j)] + [both]
+                    merged = True
+                    break
+            if merged:
+                break
+    return windows
 
 
 def labeled_boxes(detector, rgb8: np.ndarray) -> list[tuple[Box, str]]:

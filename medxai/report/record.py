@@ -18,7 +18,7 @@ from medxai.statistics.classification import ClassificationMetrics, Evaluation, 
 from medxai.statistics.confound import SourceConfound
 from medxai.statistics.predictability import TraitReport
 
-SCHEMA = "medxai-audit-7"
+SCHEMA = "medxai-audit-8"
 T = TypeVar("T")
 C = TypeVar("C")  # the audit's settings record (pipelines.audit.config.AuditConfig)
 
@@ -576,6 +576,9 @@ class CostEstimate:
     compose_seconds: float = 0.0  # one composed film (a transplant's arm) made model input
     blur_seconds: float = 0.0  # one film's blurred baseline (the region tests make them)
     ranks: int = 1  # torchrun's processes, which share the dealt stages (timings: rank 0's)
+    spent_seconds: float = 0.0  # before the plan (data stage, estimate): a budget's share gone
+    train_step_seconds: float | None = None  # one image's training step (None: not timed)
+    augment_seconds: float = 0.0  # one image's training augmentation
 
     @property
     def total(self) -> float:
@@ -594,8 +597,9 @@ class CostEstimate:
         lines = [head] + [f"  {s.stage}: {s.seconds:.0f} s ({s.work})" for s in self.stages]
         if self.plan and self.plan.cuts:
             lines.append(
-                f"cut to fit the budget of {self.budget_minutes:g} min (was "
-                f"{(self.uncut_seconds or 0) / 60:.1f} min): " + "; ".join(self.plan.cuts)
+                f"cut to fit the budget of {self.budget_minutes:g} min ({self.spent_seconds:.0f}"
+                f" s spent before this estimate; was {(self.uncut_seconds or 0) / 60:.1f} min): "
+                + "; ".join(self.plan.cuts)
             )
         return lines
 

@@ -21,6 +21,7 @@ control; the evaluation and the deletion/insertion curves stay on rank 0.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -32,9 +33,9 @@ import torch
 from torch import nn
 
 from data_cleaning.clean import detection_image
-from data_cleaning.detect import DetectorSpec
+from data_cleaning.detect import DetectorSpec, recheck
 from medxai import distributed
-from medxai.data.transforms import Preprocessing
+from medxai.data.transforms import Augmentation, Preprocessing, augmentation_chain
 from medxai.explain.base import GRADIENT_PASS, Explainer
 from medxai.explain.perturb import blurred_baseline, inference_copy
 from medxai.explain.registry import budget_parameter, build_explainer
@@ -59,22 +60,36 @@ COARSER_CURVES = 4  # a budget's deletion/insertion curves: this many times the 
 VERDICT_FLOOR = 2 * MIN_FILMS  # the fewest test films a budget may sample the verdict down to
 TIMED_BATCH = 32  # images in the timed forward pass: the chunk the stages run at
 SLOW_PASS = 2.0  # seconds a batch: a model this slow is timed by its first pass alone
+AUGMENT_SAMPLE = 10  # training inputs the augmentation is timed on
 DETECT_SAMPLE = 4  # test films the detector is timed on (and the share with text counted)
 REGION_VARIANTS = 6  # per film and kind: image, removed, regions alone, regions removed, control ×2
 STYLE_ARMS = 4  # two traits (tone, frame), two arms each
+# A budget plans the priced stages into this share of the minutes left: they ran 0.9-1.7x
+# their estimate on the measured audits (docs/audit.md), mostly over (decoding, batching,
+# worker start-up are not priced), and a budget is a limit, not a target.
+BUDGET_SHARE = 0.8
+# A cleaning worker's start: a fresh interpreter importing torch and building its detector
+# (5.1-5.3 s wall on the 2-core machine, of which 0.6 s the detector's models)
+WORKER_START = 5.0
+REPORT_SECONDS = 5.0  # writing the report (HTML, figures): 2-7 s on the measured audits
 
 
 def estimate(run: Run, data: Data) -> CostEstimate:
     """Times the model and the detector, counts each stage's work, prices it; with a time
     budget, cuts the saliency and sanity sizes to fit (`fit_budget`)."""
     c = run.config
+    started = time.perf_counter()
     module, prep, methods = _model(run, data)
     size, channels = prep.image_size, prep.channels
     forward = forward_seconds(module, channels, size, run.device)
-    detect, text_share, cleaning = detection_timing(run, data)
+    found = detection_timing(run, data)
+    trains = c.model is None or c.retrain
     timed = Timings(
-        forward, detect, scoring_seconds(module, channels, size, run.device, forward),
-        compose_seconds(prep), blur_seconds(channels, size, run.device), text_share, cleaning,
+        forward, found.detect, scoring_seconds(module, channels, size, run.device, forward),
+        compose_seconds(prep), blur_seconds(channels, size, run.device), found.text_share,
+        found.cleaning, found.start, found.recheck,
+        train_step_seconds(module, channels, size, run.device) if trains else None,
+        augment_seconds(prep) if trains and c.train.augment else 0.0,
     )  # fmt: skip
     plan, explainer = configured_plan(c), lambda p, m: _explainer(run, m, p)
     work = Work(
@@ -90,12 +105,14 @@ def estimate(run: Run, data: Data) -> CostEstimate:
         methods=methods, budget_minutes=c.budget_minutes, forward_seconds=timed.forward,
         detect_seconds=timed.detect, scoring_seconds=timed.scoring,
         compose_seconds=timed.compose, blur_seconds=timed.blur, ranks=work.ranks,
+        train_step_seconds=timed.train_step, augment_seconds=timed.augment,
     )  # fmt: skip
     if c.budget_minutes is None or uncut <= 60 * c.budget_minutes:
         return CostEstimate(stages, plan=plan, **common)
-    plan = fit_budget(c, work, timed, explainer)
+    spent = sum(run.cache.timings.values()) + time.perf_counter() - started
+    plan = fit_budget(c, work, timed, explainer, spent)
     stages = stage_costs(c, priced(work, plan, explainer), timed, plan)
-    return CostEstimate(stages, plan=plan, uncut_seconds=uncut, **common)
+    return CostEstimate(stages, plan=plan, uncut_seconds=uncut, spent_seconds=spent, **common)
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,16 @@ class Timings:
     blur: float = 0.0  # one film's blurred baseline, which each region test makes twice
     text_share: float = 1.0  # of the films, those with text: the residual check detects again
     cleaning: float | None = None  # detection per film at the cleaning's rate (None: `detect`)
+    cleaning_start: float = 0.0  # the cleaning's worker processes starting (0: none)
+    recheck: float | None = None  # the residual check per film, at the cleaning's rate
+    train_step: float | None = None  # one image's training step (None: GRADIENT_PASS forwards)
+    augment: float = 0.0  # one image's training augmentation
+
+    @property
+    def trained_image(self) -> float:
+        """One training image, one epoch: its step and its augmentation."""
+        step = self.train_step if self.train_step is not None else GRADIENT_PASS * self.forward
+        return step + self.augment
 
     @property
     def score(self) -> float:
@@ -141,16 +168,17 @@ def _on_copy(explainer: Explainer) -> bool:
 
 def fit_budget(
     c: AuditConfig, work: Work, timed: Timings,
-    explainer: Callable[[ExplainPlan, str], Explainer],
+    explainer: Callable[[ExplainPlan, str], Explainer], spent: float = 0.0,
 ) -> ExplainPlan:  # fmt: skip
-    """The sizes cut, in this order, until the estimate fits `c.budget_minutes`: each
+    """The sizes cut, in this order, until the estimate fits BUDGET_SHARE of what is left
+    of `c.budget_minutes` after the `spent` seconds (the data stage, the estimate): each
     method's budget parameter (RISE masks, optimiser iterations, IG steps, SmoothGrad
     samples) scaled by the share of the flexible stages' time that fits, down to its floor;
     one film explained per class; the sanity films, down to MIN_SANITY; the deletion/
     insertion curves COARSER_CURVES times coarser; the verdict stages' test films, sampled
     as `--sample` does down to VERDICT_FLOOR; the sanity check left out. Training and
     cleaning are never cut. What still does not fit is said in the plan."""
-    budget = 60 * c.budget_minutes
+    budget = BUDGET_SHARE * max(60 * c.budget_minutes - spent, 0.0)
 
     def seconds(p: ExplainPlan) -> dict[str, float]:
         return {s.stage: s.seconds for s in stage_costs(c, priced(work, p, explainer), timed, p)}
@@ -175,7 +203,7 @@ def fit_budget(
     if over(plan) > 0 and seconds(plan).get("sanity"):
         plan = _cut(plan, "sanity check not run", sanity_films=0)
     if over(plan) > 0:
-        left = (over(plan) + budget) / 60
+        left = (over(plan) + budget + spent) / 60
         plan = _cut(plan, f"still {left:.1f} min at these sizes: training and cleaning, and "
                     f"the verdict on fewer than {VERDICT_FLOOR} films, are not cut")  # fmt: skip
     return plan
@@ -265,11 +293,14 @@ def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -
         steps = math.ceil(work.steps * MASK_PER_STEP / plan.curve_per_step)
     causal = 2 * steps + 2  # the deletion and the insertion curve, and both ends
     kinds = 3 + (1 if c.data.regions else 0)  # text, marker, border (+ the user's)
-    fit = c.train.epochs * n_train * GRADIENT_PASS / ranks  # DDP: each rank its batches
+    fitted = round(n_train * (1 - c.train.val_fraction))  # the rest validates, each epoch
+    fit = c.train.epochs * (  # DDP: each rank its batches; rank 0 validates
+        fitted * timed.trained_image / ranks + (n_train - fitted) * score
+    )
     epochs = f"{c.train.epochs} epochs × {n_train} films"
     maps = explained * method_seconds / min(ranks, max(pairs, 1))
     curves = explained * causal * score * len(per_method)  # scored on rank 0
-    stages = [StageCost("train_baseline", fit * forward, epochs)] if c.model is None else []
+    stages = [StageCost("train_baseline", fit, epochs)] if c.model is None else []
     stages += [
         StageCost("evaluate_baseline", n_test * score, f"{n_test} test films"),
         StageCost(
@@ -283,6 +314,7 @@ def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -
         sanity = films * 2 * dealt_methods(list(each.values()), ranks)
         stages.append(StageCost("sanity", sanity, f"{films} films × {len(per_method)} methods × 2"))
     checked = round(n_all * timed.text_share)  # the residual check: films cleaning changed
+    cleaning = timed.cleaning or detect
     composed = 2 * DONORS + STYLE_ARMS  # per film: the transplants' arms
     passes = n_test * (kinds * REGION_VARIANTS + composed + 1)  # + the transplant's own film
     stages += [
@@ -293,22 +325,26 @@ def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -
             f"{n_test} detections, {passes} model passes",
         ),
         StageCost(
-            "clean", (n_all - n_test + checked) * (timed.cleaning or detect) / ranks,
+            "clean",
+            timed.cleaning_start
+            + ((n_all - n_test) * cleaning + checked * (timed.recheck or cleaning)) / ranks,
             f"{n_all - n_test} films detected (the verdict films' boxes are the shortcut "
             f"stage's), then about {checked} with text checked again",
         ),
+        StageCost("baseline_on_cleaned", n_test * score, f"{n_test} cleaned test films"),
     ]  # fmt: skip
     if c.retrain:
         negative = n_test * (REGION_VARIANTS + 2 * DONORS + 2)  # + evaluation, transplant
         stages += [
-            StageCost("train_cleaned", fit * forward, epochs),
+            StageCost("train_cleaned", fit, epochs),
+            StageCost("evaluate_cleaned", n_test * score, f"{n_test} cleaned test films"),
             StageCost(
                 "negative_control",
                 (negative * score + n_test * (2 * DONORS * compose + 2 * timed.blur)) / ranks,
                 f"{negative} model passes",
             ),
         ]
-    return stages
+    return [*stages, StageCost("report", REPORT_SECONDS, "the report and its figures")]
 
 
 def dealt_methods(seconds: list[float], ranks: int) -> float:
@@ -374,6 +410,43 @@ def forward_seconds(module: nn.Module, channels: int, size: int, device: torch.d
     return min(timed_pass() for _ in range(3)) / TIMED_BATCH
 
 
+def train_step_seconds(module: nn.Module, channels: int, size: int, device: torch.device) -> float:
+    """Seconds per image of one training step as `medxai train` takes it — the forward pass
+    in train mode, cross-entropy, the backward pass, an AdamW step — on a copy of the model
+    (its weights stay as they are), in a batch: the faster of two after a warm-up, or for a
+    model slower than SLOW_PASS seconds a pass, the warm-up alone."""
+    model = copy.deepcopy(module).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch = torch.rand(TIMED_BATCH, channels, size, size, device=device)
+    labels = torch.zeros(TIMED_BATCH, dtype=torch.long, device=device)
+
+    def timed_step() -> float:
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(batch), labels).backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    first = timed_step()
+    if first > GRADIENT_PASS * SLOW_PASS:
+        return first / TIMED_BATCH
+    return min(timed_step() for _ in range(2)) / TIMED_BATCH
+
+
+def augment_seconds(prep: Preprocessing) -> float:
+    """Seconds to augment one training input (`medxai train`'s random jitter, on the CPU):
+    the mean of AUGMENT_SAMPLE after a warm-up (each step runs with its probability)."""
+    chain = augmentation_chain(prep, Augmentation())
+    image = torch.rand(prep.channels, prep.image_size, prep.image_size)
+    chain(image)
+    start = time.perf_counter()
+    for _ in range(AUGMENT_SAMPLE):
+        chain(image)
+    return (time.perf_counter() - start) / AUGMENT_SAMPLE
+
+
 def scoring_seconds(
     module: nn.Module, channels: int, size: int, device: torch.device, forward: float
 ) -> float:
@@ -397,35 +470,56 @@ def blur_seconds(channels: int, size: int, device: torch.device) -> float:
     return min(times) / TIMED_BATCH
 
 
-def detection_timing(run: Run, data: Data) -> tuple[float, float, float]:
-    """Seconds of text detection per film as the shortcut stage runs it, the share of films
-    with text found, and seconds per film as the cleaning runs it (its workers' detection on
-    one thread each, over the workers: processes scale where a detector's threads do not),
-    over up to DETECT_SAMPLE test films spread through the test set."""
+@dataclass(frozen=True)
+class DetectionTiming:
+    """Seconds per film of text detection as the shortcut stage runs it, the share of films
+    with text, detection and the residual check per film as the cleaning runs them, and the
+    cleaning's worker processes starting."""
+
+    detect: float
+    text_share: float
+    cleaning: float
+    recheck: float
+    start: float = 0.0
+
+
+def detection_timing(run: Run, data: Data) -> DetectionTiming:
+    """The detector timed on up to DETECT_SAMPLE test films spread through the test set; for
+    the cleaning, when it runs worker processes, on one thread as they do and divided among
+    them (processes scale where a detector's threads do not), with their start
+    (WORKER_START)."""
     images = data.test_images
     sample = images[:: max(1, len(images) // DETECT_SAMPLE)][:DETECT_SAMPLE]
     films = [detection_image(data.root / image.relative) for image in sample]
-    detect, share = _timed_detection(run, films)
+    detect, share, again = _timed_detection(run, films)
     workers = cleaning_workers(run, data)
     if workers == 1:
-        return detect, share, detect
+        return DetectionTiming(detect, share, detect, again)
     threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)  # as a worker runs (the detector takes torch's threads)
     cv2.setNumThreads(1)
     try:
-        alone, _ = _timed_detection(run, films[:2])
+        alone, _, again_alone = _timed_detection(run, films[:2])
     finally:
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv2_threads)
-    return detect, share, alone / workers
+    return DetectionTiming(detect, share, alone / workers, again_alone / workers, WORKER_START)
 
 
-def _timed_detection(run: Run, films: list[np.ndarray]) -> tuple[float, float]:
-    """Seconds per film of the audit's detector on `films` and the share it finds text on
-    (after a warm-up run on the first, which loads the detector's models)."""
+def _timed_detection(run: Run, films: list[np.ndarray]) -> tuple[float, float, float]:
+    """Seconds per film of the audit's detector on `films` (after a warm-up run on the first,
+    which loads the detector's models), the share it finds text on, and seconds per film of
+    the residual check on those (run on the film itself, its boxes standing for the
+    inpainted ones: the same windows are read; a film without text is not checked)."""
     clean = run.config.clean
     detector = DetectorSpec(clean.detector, clean.text_threshold, run.gpu, clean.max_side).build()
     detector.detect(films[0])
     start = time.perf_counter()
-    found = [bool(detector.detect(film)) for film in films]
-    return (time.perf_counter() - start) / len(films), sum(found) / len(found)
+    found = [detector.detect(film) for film in films]
+    detect = (time.perf_counter() - start) / len(films)
+    with_text = [(film, boxes) for film, boxes in zip(films, found, strict=True) if boxes]
+    start = time.perf_counter()
+    for film, boxes in with_text:
+        recheck(detector, film, boxes)
+    again = (time.perf_counter() - start) / len(with_text) if with_text else detect
+    return detect, len(with_text) / len(films), again

@@ -1,6 +1,6 @@
 """audit.json's published JSON Schema, docs/schema/<SCHEMA>.schema.json, regenerated with
 
-    python -m pipelines.audit.schema > docs/schema/medxai-audit-7.schema.json
+    python -m pipelines.audit.schema > docs/schema/medxai-audit-8.schema.json
 
 (the file name follows `medxai.report.record.SCHEMA`); tests/report/test_schema.py fails
 while the committed file differs from what the records give."""

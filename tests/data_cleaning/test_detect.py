@@ -11,7 +11,13 @@ from pydicom.data import get_testdata_file
 from data_cleaning import clean as clean_module
 from data_cleaning.burnin import REAL_MARKER, load_film, make_scene, render
 from data_cleaning.clean import MANIFEST, SUMMARY, clean_dataset
-from data_cleaning.detect import DEFAULT_DETECTOR, TextDetector, make_detector, recheck
+from data_cleaning.detect import (
+    DEFAULT_DETECTOR,
+    TextDetector,
+    make_detector,
+    recheck,
+    recheck_windows,
+)
 from data_cleaning.glyphs import find_markers, merge_line
 from data_cleaning.inpaint import boxes_to_mask, inpaint
 
@@ -170,3 +176,38 @@ def test_the_recheck_finds_what_a_too_small_box_left_behind(fused):
     whole = fused.detect(rgb(image))
     cleaned = inpaint(image, boxes_to_mask(image.shape, whole, 4))
     assert recheck(fused, rgb(cleaned), whole) == []
+
+
+def test_the_recheck_windows_reach_around_each_box_at_dbs_scale():
+    """A 1024-px film, DB's 320-px minimum side: a corner box gets the 320-px corner window;
+    a box on a film shrunk 2x maps to DB's pixels; opposite corners get a window each; boxes
+    over most of the film, or a film smaller than a window, are read whole."""
+    assert recheck_windows([(10, 10, 60, 40)], 1.0, (1024, 1024), 320) == [(0, 0, 320, 320)]
+    shrunk = recheck_windows([(2000, 2000, 2040, 2030)], 2.0, (1024, 1024), 320)
+    assert shrunk == [(704, 704, 1024, 1024)]
+    corners = recheck_windows([(10, 10, 60, 40), (950, 980, 1010, 1015)], 1.0, (1024, 1024), 320)
+    assert sorted(corners) == [(0, 0, 320, 320), (704, 704, 1024, 1024)]
+    near = recheck_windows([(10, 10, 60, 40), (200, 10, 260, 40)], 1.0, (1024, 1024), 320)
+    assert near == [(0, 0, 416, 320)], "overlapping windows merge, to a multiple of 32"
+    spread = [(x, y, x + 40, y + 30) for x in (10, 500, 950) for y in (10, 500, 980)]
+    assert recheck_windows(spread, 1.0, (1024, 1024), 320) is None
+    assert recheck_windows([(10, 10, 60, 40)], 1.0, (224, 224), 320) is None
+
+
+def test_the_windowed_recheck_finds_what_the_whole_film_recheck_finds(fused):
+    """A word on the real chest film at 1024 px, inpainted only in its left half: DB, read
+    only in the window around the inpainted box, finds the right half as the whole film
+    read again does."""
+    gray = chest_crop(1024)
+    image, truth = burn(gray, "PORTABLE", "DejaVuSans-Bold", 0.03, (60, 80), 255)
+    ys, xs = np.nonzero(truth)
+    half = (int(xs.min()), int(ys.min()), int((xs.min() + xs.max()) // 2), int(ys.max()) + 1)
+    cleaned = rgb(inpaint(image, boxes_to_mask(image.shape, [half], 0)))
+    windows = recheck_windows([half], 1.0, cleaned.shape, fused.db.min_side)
+    assert windows is not None and len(windows) == 1
+    remnant = truth.copy()
+    remnant[:, : half[2]] = False
+    windowed = recheck(fused, cleaned, [half])
+    whole = [box for box, _ in fused.detect_labeled(cleaned, near=[half])]
+    assert covered(windowed, remnant) > 0.95
+    assert covered(windowed, remnant) == pytest.approx(covered(whole, remnant), abs=0.02)

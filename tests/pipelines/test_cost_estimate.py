@@ -7,7 +7,16 @@ from medxai.explain.base import GRADIENT_PASS
 from medxai.explain.registry import build_explainer
 from medxai.report.record import ExplainPlan
 from pipelines.audit import audit_config
-from pipelines.audit.cost import DONORS, REGION_VARIANTS, STYLE_ARMS, Timings, Work, stage_costs
+from pipelines.audit.cost import (
+    BUDGET_SHARE,
+    DONORS,
+    REGION_VARIANTS,
+    REPORT_SECONDS,
+    STYLE_ARMS,
+    Timings,
+    Work,
+    stage_costs,
+)
 from pipelines.audit.sanity import FILMS
 
 WORK = Work(
@@ -25,22 +34,54 @@ def seconds(stages) -> dict[str, float]:
 def test_every_stage_is_its_work_times_its_timing():
     config = audit_config(epochs=5)
     got = seconds(stage_costs(config, WORK, TIMED, PLAN))
-    assert got["train_baseline"] == got["train_cleaned"] == 5 * 100 * GRADIENT_PASS * 1e-3
+    fit = 5 * (90 * GRADIENT_PASS + 10) * 1e-3  # 90 films fit, 10 validate (a forward each)
+    assert got["train_baseline"] == got["train_cleaned"] == pytest.approx(fit)
     assert got["explain"] == pytest.approx(6 * (3 + 500 + 2 * (2 * 20 + 2)) * 1e-3)  # per method
     assert got["sanity"] == FILMS * 2 * 503 * 1e-3
     shortcut = 40 * (3 * REGION_VARIANTS + 2 * DONORS + STYLE_ARMS + 1) * 1e-3 + 40 * 0.1
     assert got["shortcut"] == shortcut
     assert got["clean"] == pytest.approx((100 + 140) * 0.1)  # test films: the shortcut's boxes
     assert got["negative_control"] == pytest.approx(40 * (REGION_VARIANTS + 2 * DONORS + 2) * 1e-3)
+    assert got["baseline_on_cleaned"] == got["evaluate_cleaned"] == 40 * 1e-3  # the test films
+    assert got["report"] == REPORT_SECONDS
+
+
+def test_training_is_priced_on_its_timed_step_and_augmentation():
+    timed = Timings(forward=1e-3, detect=0.1, train_step=5e-3, augment=1e-3)
+    got = seconds(stage_costs(audit_config(epochs=5), WORK, timed, PLAN))
+    assert got["train_baseline"] == pytest.approx(5 * (90 * 6e-3 + 10 * 1e-3))
+
+
+def test_the_training_step_is_timed_on_a_copy_and_costs_more_than_a_forward_pass():
+    import torch
+
+    from pipelines.audit.cost import forward_seconds, train_step_seconds
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3), torch.nn.BatchNorm2d(32), torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 32, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+        torch.nn.Linear(32, 3),
+    )  # fmt: skip
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    step = train_step_seconds(model, 1, 64, torch.device("cpu"))
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the audit's model untouched"
+    assert step > forward_seconds(model, 1, 64, torch.device("cpu"))  # + backward, AdamW
 
 
 def test_the_residual_check_is_priced_on_the_share_of_films_with_text():
+    from dataclasses import replace
+
     timed = Timings(forward=1e-3, detect=0.1, text_share=0.25)
     got = seconds(stage_costs(audit_config(), WORK, timed, PLAN))["clean"]
     assert got == pytest.approx((100 + 35) * 0.1)  # 100 not yet detected; 140 × 0.25 again
-    workers = Timings(forward=1e-3, detect=0.1, text_share=0.25, cleaning=0.03)
+    workers = Timings(forward=1e-3, detect=0.1, text_share=0.25, cleaning=0.03, cleaning_start=5)
     got = seconds(stage_costs(audit_config(), WORK, workers, PLAN))
-    assert got["clean"] == pytest.approx(135 * 0.03), "at the cleaning workers' rate"
+    assert got["clean"] == pytest.approx(5 + 135 * 0.03), "the workers' start, then their rate"
+    windows = replace(workers, recheck=0.01)  # the residual check reads windows: cheaper
+    got_windows = seconds(stage_costs(audit_config(), WORK, windows, PLAN))["clean"]
+    assert got_windows == pytest.approx(5 + 100 * 0.03 + 35 * 0.01)
     assert got["shortcut"] == seconds(stage_costs(audit_config(), WORK, timed, PLAN))["shortcut"]
 
 
@@ -55,7 +96,7 @@ def test_forward_only_passes_are_priced_on_the_copy_and_composed_films_on_their_
     timed = Timings(forward=1e-3, detect=0.1, scoring=5e-4, compose=2e-3, blur=3e-3)
     work = replace(WORK, on_copy=frozenset({"rise"}))
     got = seconds(stage_costs(config, work, timed, PLAN))
-    assert got["train_baseline"] == 5 * 100 * GRADIENT_PASS * 1e-3
+    assert got["train_baseline"] == pytest.approx(5 * (90 * GRADIENT_PASS * 1e-3 + 10 * 5e-4))
     assert got["evaluate_baseline"] == 40 * 5e-4
     per_film = 3 * 1e-3 + 500 * 5e-4  # gradcam on the model, rise on the copy
     assert got["explain"] == pytest.approx(6 * (per_film + 2 * (2 * 20 + 2) * 5e-4))  # 2 methods
@@ -77,8 +118,10 @@ def test_on_two_ranks_the_dealt_work_is_split_and_rank_0s_is_not():
     config = audit_config(epochs=5)
     one = seconds(stage_costs(config, WORK, TIMED, PLAN))
     two = seconds(stage_costs(config, replace(WORK, ranks=2), TIMED, PLAN))
-    for stage in ("train_baseline", "train_cleaned", "shortcut", "clean", "negative_control"):
+    for stage in ("shortcut", "clean", "negative_control"):
         assert two[stage] == pytest.approx(one[stage] / 2), stage
+    fit = 5 * (90 * GRADIENT_PASS / 2 + 10) * 1e-3  # the batches split; rank 0 validates
+    assert two["train_baseline"] == two["train_cleaned"] == pytest.approx(fit)
     assert two["evaluate_baseline"] == one["evaluate_baseline"]
     curves = 6 * 2 * (2 * 20 + 2) * 1e-3  # 6 films × 2 methods, on rank 0
     assert two["explain"] == pytest.approx(6 * 503 * 1e-3 / 2 + curves)  # 2 (method, chunk)
@@ -112,6 +155,7 @@ def test_a_users_model_is_not_trained_and_a_forward_only_one_gets_no_sanity_stag
     got = seconds(stage_costs(config, WORK, TIMED, PLAN))
     assert "train_baseline" not in got and "train_cleaned" not in got
     assert "sanity" not in got and "negative_control" not in got
+    assert "evaluate_cleaned" not in got and "baseline_on_cleaned" in got
 
 
 def test_an_expensive_method_shows_in_the_explain_and_sanity_stages():
@@ -124,8 +168,9 @@ def test_an_expensive_method_shows_in_the_explain_and_sanity_stages():
 
 
 def _fit(
-    budget_minutes: float, methods: dict[str, float], forward=1e-3, detect=0.1, **work_sizes: int
-):
+    budget_minutes: float, methods: dict[str, float], forward=1e-3, detect=0.1, spent=0.0,
+    **work_sizes: int,
+):  # fmt: skip
     from dataclasses import replace
 
     from pipelines.audit.cost import fit_budget, priced
@@ -134,7 +179,7 @@ def _fit(
     work = Work(**{**WORK.__dict__, "methods": methods, **work_sizes})
     factory = lambda plan, m: build_explainer(m, **plan.params(m))  # noqa: E731
     timed = Timings(forward, detect)
-    plan = fit_budget(config, work, timed, factory)
+    plan = fit_budget(config, work, timed, factory, spent)
     stages = stage_costs(config, priced(work, plan, factory), timed, plan)
     total = sum(s.seconds for s in stages)
     return plan, total
@@ -144,7 +189,16 @@ def test_a_budget_cuts_the_costly_methods_first_and_fits():
     plan, total = _fit(1.5, {"rise": 4000.0, "gradcam": 3.0})  # uncut: about 2.4 minutes
     masks = plan.method_params["rise"]["masks"]
     assert 500 <= masks < 4000 and "gradcam" not in plan.method_params
-    assert total <= 90 and any(c.startswith("rise masks 4000 →") for c in plan.cuts)
+    assert total <= BUDGET_SHARE * 90 and any(c.startswith("rise masks 4000 →") for c in plan.cuts)
+
+
+def test_a_budget_leaves_out_what_was_spent_before_the_estimate():
+    """30 s of a 1.5-minute budget gone on the data stage: the plan fits 80% of the 60 s left,
+    so RISE keeps fewer masks than with the whole budget."""
+    whole, _ = _fit(1.5, {"rise": 4000.0, "gradcam": 3.0})
+    late, total = _fit(1.5, {"rise": 4000.0, "gradcam": 3.0}, spent=30.0)
+    assert late.method_params["rise"]["masks"] < whole.method_params["rise"]["masks"]
+    assert total <= BUDGET_SHARE * 60
 
 
 def test_a_budget_below_what_the_verdict_needs_cuts_everything_and_says_so():
@@ -156,14 +210,16 @@ def test_a_budget_below_what_the_verdict_needs_cuts_everything_and_says_so():
 
 
 def test_a_budget_samples_the_verdict_films_when_the_saliency_cuts_are_not_enough():
-    """4,000 test films whose verdict stages cost 29 min (0.44 s a film): after the explained-
-    film and sanity cuts, they are sampled to what fits beside the 41 s the rest needs."""
+    """4,000 test films whose verdict stages cost 31 min (0.46 s a film, the two evaluations on
+    the cleaned films included): after the explained-film and sanity cuts, they are sampled
+    to what fits in 80% of 10 minutes beside the 46 s the rest needs (the report's 5 s
+    among them): (480 - 46) / 0.46 = 943 films."""
     from pipelines.audit.cost import VERDICT_FLOOR
 
     sizes = dict(forward=1e-2, detect=1e-3, n_test=4000, n_cleaned=4100)
     plan, total = _fit(10.0, {"gradcam": 3.0}, **sizes)
-    assert 1250 < plan.verdict_films < 1300 and plan.sanity_films == 3
-    assert 590 < total <= 600  # fits, and drops no film more than it must
+    assert 935 < plan.verdict_films < 955 and plan.sanity_films == 3
+    assert BUDGET_SHARE * 600 - 10 < total <= BUDGET_SHARE * 600  # no film dropped needlessly
     assert plan.cuts[-1].startswith(f"verdict films 4000 → {plan.verdict_films}")
     assert plan.curve_per_step == 60 and "curves 4× coarser (60 cells a step)" in plan.cuts[-2]
     plan, _ = _fit(0.5, {"gradcam": 3.0}, **sizes)  # training and cleaning alone: 38 s

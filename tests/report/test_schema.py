@@ -95,7 +95,7 @@ DELETE = object()
     [
         (("shortcut", "overall"), DELETE, "'overall' is a required property"),
         (("shortcut", "table", 0, "level"), 3, "3 is not of type 'string'"),
-        (("schema",), "medxai-audit-6", "'medxai-audit-7' was expected"),
+        (("schema",), "medxai-audit-7", "'medxai-audit-8' was expected"),
         (("model", "colour"), "red", "'colour' was unexpected"),
         (("cleaning_effect", "test.txt", "changed_ci"), [0.1, 0.2, 0.3], "is too long"),
         (("baseline", "n"), None, "None is not of type 'integer'"),
