@@ -22,7 +22,7 @@ from medxai.errors import MedxaiError
 DETECTORS = ("fused", "craft-paper", "craft", "rapidocr", "both")
 DEFAULT_DETECTOR = "fused"  # recommended on CPU and GPU (README, "Text detector")
 # A burned-in label never covers a quarter of the film; RapidOCR sometimes returns one
-# image-sized box on a cleaned image, which would inpaint the whole radiograph.
+# image-sized box on a cleaned image (or window of it), which would inpaint the radiograph.
 MAX_BOX_SHARE = 0.25
 
 
@@ -76,6 +76,12 @@ def _clip(boxes, scale: float, offset: int, shape: tuple[int, ...]) -> list[Box]
         if box[2] > box[0] and box[3] > box[1] and area <= MAX_BOX_SHARE * height * width:
             out.append(box)
     return out
+
+
+def _plausible(boxes, area: float) -> list:
+    """Boxes no larger than MAX_BOX_SHARE of the `area` DB saw (its image-sized box on a
+    cleaned window is no text)."""
+    return [b for b in boxes if (b[2] - b[0]) * (b[3] - b[1]) <= MAX_BOX_SHARE * area]
 
 
 def _check(rgb8: np.ndarray) -> None:
@@ -285,7 +291,9 @@ class FusedDetector(TextDetector):
             raw = [
                 (x0 + wx, y0 + wy, x1 + wx, y1 + wy)
                 for wx, wy, wx1, wy1 in windows
-                for x0, y0, x1, y1 in self.db.raw_boxes(small[wy:wy1, wx:wx1])
+                for x0, y0, x1, y1 in _plausible(
+                    self.db.raw_boxes(small[wy:wy1, wx:wx1]), (wx1 - wx) * (wy1 - wy)
+                )
             ]
             found = _clip(raw, scale, 0, cleaned.shape)
         return [box for box, _ in self._labeled(cleaned, found, near=inpainted)]
@@ -301,12 +309,13 @@ class FusedDetector(TextDetector):
         return {"name": self.name, "db": self.db.describe(), "glyphs": asdict(self.glyphs)}
 
 
-# The residual check's DB windows reach beyond each inpainted box by its own longer side (a
-# box that caught only part of a word leaves the rest along its line) and by at least this
-# share of the film's longer side ...
+# The residual check's DB windows reach beyond each inpainted box by its own width across and
+# its own height up and down (a box that caught only part of a word leaves the rest along
+# its line), and by at least this share of the film's longer side ...
 RECHECK_REACH = 0.1
-# ... and are read whole when together they would cover more than this share of the film.
-RECHECK_MOST = 0.5
+# ... and the film is read whole when they would cover more than this share of it (DB's cost
+# is in proportion to the pixels read).
+RECHECK_MOST = 0.8
 DB_STRIDE = 32  # DB takes sides in multiples of this; a window so sized is not resized
 
 
@@ -314,9 +323,10 @@ def recheck_windows(
     boxes: list[Box], scale: float, shape: tuple[int, ...], min_side: int
 ) -> list[Box] | None:
     """Windows of the film as DB sees it (`shape`, `scale` to the original's pixels) around
-    `boxes` (original pixels): each box reached by its longer side or RECHECK_REACH of the
-    film's, whichever is more, at least `min_side` and a
-    multiple of DB_STRIDE on each side (so DB reads each at the film's own scale), kept
+    `boxes` (original pixels): each box reached by its own width (across) and height (up
+    and down), or RECHECK_REACH of the film's longer side where that is more, at least
+    `min_side` and a multiple of DB_STRIDE on each side (so DB reads each at the film's own
+    scale), kept
     inside the film, overlapping windows merged. None: read the whole film (it is smaller
     than a window, or the windows would cover more than RECHECK_MOST of it)."""
     height, width = shape[:2]
@@ -326,8 +336,9 @@ def recheck_windows(
     windows = []
     for x0, y0, x1, y1 in boxes:
         x0, y0, x1, y1 = x0 / scale, y0 / scale, x1 / scale, y1 / scale
-        reach = max(RECHECK_REACH * max(height, width), x1 - x0, y1 - y0)
-        windows.append(_window(x0 - reach, x1 + reach, y0 - reach, y1 + reach, side, width, height))
+        least = RECHECK_REACH * max(height, width)
+        wide, high = max(least, x1 - x0), max(least, y1 - y0)
+        windows.append(_window(x0 - wide, x1 + wide, y0 - high, y1 + high, side, width, height))
     merged = _merge(windows, side, width, height)
     area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in merged)
     return None if area > RECHECK_MOST * height * width else merged

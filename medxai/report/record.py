@@ -576,7 +576,7 @@ class CostEstimate:
     compose_seconds: float = 0.0  # one composed film (a transplant's arm) made model input
     blur_seconds: float = 0.0  # one film's blurred baseline (the region tests make them)
     ranks: int = 1  # torchrun's processes, which share the dealt stages (timings: rank 0's)
-    spent_seconds: float = 0.0  # before the plan (data stage, estimate): a budget's share gone
+    spent_seconds: float = 0.0  # before the plan (data stage, estimate): gone from a budget
     train_step_seconds: float | None = None  # one image's training step (None: not timed)
     augment_seconds: float = 0.0  # one image's training augmentation
 

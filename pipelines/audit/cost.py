@@ -1,17 +1,19 @@
 """What an audit will cost, before it spends it.
 
-After the data stage, five things are timed on this machine: one forward pass of the model
-at its input size (per image, in a batch; a forward with its backward counts three, the unit
-the explainers' runner counts in), the same on the forward copy the forward-only stages run
-(`subject.forward_copy`, which the I-GOS family's search uses too), the text detector on a
-few test films (and the share it finds text on: the cleaning checks those films again),
+After the data stage, these are timed on this machine: one forward pass of the model at its
+input size (per image, in a batch; a forward with its backward counts three, the unit the
+explainers' runner counts in), when the audit trains one training step and the training
+augmentation, the same forward pass on the forward copy the forward-only stages run
+(`subject.forward_copy`, which the I-GOS family's search uses too), the text detector and
+the residual check on a few test films (and the share with text: the cleaning checks those
+films again),
 making one composed film (a transplant's arm) the model's input, and blurring one film (the
 region tests' baseline). Each stage's work is counted from the settings and the data —
 epochs × training films, explained films × each method's own estimate
 (`Explainer.forward_equivalents`), the region tests' and transplants' variants per test
 film, detections per film — and priced with those timings. Decoding,
 inpainting and bootstrap resampling are not counted, so stages light on model passes read
-low; training stops early at its patience, so the training estimate is an upper bound.
+low; training stops early at its patience, which the estimate does not foresee.
 
 Under torchrun the timings are rank 0's, on its share of the cores, and the dealt work is
 split over the ranks (`Work.ranks`): training (DDP), the saliency maps ((method, chunk)
@@ -107,12 +109,13 @@ def estimate(run: Run, data: Data) -> CostEstimate:
         compose_seconds=timed.compose, blur_seconds=timed.blur, ranks=work.ranks,
         train_step_seconds=timed.train_step, augment_seconds=timed.augment,
     )  # fmt: skip
-    if c.budget_minutes is None or uncut <= 60 * c.budget_minutes:
-        return CostEstimate(stages, plan=plan, **common)
     spent = sum(run.cache.timings.values()) + time.perf_counter() - started
+    common["spent_seconds"] = spent
+    if c.budget_minutes is None or uncut <= planned_seconds(c.budget_minutes, spent):
+        return CostEstimate(stages, plan=plan, **common)
     plan = fit_budget(c, work, timed, explainer, spent)
     stages = stage_costs(c, priced(work, plan, explainer), timed, plan)
-    return CostEstimate(stages, plan=plan, uncut_seconds=uncut, spent_seconds=spent, **common)
+    return CostEstimate(stages, plan=plan, uncut_seconds=uncut, **common)
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,11 @@ def _on_copy(explainer: Explainer) -> bool:
     return bool(getattr(optimizer, "fast_copy", False))
 
 
+def planned_seconds(budget_minutes: float, spent: float) -> float:
+    """What a budget leaves the priced stages: BUDGET_SHARE of it after `spent` seconds."""
+    return BUDGET_SHARE * max(60 * budget_minutes - spent, 0.0)
+
+
 def fit_budget(
     c: AuditConfig, work: Work, timed: Timings,
     explainer: Callable[[ExplainPlan, str], Explainer], spent: float = 0.0,
@@ -178,7 +186,7 @@ def fit_budget(
     insertion curves COARSER_CURVES times coarser; the verdict stages' test films, sampled
     as `--sample` does down to VERDICT_FLOOR; the sanity check left out. Training and
     cleaning are never cut. What still does not fit is said in the plan."""
-    budget = BUDGET_SHARE * max(60 * c.budget_minutes - spent, 0.0)
+    budget = planned_seconds(c.budget_minutes, spent)
 
     def seconds(p: ExplainPlan) -> dict[str, float]:
         return {s.stage: s.seconds for s in stage_costs(c, priced(work, p, explainer), timed, p)}

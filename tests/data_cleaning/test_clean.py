@@ -216,3 +216,21 @@ def test_a_dataset_without_training_split_is_cleaned_only_when_its_splits_are_na
     (src / "test.txt").write_text("p1 x.png normal s1\n")
     with pytest.raises(MedxaiError, match="no training split"):
         clean_dataset(src, tmp_path / "dst")
+
+
+def test_under_torchrun_the_workers_asked_for_are_capped_at_a_ranks_share(monkeypatch):
+    import torch
+
+    from data_cleaning.clean import rank_workers
+    from medxai import distributed
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # a rank's share of 2 cores under 2 ranks
+        assert rank_workers(2) == 2, "one process: as asked"
+        monkeypatch.setattr(distributed, "world_size", lambda: 2)
+        assert rank_workers(2) == 1 and rank_workers(0) == 1
+        torch.set_num_threads(8)  # a rank with 8 cores of its own
+        assert rank_workers(4) == 4 and rank_workers(16) == 8
+    finally:
+        torch.set_num_threads(threads)
