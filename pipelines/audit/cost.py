@@ -89,7 +89,7 @@ def estimate(run: Run, data: Data) -> CostEstimate:
     timed = Timings(
         forward, found.detect, scoring_seconds(module, channels, size, run.device, forward),
         compose_seconds(prep), blur_seconds(channels, size, run.device), found.text_share,
-        found.cleaning, found.start, found.recheck,
+        found.cleaning, found.start, found.recheck, found.decode,
         train_step_seconds(module, channels, size, run.device) if trains else None,
         augment_seconds(prep) if trains and c.train.augment else 0.0,
     )  # fmt: skip
@@ -135,6 +135,7 @@ class Timings:
     cleaning: float | None = None  # detection per film at the cleaning's rate (None: `detect`)
     cleaning_start: float = 0.0  # the cleaning's worker processes starting (0: none)
     recheck: float | None = None  # the residual check per film, at the cleaning's rate
+    decode: float = 0.0  # reading one film from disk (the cleaned films are evaluated so)
     train_step: float | None = None  # one image's training step (None: GRADIENT_PASS forwards)
     augment: float = 0.0  # one image's training augmentation
 
@@ -339,13 +340,17 @@ def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -
             f"{n_all - n_test} films detected (the verdict films' boxes are the shortcut "
             f"stage's), then about {checked} with text checked again",
         ),
-        StageCost("baseline_on_cleaned", n_test * score, f"{n_test} cleaned test films"),
+        StageCost(
+            "baseline_on_cleaned", n_test * (score + timed.decode), f"{n_test} cleaned test films"
+        ),
     ]  # fmt: skip
     if c.retrain:
         negative = n_test * (REGION_VARIANTS + 2 * DONORS + 2)  # + evaluation, transplant
         stages += [
             StageCost("train_cleaned", fit, epochs),
-            StageCost("evaluate_cleaned", n_test * score, f"{n_test} cleaned test films"),
+            StageCost(
+                "evaluate_cleaned", n_test * (score + timed.decode), f"{n_test} cleaned test films"
+            ),
             StageCost(
                 "negative_control",
                 (negative * score + n_test * (2 * DONORS * compose + 2 * timed.blur)) / ranks,
@@ -481,13 +486,14 @@ def blur_seconds(channels: int, size: int, device: torch.device) -> float:
 @dataclass(frozen=True)
 class DetectionTiming:
     """Seconds per film of text detection as the shortcut stage runs it, the share of films
-    with text, detection and the residual check per film as the cleaning runs them, and the
-    cleaning's worker processes starting."""
+    with text, detection and the residual check per film as the cleaning runs them, reading
+    a film from disk, and the cleaning's worker processes starting."""
 
     detect: float
     text_share: float
     cleaning: float
     recheck: float
+    decode: float
     start: float = 0.0
 
 
@@ -498,11 +504,13 @@ def detection_timing(run: Run, data: Data) -> DetectionTiming:
     (WORKER_START)."""
     images = data.test_images
     sample = images[:: max(1, len(images) // DETECT_SAMPLE)][:DETECT_SAMPLE]
+    start = time.perf_counter()
     films = [detection_image(data.root / image.relative) for image in sample]
+    decode = (time.perf_counter() - start) / len(films)
     detect, share, again = _timed_detection(run, films)
     workers = cleaning_workers(run, data)
     if workers == 1:
-        return DetectionTiming(detect, share, detect, again)
+        return DetectionTiming(detect, share, detect, again, decode)
     threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)  # as a worker runs (the detector takes torch's threads)
     cv2.setNumThreads(1)
@@ -511,7 +519,9 @@ def detection_timing(run: Run, data: Data) -> DetectionTiming:
     finally:
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv2_threads)
-    return DetectionTiming(detect, share, alone / workers, again_alone / workers, WORKER_START)
+    return DetectionTiming(
+        detect, share, alone / workers, again_alone / workers, decode, WORKER_START
+    )
 
 
 def _timed_detection(run: Run, films: list[np.ndarray]) -> tuple[float, float, float]:

@@ -43,6 +43,8 @@ def test_every_stage_is_its_work_times_its_timing():
     assert got["clean"] == pytest.approx((100 + 140) * 0.1)  # test films: the shortcut's boxes
     assert got["negative_control"] == pytest.approx(40 * (REGION_VARIANTS + 2 * DONORS + 2) * 1e-3)
     assert got["baseline_on_cleaned"] == got["evaluate_cleaned"] == 40 * 1e-3  # the test films
+    read = seconds(stage_costs(config, WORK, Timings(forward=1e-3, detect=0.1, decode=2e-3), PLAN))
+    assert read["evaluate_cleaned"] == pytest.approx(40 * 3e-3), "the cleaned films read from disk"
     assert got["report"] == REPORT_SECONDS
 
 
