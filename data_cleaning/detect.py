@@ -428,7 +428,11 @@ class DetectorSpec:
     def build(self) -> TextDetector:
         return _built(self)
 
+    def make(self) -> TextDetector:
+        """A new one, on this process's threads as they are now (`build` keeps the first)."""
+        return make_detector(self.name, self.text_threshold, self.gpu, self.max_side)
+
 
 @functools.cache
 def _built(spec: DetectorSpec) -> TextDetector:
-    return make_detector(spec.name, spec.text_threshold, spec.gpu, spec.max_side)
+    return spec.make()
