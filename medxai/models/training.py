@@ -237,10 +237,14 @@ class DecodedOnce(Dataset):
         return self.items[index]
 
 
+def decoded_once(n_images: int, prep: Preprocessing, workers: int = 0) -> bool:
+    """Whether `n_images` inputs are kept after their first read (see `cached`)."""
+    return workers == 0 and n_images * prep.channels * prep.image_size**2 * 4 <= CACHE_BYTES
+
+
 def cached(dataset: CovidxDataset, prep: Preprocessing, workers: int) -> Dataset:
     """`dataset` as a `DecodedOnce` when its inputs fit CACHE_BYTES and no workers load it."""
-    size = len(dataset) * prep.channels * prep.image_size**2 * 4
-    return DecodedOnce(dataset) if workers == 0 and size <= CACHE_BYTES else dataset
+    return DecodedOnce(dataset) if decoded_once(len(dataset), prep, workers) else dataset
 
 
 def _loader(dataset: Dataset, workers: int, **kwargs) -> DataLoader:

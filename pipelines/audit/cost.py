@@ -6,14 +6,15 @@ explainers' runner counts in), when the audit trains one training step and the t
 augmentation, the same forward pass on the forward copy the forward-only stages run
 (`subject.forward_copy`, which the I-GOS family's search uses too), the text detector and
 the residual check on a few test films (and the share with text: the cleaning checks those
-films again),
-making one composed film (a transplant's arm) the model's input, and blurring one film (the
-region tests' baseline). Each stage's work is counted from the settings and the data —
-epochs × training films, explained films × each method's own estimate
-(`Explainer.forward_equivalents`), the region tests' and transplants' variants per test
-film, detections per film — and priced with those timings. Decoding,
-inpainting and bootstrap resampling are not counted, so stages light on model passes read
-low; training stops early at its patience, which the estimate does not foresee.
+films again), reading one of those films from disk into the model's input (training reads
+each film once when its inputs fit in memory, else every epoch; the cleaned films'
+evaluations read every test film), making one composed film (a transplant's arm) the model's
+input, and blurring one film (the region tests' baseline). Each stage's work is counted from
+the settings and the data — epochs × training films, explained films × each method's own
+estimate (`Explainer.forward_equivalents`), the region tests' and transplants' variants per
+test film, detections per film — and priced with those timings. Inpainting (outside the
+cleaning's timed rate) and bootstrap resampling are not counted, so stages light on model
+passes read low; training stops early at its patience, which the estimate does not foresee.
 
 Under torchrun the timings are rank 0's, on its share of the cores, and the dealt work is
 split over the ranks (`Work.ranks`): training (DDP), the saliency maps ((method, chunk)
@@ -28,6 +29,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -37,13 +39,20 @@ from torch import nn
 from data_cleaning.clean import detection_image
 from data_cleaning.detect import DetectorSpec, recheck
 from medxai import distributed
-from medxai.data.transforms import Augmentation, Preprocessing, augmentation_chain
+from medxai.data.imageio import read_image, to_channels
+from medxai.data.transforms import (
+    Augmentation,
+    Preprocessing,
+    augmentation_chain,
+    build_transforms,
+)
 from medxai.explain.base import GRADIENT_PASS, Explainer
 from medxai.explain.perturb import blurred_baseline, inference_copy
 from medxai.explain.registry import budget_parameter, build_explainer
 from medxai.metrics.causal import MASK_PER_STEP, curve_steps
 from medxai.metrics.shortcut import MIN_FILMS
 from medxai.models.kinds import model_kind
+from medxai.models.training import decoded_once
 from medxai.models.zoo import build_model
 from medxai.report.record import CostEstimate, ExplainPlan, StageCost
 from pipelines.audit.cleaning import workers as cleaning_workers
@@ -86,20 +95,22 @@ def estimate(run: Run, data: Data) -> CostEstimate:
     forward = forward_seconds(module, channels, size, run.device)
     found = detection_timing(run, data)
     trains = c.model is None or c.retrain
+    n_train = len(data.records.get(data.train_split, []))
     timed = Timings(
         forward, found.detect, scoring_seconds(module, channels, size, run.device, forward),
         compose_seconds(prep), blur_seconds(channels, size, run.device), found.text_share,
-        found.cleaning, found.start, found.recheck, found.decode,
+        found.cleaning, found.start, found.recheck, decode_seconds(timing_sample(data), prep),
         train_step_seconds(module, channels, size, run.device) if trains else None,
         augment_seconds(prep) if trains and c.train.augment else 0.0,
     )  # fmt: skip
     plan, explainer = configured_plan(c), lambda p, m: _explainer(run, m, p)
     work = Work(
-        n_train=len(data.records.get(data.train_split, [])), n_test=len(data.test_images),
+        n_train=n_train, n_test=len(data.test_images),
         n_cleaned=data.n_films,
         n_classes=len(data.classes), size=size,
         steps=curve_steps(RANKING, c.explain.resolution, size),
         methods=dict.fromkeys(methods, 0.0), ranks=distributed.world_size(),
+        decoded_once=decoded_once(round(n_train * (1 - c.train.val_fraction)), prep),
     )  # fmt: skip
     stages = stage_costs(c, priced(work, plan, explainer), timed, plan)
     uncut = sum(s.seconds for s in stages)
@@ -135,7 +146,7 @@ class Timings:
     cleaning: float | None = None  # detection per film at the cleaning's rate (None: `detect`)
     cleaning_start: float = 0.0  # the cleaning's worker processes starting (0: none)
     recheck: float | None = None  # the residual check per film, at the cleaning's rate
-    decode: float = 0.0  # reading one film from disk (the cleaned films are evaluated so)
+    decode: float = 0.0  # reading one film from disk into the model's input
     train_step: float | None = None  # one image's training step (None: GRADIENT_PASS forwards)
     augment: float = 0.0  # one image's training augmentation
 
@@ -281,6 +292,7 @@ class Work:
     methods: dict[str, float]
     on_copy: frozenset[str] = frozenset()
     ranks: int = 1
+    decoded_once: bool = True  # training's inputs kept after their first read (else each epoch)
 
 
 def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -> list[StageCost]:
@@ -303,8 +315,13 @@ def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -
     causal = 2 * steps + 2  # the deletion and the insertion curve, and both ends
     kinds = 3 + (1 if c.data.regions else 0)  # text, marker, border (+ the user's)
     fitted = round(n_train * (1 - c.train.val_fraction))  # the rest validates, each epoch
-    fit = c.train.epochs * (  # DDP: each rank its batches; rank 0 validates
-        fitted * timed.trained_image / ranks + (n_train - fitted) * score
+    reads = 1 if work.decoded_once else c.train.epochs  # each film from disk
+    fit = (
+        c.train.epochs
+        * (  # DDP: each rank its batches; rank 0 validates
+            fitted * timed.trained_image / ranks + (n_train - fitted) * score
+        )
+        + reads * (fitted / ranks + n_train - fitted) * timed.decode
     )
     epochs = f"{c.train.epochs} epochs × {n_train} films"
     maps = explained * method_seconds / min(ranks, max(pairs, 1))
@@ -483,15 +500,39 @@ def blur_seconds(channels: int, size: int, device: torch.device) -> float:
 @dataclass(frozen=True)
 class DetectionTiming:
     """Seconds per film of text detection as the shortcut stage runs it, the share of films
-    with text, detection and the residual check per film as the cleaning runs them, reading
-    a film from disk, and the cleaning's worker processes starting."""
+    with text, detection and the residual check per film as the cleaning runs them, and the
+    cleaning's worker processes starting."""
 
     detect: float
     text_share: float
     cleaning: float
     recheck: float
-    decode: float
     start: float = 0.0
+
+
+def timing_sample(data: Data) -> list[Path]:
+    """Up to DETECT_SAMPLE test films spread through the test set: what detection and reading
+    a film are timed on."""
+    images = data.test_images
+    return [data.root / i.relative for i in images[:: max(1, len(images) // DETECT_SAMPLE)]][
+        :DETECT_SAMPLE
+    ]
+
+
+def decode_seconds(paths: list[Path], prep: Preprocessing) -> float:
+    """Seconds to read one film from disk into the model's input (decoding, its channels, the
+    preprocessing's resize and intensity), as training and the cleaned films' evaluation read
+    them: the mean over `paths`, after one untimed read (which loads the codecs)."""
+    transform = build_transforms(prep)
+
+    def read(path: Path) -> None:
+        transform(to_channels(read_image(path), prep.channels))
+
+    read(paths[0])
+    start = time.perf_counter()
+    for path in paths:
+        read(path)
+    return (time.perf_counter() - start) / len(paths)
 
 
 def detection_timing(run: Run, data: Data) -> DetectionTiming:
@@ -499,15 +540,11 @@ def detection_timing(run: Run, data: Data) -> DetectionTiming:
     the cleaning, when it runs worker processes, on one thread as they do and divided among
     them (processes scale where a detector's threads do not), with their start
     (WORKER_START)."""
-    images = data.test_images
-    sample = images[:: max(1, len(images) // DETECT_SAMPLE)][:DETECT_SAMPLE]
-    start = time.perf_counter()
-    films = [detection_image(data.root / image.relative) for image in sample]
-    decode = (time.perf_counter() - start) / len(films)
+    films = [detection_image(path) for path in timing_sample(data)]
     detect, share, again = _timed_detection(run, films)
     workers = cleaning_workers(run, data)
     if workers == 1:
-        return DetectionTiming(detect, share, detect, again, decode)
+        return DetectionTiming(detect, share, detect, again)
     threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)  # as a worker runs (the detector takes torch's threads)
     cv2.setNumThreads(1)
@@ -516,9 +553,7 @@ def detection_timing(run: Run, data: Data) -> DetectionTiming:
     finally:
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv2_threads)
-    return DetectionTiming(
-        detect, share, alone / workers, again_alone / workers, decode, WORKER_START
-    )
+    return DetectionTiming(detect, share, alone / workers, again_alone / workers, WORKER_START)
 
 
 def _timed_detection(
