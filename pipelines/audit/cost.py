@@ -315,14 +315,10 @@ def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -
     causal = 2 * steps + 2  # the deletion and the insertion curve, and both ends
     kinds = 3 + (1 if c.data.regions else 0)  # text, marker, border (+ the user's)
     fitted = round(n_train * (1 - c.train.val_fraction))  # the rest validates, each epoch
+    # DDP: each rank its batches; rank 0 validates
+    epoch = fitted * timed.trained_image / ranks + (n_train - fitted) * score
     reads = 1 if work.decoded_once else c.train.epochs  # each film from disk
-    fit = (
-        c.train.epochs
-        * (  # DDP: each rank its batches; rank 0 validates
-            fitted * timed.trained_image / ranks + (n_train - fitted) * score
-        )
-        + reads * (fitted / ranks + n_train - fitted) * timed.decode
-    )
+    fit = c.train.epochs * epoch + reads * (fitted / ranks + n_train - fitted) * timed.decode
     epochs = f"{c.train.epochs} epochs × {n_train} films"
     maps = explained * method_seconds / min(ranks, max(pairs, 1))
     curves = explained * causal * score * len(per_method)  # scored on rank 0
@@ -514,9 +510,8 @@ def timing_sample(data: Data) -> list[Path]:
     """Up to DETECT_SAMPLE test films spread through the test set: what detection and reading
     a film are timed on."""
     images = data.test_images
-    return [data.root / i.relative for i in images[:: max(1, len(images) // DETECT_SAMPLE)]][
-        :DETECT_SAMPLE
-    ]
+    sample = images[:: max(1, len(images) // DETECT_SAMPLE)][:DETECT_SAMPLE]
+    return [data.root / image.relative for image in sample]
 
 
 def decode_seconds(paths: list[Path], prep: Preprocessing) -> float:
