@@ -12,10 +12,13 @@ retraining on the cleaned films), Grad-CAM on 1 film per class.
 Measured per run: each stage's seconds (audit.json "timings"), the launcher's wall seconds,
 and the peak resident memory of the whole process tree (the launcher and every descendant,
 their RSS summed, sampled from /proc every 0.5 s; a page shared by processes counts in
-each, so 2 ranks read high). Reported: seconds and seconds per film per stage, each stage's growth
-exponent k in cost ∝ n^k (least squares on log-log over the sizes, its points in the row),
-peak memory and its growth between consecutive sizes, the 2-rank/1-rank speed-up of the
-cleaning stage, and each stage projected to 30,530 films (COVIDx v9A) from its fitted curve.
+each, so 2 ranks read high), and of it the anonymous memory (RssAnon: what the processes
+hold, without the pages of the films spilled to memory-mapped files, which the system
+drops when it needs the room), overall and per stage. Reported: seconds and seconds per
+film per stage, each stage's growth exponent k in cost ∝ n^k (least squares on log-log over
+the sizes, its points in the row), peak memory and its growth between consecutive sizes,
+the 2-rank/1-rank speed-up of the cleaning stage, and each stage projected to 30,530 films
+(COVIDx v9A) from its fitted curve.
 
 Phantoms and audits are cached under --work per (N, size) and per (N, ranks): an interrupted
 benchmark resumes, and the audit itself resumes from its OUT (a resumed run's memory covers
@@ -50,7 +53,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +126,11 @@ class Measured:
     whole: bool  # False: the audit resumed, so the memory covers only the resumed part
     settings: Settings
     machine: str  # from audit.json's environment: cores, torch threads, the GPU
+    # the same for anonymous memory only (RssAnon: what the processes hold, not the file
+    # pages of memory-mapped spills, which the system writes back and drops when it needs
+    # them), and per stage; 0 and {}: not sampled (a run from before they were)
+    peak_anon_mib: float = 0.0
+    stage_anon_mib: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -190,8 +198,8 @@ def audit_command(settings: Settings, root: str, out: Path, ranks: int) -> list[
             *settings.audit_options()]  # fmt: skip
 
 
-def tree_rss(pid: int) -> int:
-    """Bytes resident in `pid` and all its descendants (a vanished process counts 0)."""
+def tree(pid: int) -> set[int]:
+    """`pid` and all its descendants."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -200,24 +208,58 @@ def tree_rss(pid: int) -> int:
             except OSError:
                 continue
             parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = {pid}, [pid]
+    members, frontier = {pid}, [pid]
     while frontier:
         parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
-        tree.update(children)
+        children = [p for p, pp in parents.items() if pp == parent and p not in members]
+        members.update(children)
         frontier += children
-    total = 0
-    for member in tree:
-        try:
-            total += int(Path(f"/proc/{member}/statm").read_text().split()[1]) * PAGE
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
+    return members
 
 
-def run_sampled(command: list[str], log: Path) -> tuple[int, float, int]:
-    """Run `command` (output to `log`); its exit code, wall seconds and peak tree RSS."""
-    peak = [0]
+@dataclass(frozen=True)
+class Resident:
+    """Bytes resident in a process tree: all of them, and the anonymous ones."""
+
+    rss: int = 0
+    anon: int = 0
+
+    def __add__(self, other: Resident) -> Resident:
+        return Resident(self.rss + other.rss, self.anon + other.anon)
+
+    def most(self, other: Resident) -> Resident:
+        return Resident(max(self.rss, other.rss), max(self.anon, other.anon))
+
+
+def resident(pid: int) -> Resident:
+    """VmRSS and RssAnon of one process (a vanished one is 0)."""
+    fields = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "RssAnon"):
+                fields[name] = int(value.split()[0]) * 1024  # kB
+    except (OSError, IndexError, ValueError):
+        return Resident()
+    return Resident(fields.get("VmRSS", 0), fields.get("RssAnon", 0))
+
+
+def tree_resident(pid: int) -> Resident:
+    """What `pid` and all its descendants hold, summed."""
+    return sum((resident(member) for member in tree(pid)), Resident())
+
+
+def running_stage(out: Path) -> str:
+    """The last stage the audit under OUT finished ("" before the first): the one running is
+    the next in the audit's order."""
+    done = sorted((p.stat().st_mtime, p.stem) for p in (out / "stages").glob("*.json"))
+    return done[-1][1] if done else ""
+
+
+def run_sampled(command: list[str], log: Path, out: Path) -> tuple[int, float, Resident, dict]:
+    """Run `command` (output to `log`); its exit code, wall seconds, peak tree memory and peak
+    tree memory by the stage finished last before the sample (see `running_stage`)."""
+    peak, by_stage = [Resident()], {}
     with open(log, "ab") as sink:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
@@ -225,7 +267,9 @@ def run_sampled(command: list[str], log: Path) -> tuple[int, float, int]:
 
         def sample() -> None:
             while not done.wait(SAMPLE_EVERY):
-                peak[0] = max(peak[0], tree_rss(process.pid))
+                now, stage = tree_resident(process.pid), running_stage(out)
+                peak[0] = peak[0].most(now)
+                by_stage[stage] = by_stage.get(stage, Resident()).most(now)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -233,7 +277,19 @@ def run_sampled(command: list[str], log: Path) -> tuple[int, float, int]:
         wall = time.perf_counter() - started
         done.set()
         sampler.join()
-    return code, wall, peak[0]
+    return code, wall, peak[0], by_stage
+
+
+def stage_peaks(by_finished: dict[str, Resident], stages: Sequence[str]) -> dict[str, float]:
+    """Peak anonymous MiB per stage, from peaks keyed by the stage finished before (the
+    samples after the last stage, while the process exits, count to it)."""
+    running = dict(zip(["", *stages], [*stages, stages[-1]], strict=True)) if stages else {}
+    out: dict[str, float] = {}
+    for finished, memory in by_finished.items():
+        if finished in running:
+            stage = running[finished]
+            out[stage] = max(out.get(stage, 0.0), memory.anon / MIB)
+    return {stage: out[stage] for stage in stages if stage in out}
 
 
 def run_name(nominal: int, settings: Settings, ranks: int) -> str:
@@ -262,7 +318,7 @@ def measure(work: Path, data: Phantom, settings: Settings, ranks: int) -> Measur
     whole = not (out / "stages").exists()
     command = audit_command(settings, data.root, out, ranks)
     print(f"{data.films} films, {ranks} rank(s): {' '.join(command)}", flush=True)
-    code, wall, peak = run_sampled(command, work / f"{name}.log")
+    code, wall, peak, by_stage = run_sampled(command, work / f"{name}.log", out)
     audit = out / "audit.json"
     if not audit.is_file():  # exit 3 (inconclusive verdict) still writes the audit
         raise SystemExit(f"audit failed (exit {code}); see {work / f'{name}.log'}")
@@ -273,7 +329,8 @@ def measure(work: Path, data: Phantom, settings: Settings, ranks: int) -> Measur
     )
     stages = {stage: s for stage, s in result.timings.items() if stage != "total"}
     measured = Measured(
-        data.nominal, data.films, ranks, stages, wall, peak / MIB, whole, settings, machine
+        data.nominal, data.films, ranks, stages, wall, peak.rss / MIB, whole, settings, machine,
+        peak.anon / MIB, stage_peaks(by_stage, list(stages)),
     )  # fmt: skip
     write_record(record, measured)
     return measured
@@ -319,19 +376,49 @@ def hours(s: float) -> str:
 
 
 def memory_table(runs: list[Measured]) -> str:
-    lines = ["| ranks | peak RSS of the process tree, MiB (films) | growth between sizes | k |",
-             "| --- | --- | --- | --- |"]  # fmt: skip
+    """Peak memory per rank count at each size: all resident pages, and the anonymous ones."""
+    lines = ["| ranks | memory | peak of the process tree, MiB (films) | growth | k |",
+             "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    kinds = (("resident (RSS)", "peak_rss_mib"), ("anonymous (RssAnon)", "peak_anon_mib"))
     for ranks in sorted({r.ranks for r in runs}):
         mine = sorted((r for r in runs if r.ranks == ranks), key=lambda r: r.films)
-        peaks = [f"{r.peak_rss_mib:,.0f}{'' if r.whole else '*'} ({r.films:,})" for r in mine]
-        steps = [f"{g:+.0%}" for g in growth([r.peak_rss_mib for r in mine])]
-        fit = fit_power([(r.films, r.peak_rss_mib) for r in mine])
-        k = "–" if fit is None else f"{fit.k:.2f}"
-        lines.append(f"| {ranks} | {', '.join(peaks)} | {', '.join(steps) or '–'} | {k} |")
+        for kind, name in kinds:
+            sampled = [r for r in mine if getattr(r, name) > 0]
+            if not sampled:
+                continue
+            values = [getattr(r, name) for r in sampled]
+            peaks = [f"{v:,.0f}{'' if r.whole else '*'} ({r.films:,})"
+                     for v, r in zip(values, sampled, strict=True)]  # fmt: skip
+            steps = [f"{g:+.0%}" for g in growth(values)]
+            fit = fit_power([(r.films, v) for v, r in zip(values, sampled, strict=True)])
+            k = "–" if fit is None else f"{fit.k:.2f}"
+            lines.append(
+                f"| {ranks} | {kind} | {', '.join(peaks)} | {', '.join(steps) or '–'} | {k} |"
+            )
     if not all(r.whole for r in runs):
         lines.append(
             "\n\\* resumed run: its memory covers only the part that ran after the resume."
         )
+    return "\n".join(lines)
+
+
+def stage_memory_table(runs: list[Measured], ranks: int) -> str:
+    """Peak anonymous MiB of each stage at each size on `ranks` ranks (runs that sampled it)."""
+    mine = sorted((r for r in runs if r.ranks == ranks and r.stage_anon_mib), key=lambda r: r.films)
+    if not mine:
+        return ""
+    stages = list(dict.fromkeys(s for r in mine for s in r.stages))
+    lines = [
+        f"| stage ({ranks} rank{'s' * (ranks > 1)}): peak anonymous MiB | "
+        + " | ".join(f"{r.films:,} films" for r in mine) + " | growth, first to last size |",
+        "| --- |" + " --- |" * (len(mine) + 1),
+    ]  # fmt: skip
+    for stage in stages:
+        values = [r.stage_anon_mib.get(stage) for r in mine]
+        cells = ["–" if v is None else f"{v:,.0f}" for v in values]
+        first, last = values[0], values[-1]
+        change = "–" if not first or last is None or len(mine) < 2 else f"{last / first - 1:+.0%}"
+        lines.append(f"| {stage} | {' | '.join(cells)} | {change} |")
     return "\n".join(lines)
 
 
@@ -359,11 +446,18 @@ def report(runs: list[Measured], settings: Settings, phantoms: list[Phantom]) ->
         f"Phantoms of n-per-class N/3: {sizes}. k: cost ∝ films^k, least squares on log-log "
         f"through the sizes shown; the projection to {COVIDX_V9A:,} films (COVIDx v9A) "
         "follows each row's own curve on this machine. Peak memory: the summed RSS of the "
-        f"launcher and all its descendants, sampled every {SAMPLE_EVERY} s.",
+        f"launcher and all its descendants, sampled every {SAMPLE_EVERY} s, and of it the "
+        "anonymous pages (RssAnon: what the processes hold; the rest is shared libraries and "
+        "the pages of files mapped into memory, such as the decoded films spilled under OUT, "
+        "which the system writes back and drops when it needs the memory). A stage's peak is "
+        "over the samples taken while it ran.",
     ]
     for ranks in sorted({r.ranks for r in runs}):
         parts.append(stage_table(runs, ranks))
-    parts += [memory_table(runs), speedup_table(runs)]
+    parts.append(memory_table(runs))
+    by_stage = (stage_memory_table(runs, n) for n in sorted({r.ranks for r in runs}))
+    parts += [table for table in by_stage if table]
+    parts.append(speedup_table(runs))
     return "\n\n".join(parts) + "\n"
 
 
@@ -389,6 +483,8 @@ def fits(runs: list[Measured]) -> dict[str, dict[str, dict[str, float] | None]]:
         mine = sorted((r for r in runs if r.ranks == ranks), key=lambda r: r.films)
         costs = {s: [(r.films, r.stages.get(s, 0.0)) for r in mine] for s in mine[-1].stages}
         costs["peak_rss_mib"] = [(r.films, r.peak_rss_mib) for r in mine]
+        if all(r.peak_anon_mib > 0 for r in mine):
+            costs["peak_anon_mib"] = [(r.films, r.peak_anon_mib) for r in mine]
         out[str(ranks)] = {}
         for name, points in costs.items():
             fit = fit_power(points)

@@ -92,8 +92,8 @@ def train(
     workers: Annotated[
         int,
         processes_option(
-            "DataLoader worker processes (0: this process, each image decoded once when the "
-            "set fits in 2 GiB; the fastest on a CPU)."
+            "DataLoader worker processes (0: this process, each image decoded once, kept in "
+            "memory up to 256 MiB and in a file under OUT past it; the fastest on a CPU)."
         ),
     ] = 0,
     seed: Seed = 0,

@@ -29,6 +29,7 @@ from medxai.atomic import atomic_write_text
 from medxai.codec import encode
 from medxai.data.classes import class_order
 from medxai.data.covidx import CovidxDataset, Record
+from medxai.data.film_store import FilmStore
 from medxai.data.needs import VAL_FRACTION, class_problem, validation_folds, validation_problem
 from medxai.data.transforms import (
     Augmentation,
@@ -216,35 +217,42 @@ class SeededAugment(Dataset):
         return convert_to_tensor(self.chain(image), dtype=torch.float32, track_meta=False), label
 
 
-# Decoded training and validation inputs stay in memory up to this size (else they are
-# decoded every epoch, as with DataLoader workers, whose copies would not be shared).
-CACHE_BYTES = 2 << 30
+# Decoded training and validation inputs are kept in memory up to this size each, and in a
+# memory-mapped file under the run's OUT past it, so that training's memory stays flat in the
+# number of films (DataLoader workers decode every epoch instead: their copies would not be
+# shared).
+CACHE_BYTES = 256 << 20
 
 
 class DecodedOnce(Dataset):
-    """Items of `dataset` kept after their first read: decoding and the eval chain run once
-    per image, not once per epoch (about half of an epoch's time on 2 CPU cores)."""
+    """Items of `dataset` kept after their first read (see FilmStore): decoding and the eval
+    chain run once per image, not once per epoch (about half of an epoch's time on 2 CPU
+    cores)."""
 
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset, self.items = dataset, {}
+    def __init__(self, dataset: CovidxDataset, prep: Preprocessing, spill: Path | None) -> None:
+        shape = (prep.channels, prep.image_size, prep.image_size)
+        self.dataset, self.labels = dataset, dataset.targets
+        self.store = FilmStore(range(len(dataset)), shape, spill, CACHE_BYTES)
+        self.decoded = np.zeros(len(dataset), bool)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        if index not in self.items:
-            self.items[index] = self.dataset[index]
-        return self.items[index]
+        if not self.decoded[index]:
+            self.store[index] = self.dataset[index][0]
+            self.decoded[index] = True
+        return self.store[index], self.labels[index]
 
 
-def decoded_once(n_images: int, prep: Preprocessing, workers: int = 0) -> bool:
-    """Whether `n_images` inputs are kept after their first read (see `cached`)."""
-    return workers == 0 and n_images * prep.channels * prep.image_size**2 * 4 <= CACHE_BYTES
-
-
-def cached(dataset: CovidxDataset, prep: Preprocessing, workers: int) -> Dataset:
-    """`dataset` as a `DecodedOnce` when its inputs fit CACHE_BYTES and no workers load it."""
-    return DecodedOnce(dataset) if decoded_once(len(dataset), prep, workers) else dataset
+def cached(
+    dataset: CovidxDataset, prep: Preprocessing, workers: int, spill: Path | None = None
+) -> Dataset:
+    """`dataset` as a `DecodedOnce` (spilling to a file in `spill`), unless workers load it or,
+    with no folder to spill to, its inputs would outgrow CACHE_BYTES."""
+    fits = len(dataset) * prep.channels * prep.image_size**2 * 4 <= CACHE_BYTES
+    keep = workers == 0 and (fits or spill is not None)
+    return DecodedOnce(dataset, prep, spill) if keep else dataset
 
 
 def _loader(dataset: Dataset, workers: int, **kwargs) -> DataLoader:
@@ -340,8 +348,8 @@ def fit(
     train_records, val_records = patient_split(records, config.val_fraction, config.seed)
     run = _Run.create(config, spec, out, device)
     run.start(resume)
-    batches = _Batches.create(config, spec, train_records, device, workers)
-    val_inputs = cached(eval_dataset(val_records, spec), spec.preprocessing, workers)
+    batches = _Batches.create(config, spec, train_records, device, workers, out)
+    val_inputs = cached(eval_dataset(val_records, spec), spec.preprocessing, workers, out)
     run.state.balance = batches.balance
     net = DistributedDataParallel(run.model) if distributed.world_size() > 1 else run.model
     while run.state.epoch < config.epochs:
@@ -427,12 +435,12 @@ class _Batches:
     @classmethod
     def create(
         cls, config: TrainConfig, spec: ModelSpec, records: Sequence[Record], device: torch.device,
-        workers: int = 0,
+        workers: int = 0, spill: Path | None = None,
     ) -> _Batches:  # fmt: skip
         classes, prep = spec.classes, spec.preprocessing
         train_set = CovidxDataset(records, classes, prep.channels, build_transforms(prep))
         chain = augmentation_chain(prep, Augmentation()) if config.augment else None
-        images = SeededAugment(cached(train_set, prep, workers), chain, config.seed)
+        images = SeededAugment(cached(train_set, prep, workers, spill), chain, config.seed)
         positive = positive_index(classes, config.positive_class)
         balance = resolve_balance(config.balance, train_set.targets, positive, config.covid_share)
         sampler = BalancedBatchSampler(

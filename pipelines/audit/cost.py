@@ -7,8 +7,8 @@ augmentation, the same forward pass on the forward copy the forward-only stages 
 (`subject.forward_copy`, which the I-GOS family's search uses too), the text detector and
 the residual check on a few test films (and the share with text: the cleaning checks those
 films again), reading one of those films from disk into the model's input (training reads
-each film once when its inputs fit in memory, else every epoch; the cleaned films'
-evaluations read every test film), making one composed film (a transplant's arm) the model's
+each film once, `medxai.models.training.DecodedOnce`; the cleaned films' evaluations read
+every test film), making one composed film (a transplant's arm) the model's
 input, and blurring one film (the region tests' baseline). Each stage's work is counted from
 the settings and the data — epochs × training films, explained films × each method's own
 estimate (`Explainer.forward_equivalents`), the region tests' and transplants' variants per
@@ -52,7 +52,6 @@ from medxai.explain.registry import budget_parameter, build_explainer
 from medxai.metrics.causal import MASK_PER_STEP, curve_steps
 from medxai.metrics.shortcut import MIN_FILMS
 from medxai.models.kinds import model_kind
-from medxai.models.training import decoded_once
 from medxai.models.zoo import build_model
 from medxai.report.record import CostEstimate, ExplainPlan, StageCost
 from pipelines.audit.cleaning import workers as cleaning_workers
@@ -110,7 +109,6 @@ def estimate(run: Run, data: Data) -> CostEstimate:
         n_classes=len(data.classes), size=size,
         steps=curve_steps(RANKING, c.explain.resolution, size),
         methods=dict.fromkeys(methods, 0.0), ranks=distributed.world_size(),
-        decoded_once=decoded_once(round(n_train * (1 - c.train.val_fraction)), prep),
     )  # fmt: skip
     stages = stage_costs(c, priced(work, plan, explainer), timed, plan)
     uncut = sum(s.seconds for s in stages)
@@ -292,7 +290,6 @@ class Work:
     methods: dict[str, float]
     on_copy: frozenset[str] = frozenset()
     ranks: int = 1
-    decoded_once: bool = True  # training's inputs kept after their first read (else each epoch)
 
 
 def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -> list[StageCost]:
@@ -317,8 +314,8 @@ def stage_costs(c: AuditConfig, work: Work, timed: Timings, plan: ExplainPlan) -
     fitted = round(n_train * (1 - c.train.val_fraction))  # the rest validates, each epoch
     # DDP: each rank its batches; rank 0 validates
     epoch = fitted * timed.trained_image / ranks + (n_train - fitted) * score
-    reads = 1 if work.decoded_once else c.train.epochs  # each film from disk
-    fit = c.train.epochs * epoch + reads * (fitted / ranks + n_train - fitted) * timed.decode
+    reads = (fitted / ranks + n_train - fitted) * timed.decode  # once a film: DecodedOnce
+    fit = c.train.epochs * epoch + reads
     epochs = f"{c.train.epochs} epochs × {n_train} films"
     maps = explained * method_seconds / min(ranks, max(pairs, 1))
     curves = explained * causal * score * len(per_method)  # scored on rank 0

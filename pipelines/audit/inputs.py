@@ -5,19 +5,17 @@ stays flat in the number of films."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from monai.transforms import Compose
 from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 
 from medxai.data.covidx import Record
+from medxai.data.film_store import FilmStore
 from medxai.data.imageio import read_image, to_channels
 from medxai.data.transforms import Preprocessing, build_transforms, intensity_steps
 
@@ -32,38 +30,7 @@ class TestImage:
     relative: str
 
 
-MEMORY_LIMIT = 1 << 30  # bytes of decoded films kept in memory; beyond, a file under OUT
-
-
-class FilmStore:
-    """(C, S, S) float32 films by relative path, in one array: in memory, or — when they
-    would take more than `limit` bytes and `spill` names a folder — in a memory-mapped file
-    there, unlinked as soon as it is open (the system frees it when the process ends, killed
-    or not). Reading a film gives a view of its row."""
-
-    def __init__(
-        self, keys: Sequence[str], shape: tuple[int, ...], spill: Path | None, limit: int
-    ) -> None:
-        self.rows = {key: k for k, key in enumerate(dict.fromkeys(keys))}
-        full = (len(self.rows), *shape)
-        self.spilled = spill is not None and 4 * int(np.prod(full)) > limit
-        if not self.spilled:
-            self.array = np.zeros(full, np.float32)
-            return
-        spill.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=spill, suffix=".f32")
-        os.close(handle)
-        self.array = np.memmap(name, np.float32, "w+", shape=full)
-        os.unlink(name)
-
-    def __setitem__(self, key: str, film: torch.Tensor) -> None:
-        self.array[self.rows[key]] = film.numpy()
-
-    def __getitem__(self, key: str) -> torch.Tensor:
-        return torch.from_numpy(self.array[self.rows[key]])
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.rows
+MEMORY_LIMIT = 256 << 20  # bytes of decoded films kept in memory; beyond, a file under OUT
 
 
 class Intensity:

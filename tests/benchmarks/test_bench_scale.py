@@ -69,9 +69,57 @@ def test_cached_run_reads_back_equal(tmp_path):
     assert bs.read_record(tmp_path / "r.json", bs.Measured) == measured
 
 
-def test_tree_rss_counts_this_process():
-    assert bs.tree_rss(os.getpid()) > 10 * 2**20  # pytest with numpy loaded: > 10 MiB
-    assert math.isfinite(bs.tree_rss(os.getpid()) / bs.MIB)
+def test_tree_memory_counts_this_process_and_its_anonymous_pages_apart():
+    import numpy as np
+
+    before = bs.tree_resident(os.getpid())
+    assert before.rss > 10 * 2**20  # pytest with numpy loaded: > 10 MiB
+    assert 0 < before.anon < before.rss  # shared libraries are resident, not anonymous
+    held = np.ones(64 * 2**20, np.uint8)  # 64 MiB written: anonymous
+    after = bs.tree_resident(os.getpid())
+    assert after.anon - before.anon > 60 * 2**20 and math.isfinite(after.rss / bs.MIB)
+    del held
+    assert bs.resident(2**22 + 12345) == bs.Resident()  # no such process: nothing
+
+
+def test_a_sample_counts_to_the_stage_after_the_last_one_finished(tmp_path):
+    stages = tmp_path / "stages"
+    stages.mkdir()
+    assert bs.running_stage(tmp_path) == ""
+    for k, name in enumerate(("data_check", "train_baseline")):
+        (stages / f"{name}.json").write_text("{}")
+        os.utime(stages / f"{name}.json", (1000 + k, 1000 + k))
+    assert bs.running_stage(tmp_path) == "train_baseline"
+    mib = bs.MIB
+    by_finished = {
+        "": bs.Resident(0, 10 * mib),
+        "data_check": bs.Resident(0, 30 * mib),
+        "train_baseline": bs.Resident(0, 20 * mib),
+        "clean": bs.Resident(0, 5 * mib),
+    }
+    order = ["data_check", "train_baseline", "clean"]
+    # before the first: data_check; after data_check: train_baseline; after the last (exit):
+    # the last, which keeps its larger peak
+    assert bs.stage_peaks(by_finished, order) == {
+        "data_check": 10.0, "train_baseline": 30.0, "clean": 20.0
+    }  # fmt: skip
+    assert bs.stage_peaks({"other": bs.Resident(0, mib)}, order) == {}
+
+
+def test_memory_tables_show_anonymous_pages_when_sampled():
+    runs = [
+        bs.Measured(n, n, 1, {"train": 1.0, "clean": 2.0}, 5.0, 400.0 + n / 10, True,
+                    SETTINGS, "2 cores", 100.0 * (1 + (n > 1000) / 20),
+                    {"train": 50.0, "clean": 60.0 + n / 100})
+        for n in (1000, 4000)
+    ]  # fmt: skip
+    memory = bs.memory_table(runs)
+    assert "| 1 | anonymous (RssAnon) | 100 (1,000), 105 (4,000) | +5% |" in memory
+    assert "| 1 | resident (RSS) | 500 (1,000), 800 (4,000) | +60% |" in memory
+    by_stage = bs.stage_memory_table(runs, 1)
+    assert "| clean | 70 | 100 | +43% |" in by_stage and "| train | 50 | 50 | +0% |" in by_stage
+    assert bs.stage_memory_table([run(10, 1, {"clean": 1.0})], 1) == ""  # not sampled
+    assert "anonymous" not in bs.memory_table([run(10, 1, {"clean": 1.0})])
 
 
 def test_audit_command_one_process_and_torchrun():

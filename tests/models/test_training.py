@@ -101,13 +101,31 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(toy_covidx, tmp_p
         fit(changed, records, tmp_path / "full", CPU, resume=True)
 
 
+class Counted(CovidxDataset):
+    """A CovidxDataset that counts its reads from disk."""
+
+    reads = 0
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return super().__getitem__(index)
+
+
+@pytest.mark.parametrize("spill", [False, True])
 @pytest.mark.parametrize("prep", [Preprocessing(24), Preprocessing(20, 3, 0.08, resize=28)])
-def test_decoded_once_inputs_augment_exactly_as_the_whole_chain(toy_covidx, prep):
+def test_decoded_once_inputs_augment_exactly_as_the_whole_chain(
+    toy_covidx, prep, spill, tmp_path, monkeypatch
+):
     """Training decodes each image once and augments the cached eval-chain output every
-    epoch: bit for bit what the whole training chain gives for the same (seed, epoch, i)."""
+    epoch: bit for bit what the whole training chain gives for the same (seed, epoch, i),
+    whether the decoded inputs stay in memory or spill to a file under OUT."""
+    if spill:
+        monkeypatch.setattr("medxai.models.training.CACHE_BYTES", 1)
     records = load_covidx(toy_covidx)["train.txt"][:12]
     whole = CovidxDataset(records, CLASSES, prep.channels, build_transforms(prep, Augmentation()))
-    decoded = DecodedOnce(CovidxDataset(records, CLASSES, prep.channels, build_transforms(prep)))
+    counted = Counted(records, CLASSES, prep.channels, build_transforms(prep))
+    decoded = DecodedOnce(counted, prep, tmp_path)
+    assert decoded.store.spilled == spill
     split = SeededAugment(decoded, augmentation_chain(prep, Augmentation()), seed=5)
     for epoch in (0, 2):
         split.set_epoch(epoch)
@@ -115,16 +133,40 @@ def test_decoded_once_inputs_augment_exactly_as_the_whole_chain(toy_covidx, prep
             whole.transform.set_random_state(seed=int(_rng(5, epoch, i).integers(2**31)))
             (expected, label), (got, got_label) = whole[i], split[i]
             assert got_label == label and torch.equal(got, expected)
-    assert len(decoded.items) == len(records)  # each image decoded once over both epochs
+    assert counted.reads == len(records)  # each image decoded once over both epochs
     assert not torch.equal(split[0][0], decoded[0][0])  # and augmented on top
+    assert list(tmp_path.iterdir()) == [], "a spilled file is unlinked once open"
 
 
-def test_inputs_are_cached_only_when_they_fit_and_no_workers_load_them(toy_covidx):
+def test_inputs_are_cached_unless_workers_load_them_or_they_outgrow_memory_with_nowhere_to_go(
+    toy_covidx, tmp_path, monkeypatch
+):
     records = load_covidx(toy_covidx)["train.txt"]
-    dataset = CovidxDataset(records, CLASSES, 1, build_transforms(Preprocessing(24)))
-    assert isinstance(cached(dataset, Preprocessing(24), workers=0), DecodedOnce)
-    assert cached(dataset, Preprocessing(24), workers=2) is dataset
-    assert cached(dataset, Preprocessing(20000), workers=0) is dataset  # 48 images: > 2 GiB
+    prep = Preprocessing(24)
+    dataset = CovidxDataset(records, CLASSES, 1, build_transforms(prep))
+    assert not cached(dataset, prep, workers=0).store.spilled
+    assert cached(dataset, prep, workers=2) is dataset
+    monkeypatch.setattr("medxai.models.training.CACHE_BYTES", 48 * 24 * 24 * 4 - 1)
+    assert cached(dataset, prep, workers=0) is dataset
+    assert cached(dataset, prep, workers=0, spill=tmp_path).store.spilled
+
+
+def test_a_training_whose_inputs_spill_to_a_file_learns_exactly_as_one_in_memory(
+    toy_covidx, tmp_path, monkeypatch
+):
+    records = load_covidx(toy_covidx)["train.txt"]
+    config = TrainConfig(**{**TINY, "epochs": 2}, patience=10)
+    kept, _ = fit(config, records, tmp_path / "kept", CPU)
+    monkeypatch.setattr("medxai.models.training.CACHE_BYTES", 1)
+    spilled, _ = fit(config, records, tmp_path / "spilled", CPU)
+    assert [h["loss"] for h in spilled.history] == [h["loss"] for h in kept.history]
+    assert all(torch.equal(a, b) for a, b in zip(
+        read_state(tmp_path / "kept" / "model.pt").values(),
+        read_state(tmp_path / "spilled" / "model.pt").values(), strict=True,
+    ))  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "spilled").iterdir()) == sorted(
+        p.name for p in (tmp_path / "kept").iterdir()
+    ), "no spilled file is left in OUT"
 
 
 def test_train_and_evaluate_commands_write_the_metrics_contract(toy_covidx, tmp_path, capsys):

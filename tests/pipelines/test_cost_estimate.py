@@ -54,15 +54,13 @@ def test_training_is_priced_on_its_timed_step_and_augmentation():
     assert got["train_baseline"] == pytest.approx(5 * (90 * 6e-3 + 10 * 1e-3))
 
 
-def test_training_reads_each_film_once_when_its_inputs_stay_in_memory_else_every_epoch():
+def test_training_reads_each_film_once_split_over_the_ranks_that_fit():
     from dataclasses import replace
 
     config, timed = audit_config(epochs=5), Timings(forward=1e-3, detect=0.1, decode=2e-3)
     fit = 5 * (90 * GRADIENT_PASS + 10) * 1e-3
     once = seconds(stage_costs(config, WORK, timed, PLAN))["train_baseline"]
     assert once == pytest.approx(fit + 100 * 2e-3)
-    every = seconds(stage_costs(config, replace(WORK, decoded_once=False), timed, PLAN))
-    assert every["train_baseline"] == pytest.approx(fit + 5 * 100 * 2e-3)
     two = seconds(stage_costs(config, replace(WORK, ranks=2), timed, PLAN))["train_baseline"]
     assert two == pytest.approx(5 * (45 * GRADIENT_PASS + 10) * 1e-3 + (45 + 10) * 2e-3)
 
@@ -72,7 +70,6 @@ def test_a_film_is_timed_as_read_into_the_models_input(tmp_path):
     import numpy as np
 
     from medxai.data.transforms import Preprocessing
-    from medxai.models.training import CACHE_BYTES, decoded_once
     from pipelines.audit.cost import decode_seconds
 
     small, large = tmp_path / "small.png", tmp_path / "large.png"
@@ -81,9 +78,6 @@ def test_a_film_is_timed_as_read_into_the_models_input(tmp_path):
     cv2.imwrite(str(large), rng.integers(0, 255, (2048, 2048), np.uint8))
     prep = Preprocessing(image_size=32, channels=1)
     assert 0 < decode_seconds([small] * 3, prep) < decode_seconds([large] * 3, prep)
-    fits = CACHE_BYTES // (32 * 32 * 4)
-    assert decoded_once(fits, prep) and not decoded_once(fits + 1, prep)
-    assert not decoded_once(10, prep, workers=2), "DataLoader workers decode every epoch"
 
 
 def test_the_training_step_is_timed_on_a_copy_and_costs_more_than_a_forward_pass():
