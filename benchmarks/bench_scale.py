@@ -38,15 +38,16 @@ one-process cleaning with two worker processes; `--films 150,600,1200 --tag _102
 the table in benchmarks/results/scale_1024px_reduced.md), so the 1-rank audits of 1,200 +
 4,800 + 19,200 films take about 7 h, the 2-rank ones about as long, the phantoms about 3 h
 (2-4 films/s): a day in all, and 40 GB under --work (films and masks 0.57 MB a film, each
-audit's cleaned copy). Fewer films than TRIAL at the largest size is a reduced run, which
-needs a --tag so it cannot overwrite the full table.
+audit's cleaned copy). With 256-px films (`--size 256`) the audit runs at 0.22 s a film:
+1,440 + 4,800 + 19,200 films on 1 rank took 1.5 h, their phantoms 13 min (the table in
+benchmarks/results/scale_256px_1440_19200.md). Fewer films than TRIAL at the largest size is
+a reduced run, which needs a --tag so it cannot overwrite the full table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -67,7 +68,6 @@ SAMPLE_EVERY = 0.5  # seconds between two /proc samples of the process tree's me
 SPLIT_FILES = ("train.txt", "test.txt", "test_balanced.txt")
 CLEANING = "clean"  # the stage whose 2-rank speed-up is reported
 TRIAL = 1000  # fewer films than this at the largest size: a reduced run, which needs a --tag
-PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 2**20
 
 

@@ -29,7 +29,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -39,7 +38,7 @@ from torch import nn
 from data_cleaning.clean import detection_image
 from data_cleaning.detect import DetectorSpec, recheck
 from medxai import distributed
-from medxai.data.imageio import read_image, to_channels
+from medxai.data.covidx import CovidxDataset, Record
 from medxai.data.transforms import (
     Augmentation,
     Preprocessing,
@@ -58,7 +57,7 @@ from pipelines.audit.cleaning import workers as cleaning_workers
 from pipelines.audit.config import AuditConfig
 from pipelines.audit.context import Run
 from pipelines.audit.data import Data
-from pipelines.audit.inputs import Intensity
+from pipelines.audit.inputs import Intensity, TestImage
 from pipelines.audit.saliency import CHUNK as EXPLAIN_CHUNK
 from pipelines.audit.saliency import RANKING
 from pipelines.audit.sanity import FILMS as SANITY_FILMS
@@ -93,12 +92,13 @@ def estimate(run: Run, data: Data) -> CostEstimate:
     size, channels = prep.image_size, prep.channels
     forward = forward_seconds(module, channels, size, run.device)
     found = detection_timing(run, data)
+    sample = [image.record for image in timing_sample(data)]
     trains = c.model is None or c.retrain
     n_train = len(data.records.get(data.train_split, []))
     timed = Timings(
         forward, found.detect, scoring_seconds(module, channels, size, run.device, forward),
         compose_seconds(prep), blur_seconds(channels, size, run.device), found.text_share,
-        found.cleaning, found.start, found.recheck, decode_seconds(timing_sample(data), prep),
+        found.cleaning, found.start, found.recheck, decode_seconds(sample, prep),
         train_step_seconds(module, channels, size, run.device) if trains else None,
         augment_seconds(prep) if trains and c.train.augment else 0.0,
     )  # fmt: skip
@@ -503,28 +503,24 @@ class DetectionTiming:
     start: float = 0.0
 
 
-def timing_sample(data: Data) -> list[Path]:
+def timing_sample(data: Data) -> list[TestImage]:
     """Up to DETECT_SAMPLE test films spread through the test set: what detection and reading
     a film are timed on."""
     images = data.test_images
-    sample = images[:: max(1, len(images) // DETECT_SAMPLE)][:DETECT_SAMPLE]
-    return [data.root / image.relative for image in sample]
+    return images[:: max(1, len(images) // DETECT_SAMPLE)][:DETECT_SAMPLE]
 
 
-def decode_seconds(paths: list[Path], prep: Preprocessing) -> float:
-    """Seconds to read one film from disk into the model's input (decoding, its channels, the
-    preprocessing's resize and intensity), as training and the cleaned films' evaluation read
-    them: the mean over `paths`, after one untimed read (which loads the codecs)."""
-    transform = build_transforms(prep)
-
-    def read(path: Path) -> None:
-        transform(to_channels(read_image(path), prep.channels))
-
-    read(paths[0])
+def decode_seconds(records: list[Record], prep: Preprocessing) -> float:
+    """Seconds to read one film from disk into the model's input, as training and the cleaned
+    films' evaluation read it (`CovidxDataset`: decoding, its channels, the preprocessing's
+    resize and intensity): the mean over `records`, after one untimed read (which loads the
+    codecs)."""
+    films = CovidxDataset(records, channels=prep.channels, transform=build_transforms(prep))
+    films[0]
     start = time.perf_counter()
-    for path in paths:
-        read(path)
-    return (time.perf_counter() - start) / len(paths)
+    for k in range(len(films)):
+        films[k]
+    return (time.perf_counter() - start) / len(films)
 
 
 def detection_timing(run: Run, data: Data) -> DetectionTiming:
@@ -532,7 +528,7 @@ def detection_timing(run: Run, data: Data) -> DetectionTiming:
     the cleaning, when it runs worker processes, on one thread as they do and divided among
     them (processes scale where a detector's threads do not), with their start
     (WORKER_START)."""
-    films = [detection_image(path) for path in timing_sample(data)]
+    films = [detection_image(data.root / image.relative) for image in timing_sample(data)]
     detect, share, again = _timed_detection(run, films)
     workers = cleaning_workers(run, data)
     if workers == 1:

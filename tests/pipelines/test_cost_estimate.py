@@ -69,13 +69,16 @@ def test_a_film_is_timed_as_read_into_the_models_input(tmp_path):
     import cv2
     import numpy as np
 
+    from medxai.data.covidx import Record
     from medxai.data.transforms import Preprocessing
     from pipelines.audit.cost import decode_seconds
 
-    small, large = tmp_path / "small.png", tmp_path / "large.png"
-    rng = np.random.default_rng(0)
-    cv2.imwrite(str(small), rng.integers(0, 255, (64, 64), np.uint8))
-    cv2.imwrite(str(large), rng.integers(0, 255, (2048, 2048), np.uint8))
+    def film(name: str, side: int) -> Record:
+        path = tmp_path / f"{name}.png"
+        cv2.imwrite(str(path), np.random.default_rng(side).integers(0, 255, (side, side), np.uint8))
+        return Record("p1", path.name, "normal", None, path, "test.txt", 1)
+
+    small, large = film("small", 64), film("large", 2048)
     prep = Preprocessing(image_size=32, channels=1)
     assert 0 < decode_seconds([small] * 3, prep) < decode_seconds([large] * 3, prep)
 
