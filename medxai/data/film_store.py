@@ -13,6 +13,11 @@ import numpy as np
 import torch
 
 
+def film_bytes(rows: int, shape: tuple[int, ...]) -> int:
+    """Bytes of `rows` float32 films of `shape`: what a FilmStore weighs against its limit."""
+    return 4 * rows * int(np.prod(shape))
+
+
 class FilmStore:
     """(C, S, S) float32 films by key, in one array: in memory, or — when they would take more
     than `limit` bytes and `spill` names a folder — in a memory-mapped file there, unlinked as
@@ -24,7 +29,7 @@ class FilmStore:
     ) -> None:
         self.rows = {key: k for k, key in enumerate(dict.fromkeys(keys))}
         full = (len(self.rows), *shape)
-        self.spilled = spill is not None and 4 * int(np.prod(full)) > limit
+        self.spilled = spill is not None and film_bytes(len(self.rows), shape) > limit
         if not self.spilled:
             self.array = np.zeros(full, np.float32)
             return

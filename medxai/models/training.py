@@ -29,7 +29,7 @@ from medxai.atomic import atomic_write_text
 from medxai.codec import encode
 from medxai.data.classes import class_order
 from medxai.data.covidx import CovidxDataset, Record
-from medxai.data.film_store import FilmStore
+from medxai.data.film_store import FilmStore, film_bytes
 from medxai.data.needs import VAL_FRACTION, class_problem, validation_folds, validation_problem
 from medxai.data.transforms import (
     Augmentation,
@@ -230,9 +230,8 @@ class DecodedOnce(Dataset):
     cores)."""
 
     def __init__(self, dataset: CovidxDataset, prep: Preprocessing, spill: Path | None) -> None:
-        shape = (prep.channels, prep.image_size, prep.image_size)
         self.dataset, self.labels = dataset, dataset.targets
-        self.store = FilmStore(range(len(dataset)), shape, spill, CACHE_BYTES)
+        self.store = FilmStore(range(len(dataset)), input_shape(prep), spill, CACHE_BYTES)
         self.decoded = np.zeros(len(dataset), bool)
 
     def __len__(self) -> int:
@@ -245,12 +244,16 @@ class DecodedOnce(Dataset):
         return self.store[index], self.labels[index]
 
 
+def input_shape(prep: Preprocessing) -> tuple[int, int, int]:
+    return prep.channels, prep.image_size, prep.image_size
+
+
 def cached(
     dataset: CovidxDataset, prep: Preprocessing, workers: int, spill: Path | None = None
 ) -> Dataset:
     """`dataset` as a `DecodedOnce` (spilling to a file in `spill`), unless workers load it or,
     with no folder to spill to, its inputs would outgrow CACHE_BYTES."""
-    fits = len(dataset) * prep.channels * prep.image_size**2 * 4 <= CACHE_BYTES
+    fits = film_bytes(len(dataset), input_shape(prep)) <= CACHE_BYTES
     keep = workers == 0 and (fits or spill is not None)
     return DecodedOnce(dataset, prep, spill) if keep else dataset
 

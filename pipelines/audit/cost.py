@@ -91,20 +91,19 @@ def estimate(run: Run, data: Data) -> CostEstimate:
     module, prep, methods = _model(run, data)
     size, channels = prep.image_size, prep.channels
     forward = forward_seconds(module, channels, size, run.device)
-    found = detection_timing(run, data)
-    sample = [image.record for image in timing_sample(data)]
+    sample = timing_sample(data)
+    found, records = detection_timing(run, data, sample), [i.record for i in sample]
     trains = c.model is None or c.retrain
-    n_train = len(data.records.get(data.train_split, []))
     timed = Timings(
         forward, found.detect, scoring_seconds(module, channels, size, run.device, forward),
         compose_seconds(prep), blur_seconds(channels, size, run.device), found.text_share,
-        found.cleaning, found.start, found.recheck, decode_seconds(sample, prep),
+        found.cleaning, found.start, found.recheck, decode_seconds(records, prep),
         train_step_seconds(module, channels, size, run.device) if trains else None,
         augment_seconds(prep) if trains and c.train.augment else 0.0,
     )  # fmt: skip
     plan, explainer = configured_plan(c), lambda p, m: _explainer(run, m, p)
     work = Work(
-        n_train=n_train, n_test=len(data.test_images),
+        n_train=len(data.records.get(data.train_split, [])), n_test=len(data.test_images),
         n_cleaned=data.n_films,
         n_classes=len(data.classes), size=size,
         steps=curve_steps(RANKING, c.explain.resolution, size),
@@ -523,12 +522,11 @@ def decode_seconds(records: list[Record], prep: Preprocessing) -> float:
     return (time.perf_counter() - start) / len(films)
 
 
-def detection_timing(run: Run, data: Data) -> DetectionTiming:
-    """The detector timed on up to DETECT_SAMPLE test films spread through the test set; for
-    the cleaning, when it runs worker processes, on one thread as they do and divided among
-    them (processes scale where a detector's threads do not), with their start
-    (WORKER_START)."""
-    films = [detection_image(data.root / image.relative) for image in timing_sample(data)]
+def detection_timing(run: Run, data: Data, sample: list[TestImage]) -> DetectionTiming:
+    """The detector timed on `sample` (see `timing_sample`); for the cleaning, when it runs
+    worker processes, on one thread as they do and divided among them (processes scale where
+    a detector's threads do not), with their start (WORKER_START)."""
+    films = [detection_image(data.root / image.relative) for image in sample]
     detect, share, again = _timed_detection(run, films)
     workers = cleaning_workers(run, data)
     if workers == 1:
