@@ -126,11 +126,12 @@ class Measured:
     whole: bool  # False: the audit resumed, so the memory covers only the resumed part
     settings: Settings
     machine: str  # from audit.json's environment: cores, torch threads, the GPU
-    # the same for anonymous memory only (RssAnon: what the processes hold, not the file
-    # pages of memory-mapped spills, which the system writes back and drops when it needs
-    # them), and per stage; 0 and {}: not sampled (a run from before they were)
+    # the same for anonymous memory only (RssAnon: what the processes hold, not the pages of
+    # files mapped into memory, which the system writes back and drops when it needs them),
+    # and per stage, of both; 0 and {}: not sampled (a run from before they were)
     peak_anon_mib: float = 0.0
     stage_anon_mib: dict[str, float] = field(default_factory=dict)
+    stage_rss_mib: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -280,15 +281,17 @@ def run_sampled(command: list[str], log: Path, out: Path) -> tuple[int, float, R
     return code, wall, peak[0], by_stage
 
 
-def stage_peaks(by_finished: dict[str, Resident], stages: Sequence[str]) -> dict[str, float]:
-    """Peak anonymous MiB per stage, from peaks keyed by the stage finished before (the
-    samples after the last stage, while the process exits, count to it)."""
+def stage_peaks(
+    by_finished: dict[str, Resident], stages: Sequence[str], kind: str = "anon"
+) -> dict[str, float]:
+    """Peak MiB of `kind` ("anon" or "rss") per stage, from peaks keyed by the stage finished
+    before (the samples after the last stage, while the process exits, count to it)."""
     running = dict(zip(["", *stages], [*stages, stages[-1]], strict=True)) if stages else {}
     out: dict[str, float] = {}
     for finished, memory in by_finished.items():
         if finished in running:
             stage = running[finished]
-            out[stage] = max(out.get(stage, 0.0), memory.anon / MIB)
+            out[stage] = max(out.get(stage, 0.0), getattr(memory, kind) / MIB)
     return {stage: out[stage] for stage in stages if stage in out}
 
 
@@ -331,6 +334,7 @@ def measure(work: Path, data: Phantom, settings: Settings, ranks: int) -> Measur
     measured = Measured(
         data.nominal, data.films, ranks, stages, wall, peak.rss / MIB, whole, settings, machine,
         peak.anon / MIB, stage_peaks(by_stage, list(stages)),
+        stage_peaks(by_stage, list(stages), "rss"),
     )  # fmt: skip
     write_record(record, measured)
     return measured
@@ -402,19 +406,26 @@ def memory_table(runs: list[Measured]) -> str:
     return "\n".join(lines)
 
 
-def stage_memory_table(runs: list[Measured], ranks: int) -> str:
-    """Peak anonymous MiB of each stage at each size on `ranks` ranks (runs that sampled it)."""
-    mine = sorted((r for r in runs if r.ranks == ranks and r.stage_anon_mib), key=lambda r: r.films)
+STAGE_MEMORY = {"anon": ("stage_anon_mib", "anonymous"), "rss": ("stage_rss_mib", "resident")}
+
+
+def stage_memory_table(runs: list[Measured], ranks: int, kind: str = "anon") -> str:
+    """Peak MiB of `kind` ("anon" or "rss") of each stage at each size on `ranks` ranks (runs
+    that sampled it)."""
+    field_name, title = STAGE_MEMORY[kind]
+    mine = sorted(
+        (r for r in runs if r.ranks == ranks and getattr(r, field_name)), key=lambda r: r.films
+    )
     if not mine:
         return ""
     stages = list(dict.fromkeys(s for r in mine for s in r.stages))
     lines = [
-        f"| stage ({ranks} rank{'s' * (ranks > 1)}): peak anonymous MiB | "
+        f"| stage ({ranks} rank{'s' * (ranks > 1)}): peak {title} MiB | "
         + " | ".join(f"{r.films:,} films" for r in mine) + " | growth, first to last size |",
         "| --- |" + " --- |" * (len(mine) + 1),
     ]  # fmt: skip
     for stage in stages:
-        values = [r.stage_anon_mib.get(stage) for r in mine]
+        values = [getattr(r, field_name).get(stage) for r in mine]
         cells = ["–" if v is None else f"{v:,.0f}" for v in values]
         first, last = values[0], values[-1]
         change = "–" if not first or last is None or len(mine) < 2 else f"{last / first - 1:+.0%}"
@@ -448,14 +459,19 @@ def report(runs: list[Measured], settings: Settings, phantoms: list[Phantom]) ->
         "follows each row's own curve on this machine. Peak memory: the summed RSS of the "
         f"launcher and all its descendants, sampled every {SAMPLE_EVERY} s, and of it the "
         "anonymous pages (RssAnon: what the processes hold; the rest is shared libraries and "
-        "the pages of files mapped into memory, such as the decoded films spilled under OUT, "
-        "which the system writes back and drops when it needs the memory). A stage's peak is "
-        "over the samples taken while it ran.",
+        "the pages of files mapped into memory, which the system writes back and drops when "
+        "it needs the memory; the decoded films spilled under OUT are read with positioned "
+        "reads, not mapped, and count in neither). A stage's peak is over the samples taken "
+        "while it ran.",
     ]
     for ranks in sorted({r.ranks for r in runs}):
         parts.append(stage_table(runs, ranks))
     parts.append(memory_table(runs))
-    by_stage = (stage_memory_table(runs, n) for n in sorted({r.ranks for r in runs}))
+    by_stage = (
+        stage_memory_table(runs, n, kind)
+        for n in sorted({r.ranks for r in runs})
+        for kind in STAGE_MEMORY
+    )
     parts += [table for table in by_stage if table]
     parts.append(speedup_table(runs))
     return "\n\n".join(parts) + "\n"

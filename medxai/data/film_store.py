@@ -1,6 +1,6 @@
-"""Decoded films of one shape in one float32 array: in memory while they fit a limit, else in
-a memory-mapped file in a folder the caller names (a run's OUT), so that the memory a run
-holds stays flat in the number of films."""
+"""Decoded films of one shape, float32: in one array in memory while they fit a limit, else in
+a file in a folder the caller names (a run's OUT), so that the memory a run holds stays flat
+in the number of films."""
 
 from __future__ import annotations
 
@@ -19,31 +19,49 @@ def film_bytes(rows: int, shape: tuple[int, ...]) -> int:
 
 
 class FilmStore:
-    """(C, S, S) float32 films by key, in one array: in memory, or — when they would take more
-    than `limit` bytes and `spill` names a folder — in a memory-mapped file there, unlinked as
-    soon as it is open (the system frees it when the process ends, killed or not). Reading a
-    film gives a view of its row."""
+    """(C, S, S) float32 films by key: in one array in memory, or — when they would take more
+    than `limit` bytes and `spill` names a folder — one row each in a file there, unlinked as
+    soon as it is open (the system frees it when the process ends, killed or not).
+
+    A spilled film is written and read back with positioned reads (`pwrite`/`preadv`), not
+    through a memory map: its pages then sit in the system's file cache, which the system
+    drops under pressure, and never in the process's resident memory, which a map would
+    grow by every page read (positioned reads are also safe from forked DataLoader workers,
+    which share the descriptor). Reading gives a copy of the row either way."""
 
     def __init__(
         self, keys: Sequence[Hashable], shape: tuple[int, ...], spill: Path | None, limit: int
     ) -> None:
         self.rows = {key: k for k, key in enumerate(dict.fromkeys(keys))}
-        full = (len(self.rows), *shape)
-        self.spilled = spill is not None and film_bytes(len(self.rows), shape) > limit
+        self.shape = tuple(shape)
+        self.spilled = spill is not None and film_bytes(len(self.rows), self.shape) > limit
         if not self.spilled:
-            self.array = np.zeros(full, np.float32)
+            self.array = np.zeros((len(self.rows), *self.shape), np.float32)
             return
         spill.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=spill, suffix=".f32")
-        os.close(handle)
-        self.array = np.memmap(name, np.float32, "w+", shape=full)
-        os.unlink(name)
+        self.folder, self.row_bytes = spill, film_bytes(1, self.shape)
+        self.file = tempfile.TemporaryFile(dir=spill, suffix=".f32")  # unlinked already
+        os.ftruncate(self.file.fileno(), len(self.rows) * self.row_bytes)  # zeros, sparse
 
     def __setitem__(self, key: Hashable, film: torch.Tensor) -> None:
-        self.array[self.rows[key]] = film.numpy()
+        values = np.ascontiguousarray(film.numpy(), np.float32).reshape(self.shape)
+        if not self.spilled:
+            self.array[self.rows[key]] = values
+            return
+        written = os.pwrite(self.file.fileno(), values.data, self._offset(key))
+        if written != self.row_bytes:
+            raise OSError(f"short write to the spilled films in {self.folder}")
 
     def __getitem__(self, key: Hashable) -> torch.Tensor:
-        return torch.from_numpy(self.array[self.rows[key]])
+        if not self.spilled:
+            return torch.from_numpy(self.array[self.rows[key]].copy())
+        film = np.empty(self.shape, np.float32)
+        if os.preadv(self.file.fileno(), [film.data], self._offset(key)) != self.row_bytes:
+            raise OSError(f"short read from the spilled films in {self.folder}")
+        return torch.from_numpy(film)
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self.rows
+
+    def _offset(self, key: Hashable) -> int:
+        return self.rows[key] * self.row_bytes

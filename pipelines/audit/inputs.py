@@ -1,6 +1,6 @@
 """The audit's test images, decoded once and kept as model input for every stage that needs
 them (baseline evaluation, saliency, region tests, the report's gallery): in memory, or, when
-they would take more than MEMORY_LIMIT, in a memory-mapped file under OUT, so that memory
+they would take more than MEMORY_LIMIT, in a file under OUT (see FilmStore), so that memory
 stays flat in the number of films."""
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class ModelInputs:
 
     def dataset(self, relatives: Sequence[str], labels: Sequence[int]) -> Dataset:
         """(input, label) pairs in the given order, as `medxai.models.training.predict` reads."""
-        return _Pairs([self.tensors[r] for r in relatives], list(labels))
+        return _Pairs(self.tensors, list(relatives), list(labels))
 
 
 def _tensor(array) -> torch.Tensor:
@@ -89,11 +89,13 @@ def _tensor(array) -> torch.Tensor:
 
 
 class _Pairs(Dataset):
-    def __init__(self, tensors: list[torch.Tensor], labels: list[int]) -> None:
-        self.tensors, self.labels = tensors, labels
+    """Reads each input from the store when asked, so a spilled split is never all in memory."""
+
+    def __init__(self, tensors: FilmStore, relatives: list[str], labels: list[int]) -> None:
+        self.tensors, self.relatives, self.labels = tensors, relatives, labels
 
     def __len__(self) -> int:
-        return len(self.tensors)
+        return len(self.relatives)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.tensors[index], self.labels[index]
+        return self.tensors[self.relatives[index]], self.labels[index]

@@ -104,13 +104,15 @@ def test_a_sample_counts_to_the_stage_after_the_last_one_finished(tmp_path):
         "data_check": 10.0, "train_baseline": 30.0, "clean": 20.0
     }  # fmt: skip
     assert bs.stage_peaks({"other": bs.Resident(0, mib)}, order) == {}
+    rss = {"": bs.Resident(40 * mib, 10 * mib), "data_check": bs.Resident(60 * mib, 30 * mib)}
+    assert bs.stage_peaks(rss, order, "rss") == {"data_check": 40.0, "train_baseline": 60.0}
 
 
 def test_memory_tables_show_anonymous_pages_when_sampled():
     runs = [
         bs.Measured(n, n, 1, {"train": 1.0, "clean": 2.0}, 5.0, 400.0 + n / 10, True,
                     SETTINGS, "2 cores", 100.0 * (1 + (n > 1000) / 20),
-                    {"train": 50.0, "clean": 60.0 + n / 100})
+                    {"train": 50.0, "clean": 60.0 + n / 100}, {"clean": 300.0 + n / 10})
         for n in (1000, 4000)
     ]  # fmt: skip
     memory = bs.memory_table(runs)
@@ -119,6 +121,9 @@ def test_memory_tables_show_anonymous_pages_when_sampled():
     by_stage = bs.stage_memory_table(runs, 1)
     assert "| clean | 70 | 100 | +43% |" in by_stage and "| train | 50 | 50 | +0% |" in by_stage
     assert bs.stage_memory_table([run(10, 1, {"clean": 1.0})], 1) == ""  # not sampled
+    resident = bs.stage_memory_table(runs, 1, "rss")
+    assert "peak resident MiB" in resident and "| clean | 400 | 700 | +75% |" in resident
+    assert "| train | – | – | – |" in resident
     assert "anonymous" not in bs.memory_table([run(10, 1, {"clean": 1.0})])
 
 

@@ -24,3 +24,8 @@ def test_model_inputs_are_the_same_in_memory_and_spilled(tmp_path):
     relatives = [i.relative for i in images]
     assert torch.equal(kept.batch(relatives), spilled.batch(relatives))
     assert spilled.shapes == kept.shapes == dict.fromkeys(relatives, (40, 30))
+    labels = [2, 0, 1, 0]
+    for inputs in (kept, spilled):
+        pairs = inputs.dataset(relatives[::-1], labels)
+        assert len(pairs) == 4 and [pairs[k][1] for k in range(4)] == labels
+        assert all(torch.equal(pairs[k][0], kept.batch([relatives[3 - k]])[0]) for k in range(4))
