@@ -13,8 +13,8 @@ Measured per run: each stage's seconds (audit.json "timings"), the launcher's wa
 and the peak resident memory of the whole process tree (the launcher and every descendant,
 their RSS summed, sampled from /proc every 0.5 s; a page shared by processes counts in
 each, so 2 ranks read high), and of it the anonymous memory (RssAnon: what the processes
-hold, without the pages of the films spilled to memory-mapped files, which the system
-drops when it needs the room), overall and per stage. Reported: seconds and seconds per
+hold, without shared libraries and the pages of mapped files, which the system drops when
+it needs the room), overall and per stage, both. Reported: seconds and seconds per
 film per stage, each stage's growth exponent k in cost ∝ n^k (least squares on log-log over
 the sizes, its points in the row), peak memory and its growth between consecutive sizes,
 the 2-rank/1-rank speed-up of the cleaning stage, and each stage projected to 30,530 films

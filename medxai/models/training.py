@@ -218,7 +218,7 @@ class SeededAugment(Dataset):
 
 
 # Decoded training and validation inputs are kept in memory up to this size each, and in a
-# memory-mapped file under the run's OUT past it, so that training's memory stays flat in the
+# file under the run's OUT past it (see FilmStore), so that training's memory stays flat in the
 # number of films (DataLoader workers decode every epoch instead: their copies would not be
 # shared).
 CACHE_BYTES = 256 << 20
