@@ -29,6 +29,10 @@ class RegionsError(MedxaiError):
     malformed row or mask."""
 
 
+class OutputSpaceError(MedxaiError):
+    """A folder under OUT has no room left for what a run must write there."""
+
+
 class ModelOutputError(MedxaiError):
     """A model produced NaN or infinite scores, so nothing computed from them can be trusted."""
 

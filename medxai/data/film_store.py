@@ -4,13 +4,17 @@ in the number of films."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from medxai.errors import OutputSpaceError
 
 
 def film_bytes(rows: int, shape: tuple[int, ...]) -> int:
@@ -40,6 +44,12 @@ class FilmStore:
             return
         spill.mkdir(parents=True, exist_ok=True)
         self.folder, self.row_bytes = spill, film_bytes(1, self.shape)
+        needed, free = len(self.rows) * self.row_bytes, shutil.disk_usage(spill).free
+        if needed > free:
+            raise OutputSpaceError(
+                f"{spill}: the decoded films need {needed / 1e9:.1f} GB here and "
+                f"{free / 1e9:.1f} GB are free; free some room or give an OUT on a larger disk"
+            )
         self.file = tempfile.TemporaryFile(dir=spill, suffix=".f32")  # unlinked already
         os.ftruncate(self.file.fileno(), len(self.rows) * self.row_bytes)  # zeros, sparse
 
@@ -48,9 +58,14 @@ class FilmStore:
         if not self.spilled:
             self.array[self.rows[key]] = values
             return
-        written = os.pwrite(self.file.fileno(), values.data, self._offset(key))
+        try:
+            written = os.pwrite(self.file.fileno(), values.data, self._offset(key))
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            written = 0
         if written != self.row_bytes:
-            raise OSError(f"short write to the spilled films in {self.folder}")
+            raise OutputSpaceError(f"{self.folder}: no room left for the decoded films")
 
     def __getitem__(self, key: Hashable) -> torch.Tensor:
         if not self.spilled:

@@ -2,14 +2,18 @@
 would outgrow the limit, with the same values either way, and a spilled film read back does
 not stay in the process's memory."""
 
-import os
+import errno
+import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from medxai.data import film_store
 from medxai.data.film_store import FilmStore
+from medxai.errors import OutputSpaceError
 
 
 def test_a_store_over_its_limit_spills_to_an_unlinked_file_and_reads_the_same(tmp_path):
@@ -55,4 +59,26 @@ def test_reading_a_spilled_store_through_does_not_grow_resident_memory(tmp_path)
         store[key] = torch.full((1, 256, 256), float(key))
     total = sum(float(store[key][0, 7, 7]) for key in keys)
     assert total == sum(keys)
-    assert _file_pages_mib() - before < 16, os.getpid()
+    assert _file_pages_mib() - before < 16
+
+
+def test_a_spill_the_disk_cannot_hold_is_refused_before_any_film_naming_the_folder(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(film_store.shutil, "disk_usage", lambda _: SimpleNamespace(free=10**9))
+    with pytest.raises(
+        OutputSpaceError, match=rf"{re.escape(str(tmp_path))}: .*need 2\.0 GB here and 1\.0 GB"
+    ):
+        FilmStore(range(2000), (1, 500, 500), tmp_path, limit=0)
+    assert FilmStore(range(100), (1, 500, 500), tmp_path, limit=0).spilled  # 0.1 GB fits
+
+
+def test_a_disk_filling_up_while_spilling_gives_one_line_naming_the_folder(tmp_path, monkeypatch):
+    store = FilmStore(["a"], (1, 4, 4), tmp_path, limit=0)
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(film_store.os, "pwrite", full)
+    with pytest.raises(OutputSpaceError, match=rf"{re.escape(str(tmp_path))}: no room left"):
+        store["a"] = torch.ones(1, 4, 4)
