@@ -38,20 +38,21 @@ class FilmStore:
     ) -> None:
         self.rows = {key: k for k, key in enumerate(dict.fromkeys(keys))}
         self.shape = tuple(shape)
-        self.spilled = spill is not None and film_bytes(len(self.rows), self.shape) > limit
+        total = film_bytes(len(self.rows), self.shape)
+        self.spilled = spill is not None and total > limit
         if not self.spilled:
             self.array = np.zeros((len(self.rows), *self.shape), np.float32)
             return
         spill.mkdir(parents=True, exist_ok=True)
         self.folder, self.row_bytes = spill, film_bytes(1, self.shape)
-        needed, free = len(self.rows) * self.row_bytes, shutil.disk_usage(spill).free
-        if needed > free:
+        free = shutil.disk_usage(spill).free
+        if total > free:
             raise OutputSpaceError(
-                f"{spill}: the decoded films need {needed / 1e9:.1f} GB here and "
+                f"{spill}: the decoded films need {total / 1e9:.1f} GB here and "
                 f"{free / 1e9:.1f} GB are free; free some room or give an OUT on a larger disk"
             )
         self.file = tempfile.TemporaryFile(dir=spill, suffix=".f32")  # unlinked already
-        os.ftruncate(self.file.fileno(), len(self.rows) * self.row_bytes)  # zeros, sparse
+        os.ftruncate(self.file.fileno(), total)  # zeros, sparse
 
     def __setitem__(self, key: Hashable, film: torch.Tensor) -> None:
         values = np.ascontiguousarray(film.numpy(), np.float32).reshape(self.shape)

@@ -133,6 +133,11 @@ class Preprocessing:
     mean: tuple[float, ...] | None = None  # intensity "custom" only
     std: tuple[float, ...] | None = None
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, S, S): one model input."""
+        return self.channels, self.image_size, self.image_size
+
     def to_dict(self) -> dict:
         """Plain values; the optional fields only when set, so a checkpoint written before
         they existed and one written now without them hold the same dict."""

@@ -68,7 +68,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 def blank_input(prep: Preprocessing, device: torch.device | str = "cpu") -> torch.Tensor:
     """One all-zero image of the model's input shape, (1, C, S, S)."""
-    return torch.zeros(1, prep.channels, prep.image_size, prep.image_size, device=device)
+    return torch.zeros(1, *prep.input_shape, device=device)
 
 
 def forward_blank(

@@ -231,7 +231,7 @@ class DecodedOnce(Dataset):
 
     def __init__(self, dataset: CovidxDataset, prep: Preprocessing, spill: Path | None) -> None:
         self.dataset, self.labels = dataset, dataset.targets
-        self.store = FilmStore(range(len(dataset)), input_shape(prep), spill, CACHE_BYTES)
+        self.store = FilmStore(range(len(dataset)), prep.input_shape, spill, CACHE_BYTES)
         self.decoded = np.zeros(len(dataset), bool)
 
     def __len__(self) -> int:
@@ -244,16 +244,12 @@ class DecodedOnce(Dataset):
         return self.store[index], self.labels[index]
 
 
-def input_shape(prep: Preprocessing) -> tuple[int, int, int]:
-    return prep.channels, prep.image_size, prep.image_size
-
-
 def cached(
     dataset: CovidxDataset, prep: Preprocessing, workers: int, spill: Path | None = None
 ) -> Dataset:
     """`dataset` as a `DecodedOnce` (spilling to a file in `spill`), unless workers load it or,
     with no folder to spill to, its inputs would outgrow CACHE_BYTES."""
-    fits = film_bytes(len(dataset), input_shape(prep)) <= CACHE_BYTES
+    fits = film_bytes(len(dataset), prep.input_shape) <= CACHE_BYTES
     keep = workers == 0 and (fits or spill is not None)
     return DecodedOnce(dataset, prep, spill) if keep else dataset
 

@@ -100,7 +100,7 @@ def _check_fixed_input(module: nn.Module, prep: Preprocessing, source: ModelSour
     fixed = getattr(module, "input_shape", None)
     if fixed is None:
         return
-    given = (prep.channels, prep.image_size, prep.image_size)
+    given = prep.input_shape
     if any(f is not None and f != g for f, g in zip(fixed[1:], given, strict=True)):
         wanted = "×".join("?" if f is None else str(f) for f in fixed[1:])
         raise MedxaiError(

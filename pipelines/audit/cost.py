@@ -390,8 +390,7 @@ def _model(run: Run, data: Data) -> tuple[nn.Module, Preprocessing, list[str]]:
 def compose_seconds(prep: Preprocessing) -> float:
     """Seconds to make one composed film the model's input (the preprocessing's intensity
     steps, which every transplant arm runs on the CPU): the fastest of five."""
-    shape = (prep.channels, prep.image_size, prep.image_size)
-    intensity, pixels = Intensity(prep), np.random.rand(*shape).astype(np.float32)
+    intensity, pixels = Intensity(prep), np.random.rand(*prep.input_shape).astype(np.float32)
     return min(_each_call(lambda: intensity(pixels), 5))
 
 
@@ -466,7 +465,7 @@ def augment_seconds(prep: Preprocessing) -> float:
     """Seconds to augment one training input (`medxai train`'s random jitter, on the CPU):
     the mean of AUGMENT_SAMPLE after a warm-up (each step runs with its probability)."""
     chain = augmentation_chain(prep, Augmentation())
-    image = torch.rand(prep.channels, prep.image_size, prep.image_size)
+    image = torch.rand(prep.input_shape)
     chain(image)
     return sum(_each_call(lambda: chain(image), AUGMENT_SAMPLE)) / AUGMENT_SAMPLE
 

@@ -61,9 +61,8 @@ class ModelInputs:
         self.prep = prep
         self.intensity = Intensity(prep)
         keys = [image.relative for image in images]
-        shape = (prep.channels, prep.image_size, prep.image_size)
-        self.pixels = FilmStore(keys, shape, spill, limit // 2)
-        self.tensors = FilmStore(keys, shape, spill, limit // 2)
+        self.pixels = FilmStore(keys, prep.input_shape, spill, limit // 2)
+        self.tensors = FilmStore(keys, prep.input_shape, spill, limit // 2)
         self.shapes: dict[str, tuple[int, int]] = {}
         for image in images:
             if image.relative in self.shapes:
