@@ -58,7 +58,7 @@ class ModelInputs:
         limit: int = MEMORY_LIMIT,
     ) -> None:  # fmt: skip
         geometry = build_transforms(replace(prep, intensity="none"))
-        self.prep = prep
+        self.prep, self.spill, self.limit = prep, spill, limit
         self.intensity = Intensity(prep)
         keys = [image.relative for image in images]
         self.pixels = FilmStore(keys, prep.input_shape, spill, limit // 2)

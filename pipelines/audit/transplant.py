@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,6 +26,7 @@ from torch import nn
 from data_cleaning.inpaint import boxes_to_mask, inpaint
 from medxai import distributed
 from medxai.boxes import Box
+from medxai.data.film_store import FilmStore
 from medxai.explain.base import chunks
 from medxai.metrics.shortcut import TransplantFollow, transplant_follow
 from medxai.report.record import (
@@ -36,7 +38,7 @@ from medxai.report.record import (
 )
 from medxai.statistics.bootstrap import Clusters, bootstrap_mean
 from medxai.statistics.confound import informative
-from pipelines.audit.inputs import Intensity, ModelInputs, TestImage
+from pipelines.audit.inputs import MEMORY_LIMIT, Intensity, ModelInputs, TestImage
 
 EDGE_SIGMA = 0.75  # px at model input: the pasted text's soft edge
 # Donors per film: one donor's glyphs may by chance resemble a lesion or hit a sensitive spot;
@@ -163,22 +165,36 @@ def text_plans(
 
 
 class Cleaned:
-    """Films at model input with their own text inpainted, each computed once (per rank)."""
+    """Films at model input with their own text inpainted, each computed once per rank (a
+    film is its own base once and a donor about DONORS times). They are kept in a FilmStore,
+    so past its limit they go to a file in `spill` rather than grow the rank's memory with
+    every film; a film without boxes is its own cleaned copy and is not kept."""
 
-    def __init__(self, boxes: dict[str, list[Box]], size: int, radius: int, dilate: int):
+    def __init__(
+        self, boxes: dict[str, list[Box]], size: int, radius: int, dilate: int,
+        spill: Path | None = None, limit: int = MEMORY_LIMIT // 2,
+    ) -> None:  # fmt: skip
         self.boxes, self.size, self.radius, self.dilate = boxes, size, radius, dilate
-        self.done: dict[str, torch.Tensor] = {}
+        self.spill, self.limit = spill, limit
+        self.store: FilmStore | None = None  # made on first use, on the rank that uses it
+        self.done: set[str] = set()
 
     def of(self, relative: str, pixels: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+        if not self.boxes[relative]:
+            return pixels
+        if self.store is None:
+            kept = [r for r, boxes in self.boxes.items() if boxes]
+            self.store = FilmStore(kept, tuple(pixels.shape), self.spill, self.limit)
         if relative not in self.done:
-            self.done[relative] = own_text_removed(
+            self.store[relative] = own_text_removed(
                 pixels, self.boxes[relative], _scale(shape, self.size, self.radius),
                 _scale(shape, self.size, self.dilate),
             )  # fmt: skip
-        return self.done[relative]
+            self.done.add(relative)
+        return self.store[relative]
 
     def __reduce__(self):  # sent to a rank without what it has computed
-        return Cleaned, (self.boxes, self.size, self.radius, self.dilate)
+        return Cleaned, (self.boxes, self.size, self.radius, self.dilate, self.spill, self.limit)
 
 
 @dataclass(frozen=True)
@@ -231,7 +247,9 @@ def transplant_rows(
     donors = Donors.from_rows(list(rows.values()), associations)
     planned = text_plans(images, donors, decisions, classes, seed)
     boxes = {relative: row.model_boxes for relative, row in rows.items()}
-    cleaned = Cleaned(boxes, inputs.prep.image_size, radius, dilate)
+    cleaned = Cleaned(
+        boxes, inputs.prep.image_size, radius, dilate, inputs.spill, inputs.limit // 2
+    )  # fmt: skip
     shared = Transplanting(model, cleaned, inputs.intensity, list(classes), batch_size, device)
     parts = [planned[part] for part in chunks(len(planned), batch_size)]  # films; arms: ×2 DONORS
     done = distributed.run_everywhere(

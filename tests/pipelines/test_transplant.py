@@ -8,6 +8,7 @@ Every film has its own text inpainted in both arms, so a "marked" film, whose de
 on its own text, is already "plain" in the blank arm: the donor's glyphs add nothing there.
 """
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +60,9 @@ def reading(box) -> torch.nn.Module:
     return SquareEvidenceNet(size=SIZE, box=box, pool=4, gain=50.0, offset=4.0).eval()
 
 
-def transplant(model, images, boxes=None):
-    inputs = ModelInputs(images, Preprocessing(image_size=SIZE, channels=3, intensity="none"))
+def transplant(model, images, boxes=None, **store):
+    prep = Preprocessing(image_size=SIZE, channels=3, intensity="none")
+    inputs = ModelInputs(images, prep, **store)
     with torch.no_grad():
         decided = model(inputs.batch([i.relative for i in images])).argmax(1).tolist()
     decisions = {i.relative: d for i, d in zip(images, decided, strict=True)}
@@ -122,6 +124,39 @@ class BoxBrightness(torch.nn.Module):
         x0, y0, x1, y1 = self.box
         bright = 40 * (x[:, :, y0:y1, x0:x1].mean((1, 2, 3)) - 0.65)
         return torch.stack([-bright, bright], 1)
+
+
+def test_spilled_films_and_inpainted_copies_give_the_same_transplant(images, tmp_path):
+    """With no memory allowed, the inputs and the inpainted copies go to files under the
+    spill folder: every row is the same as in memory."""
+    _, in_memory, _ = transplant(reading(TEXT), images)
+    _, spilled, _ = transplant(reading(TEXT), images, spill=tmp_path / "cache", limit=0)
+    assert spilled == in_memory and len(spilled) == len(images)
+
+
+def test_each_film_is_inpainted_once_and_kept_in_a_bounded_store(images, tmp_path, monkeypatch):
+    """A film with text is inpainted once however often it is read (as base and as donor);
+    past the limit its copy is in a file, not in memory; a film without text is its own copy
+    and is not kept; a rank receives the settings, not what another has computed."""
+    inputs = ModelInputs(images, Preprocessing(image_size=SIZE, channels=3, intensity="none"))
+    boxes = {i.relative: [] if k % 4 == 0 else [TEXT] for k, i in enumerate(images)}
+    real, calls = moving.own_text_removed, []
+    monkeypatch.setattr(moving, "own_text_removed", lambda *a: calls.append(a[1]) or real(*a))
+    spilled = moving.Cleaned(boxes, SIZE, 2, 1, tmp_path / "cache", limit=0)
+    in_memory = moving.Cleaned(boxes, SIZE, 2, 1)
+    for _ in range(3):
+        for image in images:
+            pixels = inputs.pixels[image.relative]
+            expected = real(pixels, boxes[image.relative], 2, 1)
+            assert torch.equal(expected, pixels) == (not boxes[image.relative])
+            for cleaned in (spilled, in_memory):
+                assert torch.equal(cleaned.of(image.relative, pixels, (SIZE, SIZE)), expected)
+    assert len(calls) == 2 * sum(1 for b in boxes.values() if b)
+    assert spilled.store.spilled and not in_memory.store.spilled
+    assert len(spilled.store.rows) == sum(1 for b in boxes.values() if b)
+    sent = pickle.loads(pickle.dumps(spilled))
+    assert sent.store is None and not sent.done
+    assert (sent.spill, sent.limit, sent.boxes) == (spilled.spill, 0, boxes)
 
 
 def test_a_model_that_reads_the_pasted_box_background_is_no_text_reader(tmp_path):
