@@ -8,7 +8,7 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ class FilmStore:
     ) -> None:
         self.rows = {key: k for k, key in enumerate(dict.fromkeys(keys))}
         self.shape = tuple(shape)
+        self.written = np.zeros(len(self.rows), bool)
         total = film_bytes(len(self.rows), self.shape)
         self.spilled = spill is not None and total > limit
         if not self.spilled:
@@ -58,6 +59,7 @@ class FilmStore:
         values = np.ascontiguousarray(film.numpy(), np.float32).reshape(self.shape)
         if not self.spilled:
             self.array[self.rows[key]] = values
+            self.written[self.rows[key]] = True
             return
         try:
             written = os.pwrite(self.file.fileno(), values.data, self._offset(key))
@@ -67,6 +69,7 @@ class FilmStore:
             written = 0
         if written != self.row_bytes:
             raise OutputSpaceError(f"{self.folder}: no room left for the decoded films")
+        self.written[self.rows[key]] = True
 
     def __getitem__(self, key: Hashable) -> torch.Tensor:
         if not self.spilled:
@@ -75,6 +78,12 @@ class FilmStore:
         if os.preadv(self.file.fileno(), [film.data], self._offset(key)) != self.row_bytes:
             raise OSError(f"short read from the spilled films in {self.folder}")
         return torch.from_numpy(film)
+
+    def made_once(self, key: Hashable, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The film under `key`, made by `make` and stored the first time it is asked for."""
+        if not self.written[self.rows[key]]:
+            self[key] = make()
+        return self[key]
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self.rows

@@ -232,16 +232,12 @@ class DecodedOnce(Dataset):
     def __init__(self, dataset: CovidxDataset, prep: Preprocessing, spill: Path | None) -> None:
         self.dataset, self.labels = dataset, dataset.targets
         self.store = FilmStore(range(len(dataset)), prep.input_shape, spill, CACHE_BYTES)
-        self.decoded = np.zeros(len(dataset), bool)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        if not self.decoded[index]:
-            self.store[index] = self.dataset[index][0]
-            self.decoded[index] = True
-        return self.store[index], self.labels[index]
+        return self.store.made_once(index, lambda: self.dataset[index][0]), self.labels[index]
 
 
 def cached(

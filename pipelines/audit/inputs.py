@@ -58,11 +58,11 @@ class ModelInputs:
         limit: int = MEMORY_LIMIT,
     ) -> None:  # fmt: skip
         geometry = build_transforms(replace(prep, intensity="none"))
-        self.prep, self.spill, self.limit = prep, spill, limit
-        self.intensity = Intensity(prep)
+        self.prep, self.intensity = prep, Intensity(prep)
+        self.spill, self.store_limit = spill, limit // 2  # each store's share of `limit`
         keys = [image.relative for image in images]
-        self.pixels = FilmStore(keys, prep.input_shape, spill, limit // 2)
-        self.tensors = FilmStore(keys, prep.input_shape, spill, limit // 2)
+        self.pixels = FilmStore(keys, prep.input_shape, spill, self.store_limit)
+        self.tensors = FilmStore(keys, prep.input_shape, spill, self.store_limit)
         self.shapes: dict[str, tuple[int, int]] = {}
         for image in images:
             if image.relative in self.shapes:

@@ -177,21 +177,18 @@ class Cleaned:
         self.boxes, self.size, self.radius, self.dilate = boxes, size, radius, dilate
         self.spill, self.limit = spill, limit
         self.store: FilmStore | None = None  # made on first use, on the rank that uses it
-        self.done: set[str] = set()
 
     def of(self, relative: str, pixels: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-        if not self.boxes[relative]:
+        boxes = self.boxes[relative]
+        if not boxes:
             return pixels
         if self.store is None:
-            kept = [r for r, boxes in self.boxes.items() if boxes]
+            kept = [r for r, found in self.boxes.items() if found]
             self.store = FilmStore(kept, tuple(pixels.shape), self.spill, self.limit)
-        if relative not in self.done:
-            self.store[relative] = own_text_removed(
-                pixels, self.boxes[relative], _scale(shape, self.size, self.radius),
-                _scale(shape, self.size, self.dilate),
-            )  # fmt: skip
-            self.done.add(relative)
-        return self.store[relative]
+        return self.store.made_once(relative, lambda: own_text_removed(
+            pixels, boxes, _scale(shape, self.size, self.radius),
+            _scale(shape, self.size, self.dilate),
+        ))  # fmt: skip
 
     def __reduce__(self):  # sent to a rank without what it has computed
         return Cleaned, (self.boxes, self.size, self.radius, self.dilate, self.spill, self.limit)
@@ -248,7 +245,7 @@ def transplant_rows(
     planned = text_plans(images, donors, decisions, classes, seed)
     boxes = {relative: row.model_boxes for relative, row in rows.items()}
     cleaned = Cleaned(
-        boxes, inputs.prep.image_size, radius, dilate, inputs.spill, inputs.limit // 2
+        boxes, inputs.prep.image_size, radius, dilate, inputs.spill, inputs.store_limit
     )  # fmt: skip
     shared = Transplanting(model, cleaned, inputs.intensity, list(classes), batch_size, device)
     parts = [planned[part] for part in chunks(len(planned), batch_size)]  # films; arms: ×2 DONORS
